@@ -1,0 +1,188 @@
+"""Projection checkpoints for use outside training: safetensors weights + a JSON config.
+
+A checkpoint is a folder::
+
+    projection.safetensors     the projection's state_dict (float32, no pickles)
+    projection_config.json     format_version, kind, kwargs, codec (what it was trained against),
+                               toolkit_version, weights_sha256, extra
+
+Loading is strict: unknown kind, bad kwargs, missing/unexpected tensors or shape mismatches
+raise :class:`ProjectionCheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .encoder import ProjectionEncoder
+from .modules import PROJECTIONS, Projection, build_projection
+
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "projection.safetensors"
+CONFIG_NAME = "projection_config.json"
+DEFAULT_KIND = "conv1d"
+DEFAULT_SEED = 0
+
+
+class ProjectionCheckpointError(ValueError):
+    """A projection checkpoint that cannot be read; the message names the file."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _toolkit_version() -> str:
+    from heartcodec_lab import __version__
+
+    return __version__
+
+
+def save_projection(out_dir: str | Path, projection: Projection, codec_info: dict,
+                    extra: dict | None = None) -> Path:
+    """Write ``projection.safetensors`` + ``projection_config.json`` into ``out_dir``; returns the folder.
+
+    ``codec_info`` is ``codec.describe()`` of the codec the projection was trained against;
+    ``extra`` (JSON-able) is free-form (training step, metrics, recipe).
+    """
+    if projection.kind not in PROJECTIONS:
+        raise ValueError(f"cannot export projection of unknown kind {projection.kind!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in projection.state_dict().items()}
+    weights = out / WEIGHTS_NAME
+    save_file(tensors, str(weights), metadata={"format": "pt", "kind": projection.kind})
+    config = {
+        "format_version": FORMAT_VERSION,
+        "kind": projection.kind,
+        "kwargs": projection.config,
+        "codec": codec_info,
+        "toolkit_version": _toolkit_version(),
+        "weights_sha256": _sha256(weights),
+        "extra": extra or {},
+    }
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
+    return out
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise ProjectionCheckpointError(f"{path}: missing ({CONFIG_NAME} and {WEIGHTS_NAME} make a projection checkpoint)")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ProjectionCheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ProjectionCheckpointError(f"{path}: expected a JSON object")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ProjectionCheckpointError(f"{path}: unsupported format_version {version!r} (this toolkit reads {FORMAT_VERSION})")
+    for key in ("kind", "kwargs"):
+        if key not in config:
+            raise ProjectionCheckpointError(f"{path}: missing key {key!r}")
+    if config["kind"] not in PROJECTIONS:
+        raise ProjectionCheckpointError(f"{path}: unknown projection kind {config['kind']!r}; known: {sorted(PROJECTIONS)}")
+    return config
+
+
+def load_projection(path: str | Path) -> tuple[Projection, dict]:
+    """Folder (or a file inside it) -> (projection in eval mode, its config dict). Strict."""
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ProjectionCheckpointError(f"{folder}: no such projection checkpoint folder")
+    config = _read_config(folder / CONFIG_NAME)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ProjectionCheckpointError(f"{weights}: missing")
+    expected_sha = config.get("weights_sha256")
+    if expected_sha and _sha256(weights) != expected_sha:
+        raise ProjectionCheckpointError(f"{weights}: sha256 differs from {CONFIG_NAME} (file changed or corrupted)")
+    try:
+        projection = build_projection(config["kind"], **config["kwargs"])
+    except (ValueError, TypeError) as err:
+        raise ProjectionCheckpointError(f"{folder / CONFIG_NAME}: {err}") from None
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise ProjectionCheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
+    _load_strict(projection, state, weights)
+    return projection.eval(), config
+
+
+def _load_strict(module: nn.Module, state: dict, weights: Path) -> None:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ProjectionCheckpointError(f"{weights}: keys do not match the {CONFIG_NAME} architecture; "
+                                        f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
+    if wrong:
+        raise ProjectionCheckpointError(f"{weights}: shape mismatch: {'; '.join(wrong[:5])}")
+    module.load_state_dict(state, strict=True)
+
+
+def codec_identity(info: dict | None) -> str:
+    """What makes two ``codec.describe()`` dicts the same codec: the weights hash, else all but the path."""
+    info = info or {}
+    if info.get("sha256"):
+        return json.dumps(info["sha256"], sort_keys=True, default=str)
+    return json.dumps({k: v for k, v in info.items() if k != "path"}, sort_keys=True, default=str)
+
+
+def _codec_sizes(codec: nn.Module) -> tuple[int | None, int | None]:
+    cfg = getattr(codec, "config", None)
+    return getattr(cfg, "dim", None), getattr(cfg, "latent_hidden_dim", None)
+
+
+def default_projection(codec: nn.Module, kind: str = DEFAULT_KIND, seed: int = DEFAULT_SEED, **kwargs) -> Projection:
+    """An untrained projection sized for ``codec``, initialised deterministically from ``seed``."""
+    dim, latent_dim = _codec_sizes(codec)
+    sizes = {k: v for k, v in (("out_dim", dim), ("latent_dim", latent_dim)) if v is not None}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_projection(kind, **{**sizes, **kwargs})
+
+
+def load_projection_encoder(path: str | Path | None, codec: nn.Module, batch_chunks: int = 1,
+                            kind: str = DEFAULT_KIND, seed: int = DEFAULT_SEED, **projection_kwargs) -> ProjectionEncoder:
+    """Checkpoint folder (or None) + codec -> :class:`ProjectionEncoder` in eval mode.
+
+    ``path=None`` gives an untrained ``kind`` projection (default conv1d) with a fixed ``seed``:
+    deterministic tokens for tests and demos, not meaningful ones. ``kind`` and
+    ``projection_kwargs`` only apply to that case. Warns when the checkpoint was trained
+    against another codec; raises when its sizes do not fit this codec.
+    """
+    if path is None:
+        projection = default_projection(codec, kind=kind, seed=seed, **projection_kwargs)
+        return ProjectionEncoder(codec, projection, batch_chunks, checkpoint={"path": None, "untrained_seed": seed}).eval()
+    if projection_kwargs:
+        raise ValueError(f"projection kwargs {sorted(projection_kwargs)} only apply to path=None; {path} has its own config")
+    projection, config = load_projection(path)
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    dim, latent_dim = _codec_sizes(codec)
+    if dim is not None and projection.out_dim != dim:
+        raise ProjectionCheckpointError(f"{folder / CONFIG_NAME}: projection out_dim {projection.out_dim} != codec dim {dim}")
+    if latent_dim is not None and projection.config["latent_dim"] != latent_dim:
+        raise ProjectionCheckpointError(f"{folder / CONFIG_NAME}: projection latent_dim {projection.config['latent_dim']} "
+                                        f"!= codec latent_hidden_dim {latent_dim}")
+    if hasattr(codec, "describe") and codec_identity(config.get("codec")) != codec_identity(codec.describe()):
+        warnings.warn(f"{folder}: projection was trained against codec {config.get('codec')}, "
+                      f"but is used with {codec.describe()}; its tokens may not decode well", stacklevel=2)
+    checkpoint = {"path": str(folder), "weights_sha256": config.get("weights_sha256"),
+                  "trained_codec": config.get("codec")}
+    return ProjectionEncoder(codec, projection, batch_chunks, checkpoint=checkpoint).eval()
