@@ -69,6 +69,14 @@ class AudioEncoder(nn.Module):
         """chunks ``[B, 2, chunk_samples]`` at the native rate -> features ``[B, frames_per_chunk, 512]``."""
         raise NotImplementedError
 
+    def encode_last_chunk(self, chunk: torch.Tensor, frames: int) -> torch.Tensor:
+        """The final, zero-padded chunk ``[1, 2, chunk_samples]`` -> features ``[1, frames, 512]``.
+
+        Subclasses whose output frames depend only on nearby samples may override this to skip
+        the padding (a 5 s clip then costs 5 s, not 29.76 s), as long as the result is the same.
+        """
+        return self.encode_chunks(chunk)[:, :frames]
+
     def describe(self) -> dict:
         """JSON-able identity of the encoder (id, config, checkpoint hashes) for dataset_info.json."""
         return {"encoder": self.encoder_id}
@@ -93,11 +101,9 @@ class AudioEncoder(nn.Module):
     @torch.no_grad()
     def quantize(self, features: torch.Tensor) -> torch.Tensor:
         """features ``[B, T, 512]`` -> int64 codes ``[B, 8, T]`` (eval-mode nearest codes, float32)."""
-        q = self.quantizer
-        if q.training:
-            raise RuntimeError("the shared ResidualVQ must stay in eval mode (train mode updates its codebooks)")
-        _, indices, _ = q(features.float())
-        return indices.transpose(1, 2).long()
+        from heartcodec_lab.codec.quantizer import nearest_codes
+
+        return nearest_codes(self.quantizer, features)[1]
 
     @torch.no_grad()
     def encode(self, audio: torch.Tensor, sample_rate: int) -> EncodedAudio:
@@ -107,14 +113,15 @@ class AudioEncoder(nn.Module):
         n_chunks = max(1, math.ceil(native.shape[-1] / self.chunk_samples))
         padded = torch.nn.functional.pad(native, (0, n_chunks * self.chunk_samples - native.shape[-1]))
         chunks = padded.reshape(2, n_chunks, self.chunk_samples).transpose(0, 1)
-        feats, toks = [], []
-        for start in range(0, n_chunks, self.batch_chunks):
-            f = self.encode_chunks(chunks[start : start + self.batch_chunks])
+        feats = []
+        for start in range(0, n_chunks - 1, self.batch_chunks):
+            f = self.encode_chunks(chunks[start : min(start + self.batch_chunks, n_chunks - 1)])
             feats.append(f.reshape(-1, f.shape[-1]))
-            toks.append(self.quantize(f).transpose(0, 1).reshape(NUM_QUANTIZERS, -1))
-        features = torch.cat(feats, 0)[:n_frames]
-        tokens = torch.cat(toks, 1)[:, :n_frames]
-        return EncodedAudio(tokens=tokens, features=features.float())
+        last_frames = n_frames - (n_chunks - 1) * self.frames_per_chunk
+        feats.append(self.encode_last_chunk(chunks[-1:], last_frames)[0])
+        features = torch.cat(feats, 0)[:n_frames].float()
+        tokens = self.quantize(features[None])[0]
+        return EncodedAudio(tokens=tokens, features=features)
 
     def tokenize(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Shortcut: int64 tokens ``[8, T]``."""

@@ -62,8 +62,20 @@ class ProjectionEncoder(AudioEncoder):
         return lat.reshape(b, c * lat.shape[1], lat.shape[2])
 
     def encode_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
-        """chunks ``[B, 2, 1428480]`` -> features ``[B, 372, 512]`` (before quantization)."""
+        """chunks ``[B, 2, S]`` (S = 1428480 for a full chunk) -> features ``[B, S // 3840, 512]`` (before quantization)."""
         return self.projection(self.latents(chunks))
+
+    def encode_last_chunk(self, chunk: torch.Tensor, frames: int) -> torch.Tensor:
+        """Encode only as much of the zero-padded last chunk as ``frames`` can see.
+
+        The ScalarModel encoder is causal and the projection reaches ``context_frames`` latent
+        frames to each side, so cutting the chunk that far past the last kept frame (rounded to
+        whole token frames) gives the same features as encoding all 29.76 s.
+        """
+        token_hop = 2 * LATENT_HOP
+        context = -(-self.projection.context_frames * LATENT_HOP // token_hop) * token_hop
+        keep = min(self.chunk_samples, frames * token_hop + context)
+        return self.encode_chunks(chunk[..., :keep])[:, :frames]
 
     def forward(self, chunks: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`encode_chunks`; gradients reach the projection only."""

@@ -49,6 +49,11 @@ class Projection(nn.Module):
     def num_frames(self, latent_frames: int) -> int:
         return latent_frames // 2
 
+    @property
+    def context_frames(self) -> int:
+        """Latent frames on each side that can influence an output frame beyond its own pair."""
+        return 0
+
 
 class LinearProjection(Projection):
     """Per-frame MLP on stacked frame pairs (2 x 256 = 512 inputs for stereo 128-d latents).
@@ -138,6 +143,11 @@ class Conv1dProjection(Projection):
         self.blocks = nn.Sequential(*[ResidualConvBlock(hidden_dim, kernel_size, activation) for _ in range(num_layers)])
         self.norm_out = ChannelNorm(hidden_dim)
         self.downsample = nn.Conv1d(hidden_dim, out_dim, kernel_size=2, stride=2)
+
+    @property
+    def context_frames(self) -> int:
+        # conv_in and every block's conv reach kernel_size // 2 frames to each side
+        return (len(self.blocks) + 1) * (self.conv_in.kernel_size[0] // 2)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         """latents ``[B, C, T25]`` -> features ``[B, T25 // 2, out_dim]``."""
