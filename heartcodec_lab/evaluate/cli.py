@@ -1,0 +1,25 @@
+"""``heartcodec-evaluate``: compose ``conf/evaluate.yaml`` with key=value overrides and run it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from heartcodec_lab.evaluate.runner import run_evaluation
+
+log = logging.getLogger(__name__)
+# an absolute folder, so it works whether or not conf/ is an importable package
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run_evaluation(cfg)
+    log.info("report: %s/report.md", cfg.out_dir)
+
+
+if __name__ == "__main__":
+    main()

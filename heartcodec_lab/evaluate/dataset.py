@@ -1,0 +1,99 @@
+"""Reading a tokenized dataset (DESIGN.md section 4) for evaluation.
+
+A dataset folder holds ``tokens/<audio path with suffix>.npy`` (int16 ``[8, T]``),
+``metadata.jsonl`` (one object per line; ``audio_tokens_path`` relative to the root)
+and ``dataset_info.json``. Without ``metadata.jsonl`` every ``tokens/**/*.npy`` is used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+NUM_QUANTIZERS = 8
+
+
+class DatasetError(ValueError):
+    """A dataset file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class DatasetItem:
+    """One token file: ``key`` is its path relative to the dataset root; ``meta`` its metadata line (or {})."""
+
+    key: str
+    tokens_path: Path
+    meta: dict = field(default_factory=dict)
+
+
+def read_tokens(path: str | Path) -> np.ndarray:
+    """A token ``.npy`` -> int64 ``[8, T]``.
+
+    ``[8, T]`` is the contract; ``[T, 8]`` is accepted and transposed. An ``8 x 8`` array is
+    read as ``[8, T]`` (the contract), since the two layouts cannot be told apart.
+    """
+    path = Path(path)
+    try:
+        tokens = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: unreadable token file ({err})") from err
+    if tokens.ndim != 2 or NUM_QUANTIZERS not in tokens.shape:
+        raise DatasetError(f"{path}: expected tokens of shape [8, T], got {list(tokens.shape)}")
+    if not np.issubdtype(tokens.dtype, np.integer):
+        raise DatasetError(f"{path}: expected integer tokens, got dtype {tokens.dtype}")
+    if tokens.shape[0] != NUM_QUANTIZERS:
+        tokens = tokens.T
+    return tokens.astype(np.int64)
+
+
+def read_metadata(path: str | Path) -> list[dict]:
+    """``metadata.jsonl`` -> list of dicts; a bad line is an error naming the file and line number."""
+    path = Path(path)
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+        if not isinstance(row, dict) or "audio_tokens_path" not in row:
+            raise DatasetError(f"{path}:{number}: a metadata line needs an 'audio_tokens_path' field")
+        rows.append(row)
+    return rows
+
+
+def read_dataset_info(dataset_dir: str | Path) -> dict:
+    """``dataset_info.json`` as a dict ({} when absent)."""
+    path = Path(dataset_dir) / "dataset_info.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: not valid JSON ({err.msg})") from err
+
+
+def iter_dataset(dataset_dir: str | Path) -> Iterator[DatasetItem]:
+    """Every token file of a dataset, in metadata order (or sorted path order without metadata)."""
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found")
+    metadata = root / "metadata.jsonl"
+    if metadata.is_file():
+        for row in read_metadata(metadata):
+            key = str(row["audio_tokens_path"])
+            path = root / key
+            if not path.is_file():
+                raise DatasetError(f"{metadata}: token file {key} listed but missing ({path})")
+            yield DatasetItem(key=key, tokens_path=path, meta=row)
+        return
+    files = sorted((root / "tokens").rglob("*.npy")) if (root / "tokens").is_dir() else []
+    if not files:
+        raise DatasetError(f"{root}: no metadata.jsonl and no tokens/**/*.npy files")
+    for path in files:
+        yield DatasetItem(key=path.relative_to(root).as_posix(), tokens_path=path)
