@@ -1,0 +1,25 @@
+"""``heartcodec-tokenize``: tokenize a folder or manifest into a SimpleTuner-ready dataset (Hydra app)."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="tokenize")
+def _main(cfg: DictConfig) -> None:
+    from heartcodec_lab.tokenize.runner import run
+
+    code = run(cfg)
+    if code:
+        sys.exit(code)
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()

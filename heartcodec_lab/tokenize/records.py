@@ -1,0 +1,109 @@
+"""Metadata records and ledger entries for one file, and the 'is it done already?' test for resuming."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from heartcodec_lab.tokenize.inputs import InputFile
+from heartcodec_lab.tokenize.layout import AUDIO_DIR, file_sha256, tokens_rel_path
+
+RECORD_FIELDS = ("file_name", "audio_tokens_path", "tags", "lyrics", "duration_s", "frames", "sample_rate",
+                 "channels", "encoder", "audio_sha256")
+
+
+def encoder_fingerprint(description: dict) -> str:
+    """``<encoder id>@<12 hex>``: identifies weights and config, not where the files were on disk."""
+
+    def strip_paths(x):
+        if isinstance(x, dict):
+            return {k: strip_paths(v) for k, v in x.items() if k not in ("path", "root", "dir")}
+        if isinstance(x, (list, tuple)):
+            return [strip_paths(v) for v in x]
+        return x
+
+    blob = json.dumps(strip_paths(description), sort_keys=True, default=str).encode()
+    return f"{description.get('encoder', 'encoder')}@{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+class Naming:
+    """How an input file is named inside the dataset (``file_name`` and its token path)."""
+
+    def __init__(self, out: Path, input_root: Path):
+        # the audio is reached through OUT/audio -> input root, unless the dataset *is* the input folder
+        self.prefix = "" if out.resolve() == input_root.resolve() else f"{AUDIO_DIR}/"
+
+    def file_name(self, item: InputFile) -> str:
+        return f"{self.prefix}{item.rel}"
+
+    @staticmethod
+    def tokens_path(item: InputFile) -> str:
+        return tokens_rel_path(item.rel)
+
+
+def text_fields(item: InputFile, default_tags: str, instrumental_lyrics: str) -> dict:
+    """tags/lyrics as written to metadata, with the fallbacks SimpleTuner needs (never empty)."""
+    tags = item.tags.strip() if item.tags and item.tags.strip() else None
+    lyrics = item.lyrics.strip() if item.lyrics and item.lyrics.strip() else None
+    return {
+        "tags": tags or default_tags,
+        "lyrics": lyrics or instrumental_lyrics,
+        "default_tags": tags is None,
+        "instrumental": lyrics is None,
+    }
+
+
+def make_record(naming: Naming, item: InputFile, text: dict, *, frames: int, pad_frames: int, sample_rate: int,
+                channels: int, num_samples: int, encoder: str, sha256: str) -> dict:
+    return {
+        "file_name": naming.file_name(item),
+        "audio_tokens_path": naming.tokens_path(item),
+        "tags": text["tags"],
+        "lyrics": text["lyrics"],
+        "duration_s": round(num_samples / sample_rate, 6),
+        "frames": frames,
+        "sample_rate": sample_rate,
+        "channels": channels,
+        "encoder": encoder,
+        "audio_sha256": sha256,
+        "num_samples": num_samples,
+        "pad_frames": pad_frames,
+        "default_tags": text["default_tags"],
+        "instrumental": text["instrumental"],
+    }
+
+
+def source_stat(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def ok_entry(record: dict, source: dict) -> dict:
+    return {"kind": "ok", "file_name": record["file_name"], "seq": time.time_ns(), "record": record, "source": source}
+
+
+def failure_entry(file_name: str, stage: str, error: str) -> dict:
+    return {"kind": "failed", "file_name": file_name, "seq": time.time_ns(),
+            "failure": {"file_name": file_name, "stage": stage, "error": error}}
+
+
+def is_done(entry: dict | None, item: InputFile, out: Path, fingerprint: str) -> bool:
+    """True when ``entry`` is a finished record of this very audio by this encoder, token file present.
+
+    Same audio = same size and modification time, or (after a copy/touch) the same content hash.
+    """
+    if not entry or entry.get("kind") != "ok":
+        return False
+    rec = entry["record"]
+    if rec.get("encoder") != fingerprint or not (out / rec["audio_tokens_path"]).is_file():
+        return False
+    try:
+        now = source_stat(item.path)
+    except OSError:
+        return False
+    src = entry.get("source", {})
+    if now["size"] == src.get("size") and now["mtime_ns"] == src.get("mtime_ns"):
+        return True
+    return now["size"] == src.get("size") and file_sha256(item.path) == rec.get("audio_sha256")

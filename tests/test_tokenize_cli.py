@@ -1,0 +1,66 @@
+"""The Hydra app with the real embedded encoders (tiny codec, untrained projection / embedded vqv12)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from test_tokenize_support import read_jsonl, tone, write
+
+from heartcodec_lab.audio import load_audio
+from heartcodec_lab.tokenize import cli
+from heartcodec_lab.tokenize.simpletuner import check_dataset
+
+
+def run_cli(monkeypatch, *overrides) -> int:
+    monkeypatch.setattr(sys, "argv", ["heartcodec-tokenize", *overrides])
+    GlobalHydra.instance().clear()
+    try:
+        cli.main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def tokenize_and_compare(tmp_path, monkeypatch, kind: str, *extra):
+    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.encoders import build_encoder
+
+    src = tmp_path / "in"
+    write(src / "clip.wav", tone(1.1, 44100, 1, seed=3), 44100)
+    (src / "clip.txt").write_text("test tone")
+    (src / "notes.mp3").write_text("not audio")
+    out = tmp_path / "out"
+    code = run_cli(monkeypatch, f"input_dir={src}", f"output_dir={out}", "num_workers=0", "progress=false",
+                   "device=cpu", *extra)
+    assert code == 0
+    rows = read_jsonl(out / "metadata.jsonl")
+    assert [r["file_name"] for r in rows] == ["audio/clip.wav"]
+    assert [f["file_name"] for f in read_jsonl(out / "failures.jsonl")] == ["audio/notes.mp3"]
+    encoder = build_encoder(kind, None, load_codec(None))
+    audio, sr = load_audio(src / "clip.wav", channels="keep")
+    expected = encoder.encode(audio, sr).tokens.numpy()
+    assert np.array_equal(np.load(out / rows[0]["audio_tokens_path"]), expected)
+    assert rows[0]["encoder"].startswith(encoder.encoder_id + "@") and rows[0]["frames"] == 14
+    check_dataset(out)
+
+
+def test_cli_with_embedded_projection_encoder(tmp_path, monkeypatch):
+    tokenize_and_compare(tmp_path, monkeypatch, "projection", "encoder=projection")
+
+
+@pytest.mark.slow
+def test_cli_defaults_to_embedded_official_encoder(tmp_path, monkeypatch):
+    tokenize_and_compare(tmp_path, monkeypatch, "official")
+
+
+def test_cli_bad_input_fails_fast_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    assert run_cli(monkeypatch, f"output_dir={tmp_path / 'o'}", "encoder=projection") == 1
+    assert "give exactly one of input_dir" in capsys.readouterr().err
+    assert run_cli(monkeypatch, f"input_dir={tmp_path / 'nope'}", f"output_dir={tmp_path / 'o'}") == 1
+    assert "nope: input folder not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
