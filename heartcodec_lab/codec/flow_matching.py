@@ -216,9 +216,16 @@ class FlowMatching(nn.Module):
         """
         if scenario not in ("other_seg", "start_seg"):
             raise ValueError(f"scenario must be 'other_seg' or 'start_seg', got {scenario!r}")
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be at least 1, got {num_steps}")
         device, dtype = true_latents.device, true_latents.dtype
         mu = self.condition_from_codes(codes_list[0].to(device))
         batch, frames, _ = mu.shape
+        if true_latents.shape != (batch, frames, self.latent_dim):
+            raise ValueError(
+                f"true_latents must be [{batch}, {frames}, {self.latent_dim}] (2 latent frames per code frame), "
+                f"got {tuple(true_latents.shape)}"
+            )
         noise = torch.randn(batch, frames, self.latent_dim, device=device, dtype=dtype)
 
         # Frame roles: [0, n_context) in-context prompt, then code-conditioned frames up

@@ -1,0 +1,63 @@
+"""The codec benchmark's own logic: partial full-size build, random fill, extrapolation, a tiny run."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.utils.parametrizations import weight_norm
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_codec.py"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Many tiny ops: on a shared 2-core machine a second OpenMP thread mostly waits (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_codec", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_full_size_build_materialises_only_the_requested_part(bench):
+    codec = bench.build_codec(tiny=False, parts=("flow_matching.vq_embed",))
+    assert sum(p.numel() for p in codec.parameters()) == 1_655_308_877  # the released size
+    assert codec.flow_matching.estimator.proj_in.ffn_2.weight.is_meta
+    assert codec.scalar_model.decoder[0].bias.is_meta
+    embed = codec.quantizer.layers[0]._codebook.embed
+    assert not embed.is_meta and torch.isfinite(embed).all() and embed.std() > 0.5
+    quantized, codes = codec.quantize(torch.randn(1, 5, 512))
+    assert codes.shape == (1, 8, 5) and torch.isfinite(quantized).all()
+
+
+def test_randomize_keeps_weight_norm_gain_equal_to_direction_norm(bench):
+    net = torch.nn.Sequential(weight_norm(torch.nn.Conv1d(3, 4, 5)), torch.nn.PReLU(), torch.nn.LayerNorm(4))
+    bench.randomize_(net)
+    torch.testing.assert_close(net[0].weight, net[0].parametrizations.weight.original1)
+    assert net[0].bias.abs().max() == 0 and net[1].weight.item() == 0.25
+    assert net[0].parametrizations.weight.original1.std().item() == pytest.approx(15 ** -0.5, rel=0.6)
+
+
+def test_extrapolation_is_windows_times_steps_plus_decode(bench):
+    results = {"estimator": {"seconds": 10.0}, "decode": {"seconds": 5.0, "audio_seconds": 5.0}}
+    # 30 s = 375 codes -> 2 windows; each 10 steps x 10 s + decode of 29.76 s at RTF 1.
+    assert bench.extrapolate_detokenize(results) == pytest.approx(2 * (10 * 10.0 + 29.76))
+    assert bench.extrapolate_detokenize({"estimator": {"seconds": 1.0}}) is None
+
+
+def test_tiny_run_reports_every_field(bench):
+    result = bench.run_case("detokenize", seconds=1.0, steps=1, tiny=True, threads=1)
+    assert result["windows"] == 1 and result["steps"] == 1 and result["audio_seconds"] == 1.0
+    assert result["seconds"] > 0 and result["peak_rss_gb"] >= result["model_rss_gb"] > 0
+    assert math.isclose(result["rtf"], result["seconds"] / 1.0)
