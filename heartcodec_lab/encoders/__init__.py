@@ -1,0 +1,54 @@
+"""Everything audio -> HeartMuLa tokens, behind one interface (:class:`AudioEncoder`).
+
+* ``"official"``: the released vqv12 encoder (:mod:`heartcodec_lab.encoders.official`);
+* ``"projection"``: light projections trained on ScalarModel latents
+  (:mod:`heartcodec_lab.encoders.projection`).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import FEATURE_DIM, NUM_QUANTIZERS, TOKEN_RATE_HZ, AudioEncoder, EncodedAudio, num_token_frames
+
+ENCODER_KINDS = ("official", "projection")
+_LAZY = {"OfficialEncoder", "load_official_encoder"}
+
+
+def __getattr__(name: str):
+    # The official encoder pulls in transformers (seconds to import): only on first use.
+    if name in _LAZY:
+        from . import official
+
+        return getattr(official, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_encoder(kind: str, path: str | None, codec: nn.Module, **kwargs) -> AudioEncoder:
+    """An encoder of ``kind`` ("official" or "projection") loaded from ``path`` (None: embedded default).
+
+    The encoder shares ``codec.quantizer``; ``kwargs`` (e.g. ``batch_chunks``) go to the loader.
+    """
+    if kind == "official":
+        from .official import load_official_encoder
+
+        return load_official_encoder(path, codec, **kwargs)
+    if kind == "projection":
+        from .projection import load_projection_encoder
+
+        return load_projection_encoder(path, codec, **kwargs)
+    raise ValueError(f"unknown encoder kind {kind!r}; expected one of {', '.join(ENCODER_KINDS)}")
+
+
+__all__ = [
+    "ENCODER_KINDS",
+    "FEATURE_DIM",
+    "NUM_QUANTIZERS",
+    "TOKEN_RATE_HZ",
+    "AudioEncoder",
+    "EncodedAudio",
+    "OfficialEncoder",
+    "build_encoder",
+    "load_official_encoder",
+    "num_token_frames",
+]

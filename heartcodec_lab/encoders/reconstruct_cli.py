@@ -1,0 +1,163 @@
+"""``heartcodec-reconstruct``: audio file -> tokens -> 48 kHz stereo audio file (a Hydra app).
+
+    heartcodec-reconstruct input=IN.flac output=OUT.wav [codec.path=DECODER] [encoder=official encoder.path=ENCODER]
+
+With no checkpoint options it runs on the embedded tiny codec and encoder (random
+weights: it checks the pipeline, the audio is noise). Prints the token shape, the time
+of each stage and the realtime factor. Hydra is imported only by :func:`main`, so this
+module stays importable from the plain library.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+OUTPUT_SUFFIXES = (".wav", ".flac", ".ogg")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ReconstructError(ValueError):
+    """A user-facing problem (bad path, bad option); reported as one line."""
+
+
+@dataclass
+class Reconstruction:
+    """What one run did: token shape, seconds per stage, audio duration."""
+
+    tokens_shape: tuple[int, int]
+    audio_seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def processing_seconds(self) -> float:
+        return self.stage_seconds.get("encode", 0.0) + self.stage_seconds.get("decode", 0.0)
+
+    @property
+    def realtime_factor(self) -> float:
+        """Encode + decode time over audio duration (< 1: faster than real time)."""
+        return self.processing_seconds / self.audio_seconds
+
+
+def reconstruct(
+    input_path: str | Path,
+    output_path: str | Path,
+    codec,
+    encoder,
+    *,
+    seed: int = 0,
+    num_steps: int = 10,
+    guidance_scale: float = 1.25,
+    log: Callable[[str], None] = print,
+) -> Reconstruction:
+    """Encode ``input_path`` with ``encoder``, decode with ``codec.detokenize``, write 48 kHz stereo.
+
+    The output is trimmed (or zero-padded) to the input's duration and written under a
+    temporary name, then renamed, so a failure leaves no output file.
+    """
+    from heartcodec_lab.audio import load_audio, save_audio
+
+    output_path = Path(output_path)
+    if output_path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ReconstructError(f"{output_path}: output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
+    stages: dict[str, float] = {}
+
+    start = time.perf_counter()
+    audio, rate = load_audio(input_path, channels="keep")
+    stages["read"] = time.perf_counter() - start
+    seconds = audio.shape[-1] / rate
+    log(f"input   {input_path}: {audio.shape[0]} ch, {rate} Hz, {seconds:.2f} s")
+
+    start = time.perf_counter()
+    tokens = encoder.tokenize(audio, rate)
+    stages["encode"] = time.perf_counter() - start
+    log(f"tokens  {list(tokens.shape)} (int64, {tokens.shape[-1] / 12.5:.2f} s at 12.5 Hz)")
+
+    start = time.perf_counter()
+    torch.manual_seed(seed)  # flow-matching noise
+    with torch.inference_mode():
+        wav = codec.detokenize(tokens, num_steps=num_steps, guidance_scale=guidance_scale, disable_progress=True)
+    out_rate = int(codec.sample_rate)
+    target = round(audio.shape[-1] * out_rate / rate)
+    wav = torch.nn.functional.pad(wav[:, :target], (0, max(0, target - wav.shape[-1])))
+    stages["decode"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    save_audio(output_path, wav, out_rate)
+    stages["write"] = time.perf_counter() - start
+    log(f"output  {output_path}: {wav.shape[0]} ch, {out_rate} Hz, {wav.shape[-1] / out_rate:.2f} s")
+    return Reconstruction(tuple(tokens.shape), seconds, stages)
+
+
+def print_timings(result: Reconstruction, load_seconds: float, log: Callable[[str], None] = print) -> None:
+    log("stage   seconds")
+    log(f"load    {load_seconds:8.2f}")
+    for name, value in result.stage_seconds.items():
+        log(f"{name:7s} {value:8.2f}")
+    log(
+        f"realtime factor {result.realtime_factor:.3f} (encode + decode {result.processing_seconds:.2f} s "
+        f"for {result.audio_seconds:.2f} s of audio; < 1 is faster than real time)"
+    )
+
+
+def run(cfg) -> int:
+    """Run from a composed config (``input``, ``output``, ``codec``, ``encoder``, ...); returns the exit code."""
+    from heartcodec_lab.audio import AudioError, audio_info
+
+    try:
+        if not cfg.get("input"):
+            raise ReconstructError("no input: pass input=PATH")
+        if not cfg.get("output"):
+            raise ReconstructError("no output: pass output=PATH.wav")
+        if Path(cfg.output).suffix.lower() not in OUTPUT_SUFFIXES:
+            raise ReconstructError(f"{cfg.output}: output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
+        audio_info(cfg.input)  # fail on a missing or unreadable input before loading any model
+        if str(cfg.codec.dtype) not in DTYPES:
+            raise ReconstructError(f"codec.dtype must be one of {', '.join(DTYPES)}, got {cfg.codec.dtype}")
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg.threads))
+        from heartcodec_lab.codec import load_codec  # heavy imports only once the input is known good
+        from heartcodec_lab.encoders import build_encoder
+
+        start = time.perf_counter()
+        codec = load_codec(cfg.codec.path, device=cfg.codec.device, dtype=DTYPES[str(cfg.codec.dtype)])
+        encoder = build_encoder(cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks))
+        load_seconds = time.perf_counter() - start
+        result = reconstruct(
+            cfg.input,
+            cfg.output,
+            codec,
+            encoder,
+            seed=int(cfg.seed),
+            num_steps=int(cfg.num_steps),
+            guidance_scale=float(cfg.guidance_scale),
+        )
+    except (AudioError, ReconstructError, ValueError, OSError) as err:
+        message = " ".join(str(err).split())  # one line, whatever the loader wrote
+        print(f"heartcodec-reconstruct: error: {message}", file=sys.stderr)
+        return 1
+    print_timings(result, load_seconds)
+    return 0
+
+
+def _hydra_task(cfg) -> None:
+    code = run(cfg)
+    if code:
+        sys.exit(code)
+
+
+def main() -> None:
+    import hydra
+
+    # An absolute folder, so the configs are found whether or not ``conf`` is a package.
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    hydra.main(version_base="1.3", config_path=conf, config_name="reconstruct")(_hydra_task)()
+
+
+if __name__ == "__main__":
+    main()
