@@ -19,6 +19,16 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread_per_worker():
+    # The suite runs as two pytest-xdist workers on 2 cores; a second intra-op thread per worker
+    # only oversubscribes the cores (tiny models slow down many-fold under OpenMP contention).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
