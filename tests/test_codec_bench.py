@@ -13,15 +13,6 @@ from torch.nn.utils.parametrizations import weight_norm
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_codec.py"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: on a shared 2-core machine a second OpenMP thread mostly waits (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def bench():
     spec = importlib.util.spec_from_file_location("bench_codec", BENCH)

@@ -11,15 +11,6 @@ from heartcodec_lab.codec import WindowPlan, load_codec
 LONG_SEGMENTS = {"start": 0, "end": 1536000 - 4800, "xfade_begin": 1226400, "xfade_mid": 1328640, "xfade_end": 1426080}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: thread start-up costs more than it saves, badly so on a loaded machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def codec(fixtures_dir):
     return load_codec(fixtures_dir / "ckpt-tiny" / "HeartCodec-oss")

@@ -19,15 +19,6 @@ FLOW_ARGS = (
 ).split()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: on a shared 2-core machine a second OpenMP thread mostly waits (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def flow(fixtures_dir) -> FlowMatching:
     return load_codec(fixtures_dir / "heartcodec-tiny").flow_matching

@@ -23,15 +23,6 @@ RVQ_FLAG = "flow_matching.vq_embed.layers.0._codebook.initted"
 SOME_KEY = "scalar_model.decoder.7.bias"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: thread start-up costs more than it saves, badly so on a loaded machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def reference_state(fixtures_dir):
     return load_file(fixtures_dir / "heartcodec-tiny" / "model.safetensors")

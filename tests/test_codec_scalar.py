@@ -14,15 +14,6 @@ from heartcodec_lab.codec.scalar_model import quantize_latent
 FOLDERS = ["heartcodec-tiny", "ckpt-tiny/HeartCodec-oss"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: thread start-up costs more than it saves, badly so on a loaded machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module", params=FOLDERS)
 def scalar_model(request, fixtures_dir):
     return load_codec(fixtures_dir / request.param).scalar_model

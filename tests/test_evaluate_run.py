@@ -178,7 +178,7 @@ def test_dataset_errors_name_the_file(tmp_path):
         run_evaluation({"out_dir": str(tmp_path / "o"), "dataset_dir": str(tmp_path / "ds"),
                         "codebook_size": K, "codec": {"path": None}, "resume": True})
     np.save(tmp_path / "shape.npy", np.zeros((3, 5), dtype=np.int16))
-    with pytest.raises(DatasetError, match=r"shape\.npy: expected tokens of shape \[8, T\]"):
+    with pytest.raises(DatasetError, match=r"shape\.npy: expected tokens shaped \[8, T\] or \[T, 8\]"):
         read_tokens(tmp_path / "shape.npy")
     (tmp_path / "ds" / "metadata.jsonl").write_text('{"audio_tokens_path": "tokens/bad.npy"}\n{oops\n')
     with pytest.raises(DatasetError, match=r"metadata\.jsonl:2: not valid JSON"):

@@ -16,14 +16,6 @@ from heartcodec_lab.mula.cli import quote_free_text, run
 CONF = Path(heartcodec_lab.__file__).parent / "conf"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cfg(*overrides):
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return compose("generate", overrides=["progress=false", "detokenize.num_steps=2", *overrides])

@@ -17,15 +17,6 @@ TAGS, LYRICS = "Piano,Happy", "[Verse]\nThe sun creeps in across the floor"
 GREEDY = GenerationConfig(max_frames=6, topk=1, cfg_scale=1.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models are dominated by per-op overhead; extra threads only contend on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny(fixtures_dir):
     return load_mula(fixtures_dir / "heartmula-tiny")

@@ -18,15 +18,6 @@ LYRICS = (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models are dominated by per-op overhead; extra threads only contend on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bundle(fixtures_dir):
     """The published-style sharded folder, picked by its version string."""

@@ -14,7 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
-NUM_QUANTIZERS = 8
+from heartcodec_lab.codec.token_files import TokenFileError, read_token_file
+
 
 
 class DatasetError(ValueError):
@@ -31,23 +32,11 @@ class DatasetItem:
 
 
 def read_tokens(path: str | Path) -> np.ndarray:
-    """A token ``.npy`` -> int64 ``[8, T]``.
-
-    ``[8, T]`` is the contract; ``[T, 8]`` is accepted and transposed. An ``8 x 8`` array is
-    read as ``[8, T]`` (the contract), since the two layouts cannot be told apart.
-    """
-    path = Path(path)
+    """A token ``.npy`` -> int64 ``[8, T]`` (``[T, 8]`` transposed; 8 x 8 read as ``[8, T]``)."""
     try:
-        tokens = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DatasetError(f"{path}: unreadable token file ({err})") from err
-    if tokens.ndim != 2 or NUM_QUANTIZERS not in tokens.shape:
-        raise DatasetError(f"{path}: expected tokens of shape [8, T], got {list(tokens.shape)}")
-    if not np.issubdtype(tokens.dtype, np.integer):
-        raise DatasetError(f"{path}: expected integer tokens, got dtype {tokens.dtype}")
-    if tokens.shape[0] != NUM_QUANTIZERS:
-        tokens = tokens.T
-    return tokens.astype(np.int64)
+        return read_token_file(path, allow_empty=True)
+    except TokenFileError as err:
+        raise DatasetError(str(err)) from err
 
 
 def read_metadata(path: str | Path) -> list[dict]:

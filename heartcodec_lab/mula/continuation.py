@@ -10,40 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from heartcodec_lab.codec.token_files import read_token_file
 from heartcodec_lab.mula.generation import GenerationConfig, GenerationResult, generate
 
-NUM_CODEBOOKS = 8
-
-
 def load_token_file(path: str | Path, codebook_size: int | None = None) -> torch.Tensor:
-    """``.npy`` token file -> int64 ``[8, T]``.
-
-    Accepts ``[8, T]`` (the toolkit's format) and ``[T, 8]`` for T != 8; an 8 x 8
-    array is read as ``[8, T]``. Values must be codes in ``[0, codebook_size)``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: token file not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"{path}: not a readable .npy token file ({err})") from err
-    if array.ndim != 2 or NUM_CODEBOOKS not in array.shape:
-        raise ValueError(f"{path}: expected tokens shaped [8, T] or [T, 8], got {list(array.shape)}")
-    if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{path}: expected integer codes, got {array.dtype}")
-    if array.shape[0] != NUM_CODEBOOKS:
-        array = array.T
-    if array.shape[1] == 0:
-        raise ValueError(f"{path}: the token file holds no frames")
-    tokens = torch.from_numpy(array.astype(np.int64))
-    high = codebook_size if codebook_size is not None else 1 << 30
-    if int(tokens.min()) < 0 or int(tokens.max()) >= high:
-        raise ValueError(f"{path}: codes must lie in [0, {high}), got [{int(tokens.min())}, {int(tokens.max())}]")
-    return tokens
+    """``.npy`` token file -> int64 ``[8, T]`` (see :func:`heartcodec_lab.codec.token_files.read_token_file`)."""
+    return torch.from_numpy(read_token_file(path, codebook_size))
 
 
 def encode_audio_file(path: str | Path, codec, encoder: str = "official", encoder_path: str | None = None) -> torch.Tensor:
