@@ -1,0 +1,84 @@
+"""``heartcodec-export-projection CKPT OUTDIR``: a training checkpoint -> an exported projection folder.
+
+Writes the projection export format (``projection.safetensors`` + ``projection_config.json``,
+see :mod:`heartcodec_lab.encoders.projection.export`) from a Lightning ``.ckpt`` written by
+``python train.py``. The checkpoint is read with ``torch.load(weights_only=True)`` (the
+training module stores only tensors and plain types); a checkpoint that needs full
+unpickling is refused unless ``--trust-pickle`` is given, because unpickling runs code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+import torch
+
+PREFIX = "projection."
+
+
+class ExportError(ValueError):
+    """A checkpoint that cannot be exported; the message names the file."""
+
+
+def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as err:
+        raise ExportError(f"{path}: not loadable with weights_only=True ({str(err).splitlines()[0]}); "
+                          "if you trust this file, pass --trust-pickle") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ExportError(f"{path}: not a readable torch checkpoint ({err})") from None
+
+
+def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, trust_pickle: bool = False) -> Path:
+    """Rebuild the projection stored in ``ckpt_path`` (strictly) and save it to ``out_dir``; returns the folder."""
+    from heartcodec_lab.encoders.projection import build_projection, save_projection
+
+    ckpt = read_checkpoint(ckpt_path, trust_pickle)
+    info = ckpt.get("heartcodec_lab") if isinstance(ckpt, dict) else None
+    if not info or "projection" not in info or "state_dict" not in ckpt:
+        raise ExportError(f"{ckpt_path}: not a projection training checkpoint (no 'heartcodec_lab' section); "
+                          "was it written by heartcodec-train / train.py?")
+    spec = info["projection"]
+    try:
+        projection = build_projection(spec["kind"], **spec["kwargs"])
+    except (KeyError, ValueError) as err:
+        raise ExportError(f"{ckpt_path}: bad projection spec {spec}: {err}") from None
+    state = {k[len(PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
+    missing, unexpected = projection.load_state_dict(state, strict=False)
+    shapes = [k for k, v in projection.state_dict().items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        raise ExportError(f"{ckpt_path}: projection weights do not match {spec['kind']} {spec['kwargs']}: "
+                          f"missing {missing}, unexpected {unexpected}")
+    run_info = info.get("run_info", {})
+    extra = {"source_checkpoint": str(Path(ckpt_path).resolve()), "global_step": int(ckpt.get("global_step", 0)),
+             "experiment": run_info.get("experiment")}
+    return save_projection(out_dir, projection.eval(), run_info.get("codec", {}), extra=extra)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="heartcodec-export-projection",
+                                     description="Export the projection of a training checkpoint (.ckpt) "
+                                                 "to projection.safetensors + projection_config.json.")
+    parser.add_argument("ckpt", help="Lightning checkpoint written by heartcodec-train / train.py")
+    parser.add_argument("outdir", help="folder to write the exported projection into")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow full unpickling (runs code from the file: only for checkpoints you trust)")
+    args = parser.parse_args(argv)
+    try:
+        out = export_checkpoint(args.ckpt, args.outdir, trust_pickle=args.trust_pickle)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"exported projection to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

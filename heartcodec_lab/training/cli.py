@@ -1,0 +1,17 @@
+"""``heartcodec-train``: the console-command twin of ``python train.py`` (same config, same overrides)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from heartcodec_lab.training.run import train
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Build everything a training run needs from a composed config and fit it.
+
+``train(cfg)`` is what ``python train.py`` and ``heartcodec-train`` call after Hydra has
+composed ``heartcodec_lab/conf/train.yaml``; tests call it with a config from
+``hydra.compose``. It returns a small summary dict (also written as ``summary.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from heartcodec_lab.training.resolvers import register_resolvers
+
+register_resolvers()
+
+
+def _plain(node) -> dict | list | None:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+def build_projection(cfg: DictConfig, codec) -> torch.nn.Module:
+    """The trainable projection from ``cfg.projection`` (``_target_`` + kwargs); null sizes follow the codec."""
+    from hydra.utils import instantiate
+
+    sizes = {}
+    if cfg.projection.get("latent_dim") is None:
+        sizes["latent_dim"] = codec.config.latent_hidden_dim
+    if cfg.projection.get("out_dim") is None:
+        sizes["out_dim"] = codec.config.dim
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.seed))
+        return instantiate(cfg.projection, **sizes)
+
+
+def build_module(cfg: DictConfig, codec=None):
+    """(module, datamodule) for ``cfg``; ``codec`` defaults to ``load_codec(cfg.codec.path)``."""
+    from hydra.utils import instantiate
+
+    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.losses import build_losses
+    from heartcodec_lab.training.adapter import LatentAdapter
+    from heartcodec_lab.training.module import ProjectionTrainingModule
+    from heartcodec_lab.training.teacher import build_teacher
+
+    if codec is None:
+        codec = load_codec(cfg.codec.path, device="cpu", dtype=getattr(torch, cfg.codec.get("dtype", "float32")))
+    projection = build_projection(cfg, codec)
+    losses = build_losses(_plain(cfg.loss), codec)
+    teacher = build_teacher(_plain(cfg.get("teacher")), codec, projection)
+    adapter = None
+    if "recon" in losses.requires:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(cfg.seed) + 1)
+            adapter = LatentAdapter(in_dim=codec.config.dim, latent_dim=codec.config.latent_hidden_dim,
+                                    **(_plain(cfg.model.get("adapter")) or {}))
+    run_info = {"config": _plain(cfg.get("recipe_info")) or {}, "codec": codec.describe(),
+                "experiment": cfg.get("experiment_name")}
+    module = ProjectionTrainingModule(
+        codec, projection, losses, teacher=teacher, adapter=adapter, optim=_plain(cfg.model.optim),
+        grad_clip=cfg.model.grad_clip, seed=cfg.seed, max_consecutive_skips=cfg.model.max_consecutive_skips,
+        log_codes_every=cfg.model.log_codes_every, run_info=run_info)
+    datamodule = instantiate(cfg.data)
+    return module, datamodule
+
+
+def build_trainer(cfg: DictConfig):
+    from hydra.utils import instantiate
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def params_sha256(module: torch.nn.Module) -> str:
+    """Hash of a module's parameters (bit-exact comparison across ranks or runs)."""
+    digest = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train(cfg: DictConfig, codec=None) -> dict:
+    """Fit the projection described by ``cfg``; export it and return a summary.
+
+    ``codec``: an already loaded codec to use instead of ``load_codec(cfg.codec.path)`` (tests share one).
+    """
+    import lightning.pytorch as pl
+
+    from heartcodec_lab.encoders.projection import save_projection
+
+    # the frozen codec runs in true float32 (TF32 changes its outputs)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    # checkpoints deliberately hold the state *after* each optimizer step (what resume needs)
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    # mid-epoch resume is exact here: the sampler restarts from the module's restored batch count
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module, datamodule = build_module(cfg, codec)
+    trainer = build_trainer(cfg)
+    if trainer.is_global_zero:
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    final_ckpt = out_dir / "checkpoints" / "final.ckpt"
+    trainer.save_checkpoint(final_ckpt, weights_only=False)  # full state: resumable
+
+    local = params_sha256(module.projection)
+    shas = [local]
+    if trainer.world_size > 1:
+        gathered = [None] * trainer.world_size
+        torch.distributed.all_gather_object(gathered, local)
+        shas = gathered
+    summary = {
+        "global_step": int(trainer.global_step),
+        "batches_seen": int(module.batches_seen),
+        "skipped_steps": int(module.skipped_steps),
+        "world_size": int(trainer.world_size),
+        "projection_sha256_per_rank": shas,
+        "final_checkpoint": str(final_ckpt),
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1},
+    }
+    if trainer.is_global_zero:
+        if cfg.get("export_projection", True):
+            export_dir = save_projection(out_dir / "projection", module.projection.cpu(), module.codec.describe(),
+                                         extra={"global_step": summary["global_step"], "source": str(final_ckpt),
+                                                "experiment": cfg.get("experiment_name")})
+            summary["projection_export"] = str(export_dir)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """Compose the packaged training config like ``python train.py`` would (for notebooks and tests).
+
+    ``paths.output_dir`` has no Hydra run directory here: pass ``paths.output_dir=...``.
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides or []))

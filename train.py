@@ -1,0 +1,20 @@
+"""Train an encoder projection: ``python train.py +experiment=conv1d [key=value ...]``.
+
+Runs out of the box on the embedded tiny codec and synthetic music; for a real run point
+``codec.path`` at a released HeartCodec folder and ``data.train_dir`` at your audio
+(docs/training.md).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from heartcodec_lab.training.run import train
+
+
+@hydra.main(config_path="heartcodec_lab/conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
