@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from hydra import compose, initialize_config_dir
 
 import heartcodec_lab

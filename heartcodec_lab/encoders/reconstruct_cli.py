@@ -155,8 +155,9 @@ def main() -> None:
     import hydra
 
     # An absolute folder, so the configs are found whether or not ``conf`` is a package.
-    conf = str(Path(__file__).resolve().parents[1] / "conf")
-    hydra.main(version_base="1.3", config_path=conf, config_name="reconstruct")(_hydra_task)()
+    from heartcodec_lab.conf import CONF_DIR
+
+    hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="reconstruct")(_hydra_task)()
 
 
 if __name__ == "__main__":

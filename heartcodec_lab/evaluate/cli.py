@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -12,7 +11,7 @@ from heartcodec_lab.evaluate.runner import run_evaluation
 
 log = logging.getLogger(__name__)
 # an absolute folder, so it works whether or not conf/ is an importable package
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from heartcodec_lab.conf import CONF_DIR
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")

@@ -28,7 +28,7 @@ from heartcodec_lab.mula.prompt import read_text_or_file
 
 log = logging.getLogger("heartcodec-generate")
 # absolute, so it works whether or not conf/ is an importable package
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from heartcodec_lab.conf import CONF_DIR
 
 
 def _free(device: torch.device) -> None:

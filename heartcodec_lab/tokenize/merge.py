@@ -10,6 +10,8 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
+from heartcodec_lab.conf import CONF_DIR
+
 
 def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = True, console: Console | None = None) -> int:
     from heartcodec_lab.tokenize.finalize import finalize
@@ -29,7 +31,7 @@ def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = T
     return 0 if c["files"] else 1
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="tokenize_merge")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tokenize_merge")
 def _main(cfg: DictConfig) -> None:
     code = merge(cfg.output_dir, backend_id=cfg.backend_id, check=bool(cfg.check))
     if code:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.training.resolvers import register_resolvers
 
 register_resolvers()
@@ -138,9 +139,6 @@ def train(cfg: DictConfig, codec=None) -> dict:
     return summary
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
 def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
     """Compose the packaged training config like ``python train.py`` would (for notebooks and tests).
 
@@ -148,5 +146,5 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
     """
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides or []))
