@@ -14,7 +14,6 @@ mis-shaped tensor is an error naming the key and the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
+from heartcodec_lab.codec.weights import file_sha256 as _sha256
 from heartcodec_lab.mula.model import HeartMuLa, MulaConfig
 
 MODEL_PREFIX = "HeartMuLa-oss-"
@@ -168,14 +168,6 @@ def weight_files(model_dir: Path) -> dict[str, Path]:
     shards = sorted(model_dir.glob("model-*.safetensors"))
     hint = f" (found shards {[s.name for s in shards]} but no model.safetensors.index.json)" if shards else ""
     raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json{hint}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state_dict_strict(model: HeartMuLa, files: dict[str, Path], dtype: torch.dtype) -> None:

@@ -12,7 +12,6 @@ OUT/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,14 +32,6 @@ def shard_tag(shard: int, num_shards: int) -> str:
 def tokens_rel_path(rel: str) -> str:
     """``sub/song.mp3`` -> ``tokens/sub/song.mp3.npy`` (relative to the dataset root)."""
     return f"{TOKENS_DIR}/{rel}.npy"
-
-
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while data := f.read(block):
-            h.update(data)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

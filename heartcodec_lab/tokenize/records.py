@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from heartcodec_lab.tokenize.inputs import InputFile
-from heartcodec_lab.tokenize.layout import AUDIO_DIR, file_sha256, tokens_rel_path
+from heartcodec_lab.codec.weights import file_sha256
+from heartcodec_lab.tokenize.layout import AUDIO_DIR, tokens_rel_path
 
 RECORD_FIELDS = ("file_name", "audio_tokens_path", "tags", "lyrics", "duration_s", "frames", "sample_rate",
                  "channels", "encoder", "audio_sha256")

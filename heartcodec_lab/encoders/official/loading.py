@@ -8,7 +8,6 @@ quantizer of its own; it uses the paired decoder checkpoint's RVQ
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -107,14 +106,6 @@ def load_encoder_module(path: str | Path) -> tuple[VQV12Encoder, dict]:
         raise RuntimeError(f"{weights}: tensors left unset after loading: {leftover[:5]}")
     model.requires_grad_(False).eval()
     return model, {"path": str(weights.parent.resolve()), "weights_file": str(weights.resolve())}
-
-
-def sha256_file(file: str | Path, block: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as stream:
-        while chunk := stream.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_official_encoder(

@@ -103,7 +103,7 @@ class OfficialEncoder(AudioEncoder):
         """Encoder id, config, checkpoint path and the weights' sha256 (hashed once, on first call)."""
         weights = self.source.get("weights_file")
         if weights and "sha256" not in self.source:
-            from .loading import sha256_file
+            from heartcodec_lab.codec.weights import file_sha256
 
-            self.source["sha256"] = sha256_file(weights)
+            self.source["sha256"] = file_sha256(weights)
         return {"encoder": self.encoder_id, "config": self.config, **self.source}

@@ -12,7 +12,6 @@ raise :class:`ProjectionCheckpointError` naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -21,6 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from heartcodec_lab.codec.weights import file_sha256 as _sha256
 
 from .encoder import ProjectionEncoder
 from .modules import PROJECTIONS, Projection, build_projection
@@ -34,14 +35,6 @@ DEFAULT_SEED = 0
 
 class ProjectionCheckpointError(ValueError):
     """A projection checkpoint that cannot be read; the message names the file."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _toolkit_version() -> str:
