@@ -39,6 +39,23 @@ def test_nearest_codes_match_reference(codec, ref):
     torch.testing.assert_close(quantized, ref["nearest_quantized"], atol=1e-5, rtol=1e-4)
 
 
+def test_straight_through_value_is_the_rvq_output_and_gradient_is_the_codebook_space_one(codec, ref):
+    from heartcodec_lab.codec.quantizer import straight_through
+
+    rvq = codec.quantizer
+    features = ref["nearest_input"].clone().requires_grad_(True)  # [B, T, dim]
+    quantized, codes = codec.quantize(features.detach())
+    out = straight_through(rvq, features, codes)
+    torch.testing.assert_close(out, quantized, atol=1e-5, rtol=1e-4)
+    g = torch.randn_like(out)
+    out.backward(g)
+    # d out / d features = project_out . project_in (the codes themselves pass no gradient)
+    w_in, w_out = rvq.project_in.weight, rvq.project_out.weight  # [d, dim], [dim, d]
+    torch.testing.assert_close(features.grad, g @ w_out @ w_in, atol=1e-5, rtol=1e-4)
+    assert w_in.shape[0] < w_in.shape[1]  # codebook_dim < dim: the feature-space shortcut would be wrong
+    assert all(p.grad is None for p in rvq.parameters())
+
+
 def test_quantize_leaves_every_rvq_buffer_bit_identical(codec, ref):
     before = _buffers(codec.quantizer)
     g = torch.Generator().manual_seed(11)

@@ -12,6 +12,7 @@ from heartcodec_lab.losses import (
     CommitmentLoss,
     DistillCodeLoss,
     DistillFeatureLoss,
+    DistillRVQInputLoss,
     FeatureL2Loss,
     FlowMatchingLoss,
     HighFrequencyLoss,
@@ -186,6 +187,26 @@ def test_distill_feature_loss_mse_and_cosine():
     assert far == pytest.approx(1.0) and near == pytest.approx(0.01) and far > near
     with pytest.raises(ValueError, match="mode"):
         DistillFeatureLoss(mode="l1")
+
+
+def test_distill_rvq_input_loss_sees_only_what_the_quantizer_sees(flow_matching):
+    rvq = flow_matching.vq_embed
+    loss = DistillRVQInputLoss(rvq)
+    teacher = torch.randn(2, 5, DIM)
+    w = rvq.project_in.weight  # [8, DIM]: the features' only route to the codes
+    null = torch.randn(2, 5, DIM)
+    null = null - null @ torch.linalg.pinv(w) @ w  # remove the part project_in can see
+    invisible = loss({"features": teacher + 5 * null, "teacher_features": teacher}).item()
+    assert invisible == pytest.approx(0.0, abs=1e-9)
+    assert DistillFeatureLoss()({"features": teacher + 5 * null, "teacher_features": teacher}).item() > 1.0
+    # known answer: along a unit row direction u of project_in, a shift d moves the projection by d * (w u)
+    u = w[0] / w[0].norm()
+    features = (teacher + 0.5 * u).requires_grad_(True)
+    value = loss({"features": features, "teacher_features": teacher})
+    torch.testing.assert_close(value, (0.5 * (w @ u)).pow(2).mean(), rtol=1e-5, atol=1e-7)
+    value.backward()
+    assert features.grad.abs().sum() > 0 and all(p.grad is None for p in rvq.parameters())
+    assert loss.state_dict() == {}
 
 
 def test_distill_code_loss_full_accuracy_on_teacher_features(flow_matching):

@@ -25,9 +25,8 @@ def test_distill_learns_the_hidden_teachers_tokens_on_held_out_clips():
     (result,) = _bench().main(["--recipes", "distill"])
     before, after = result["before"], result["after"]
     assert before["val/agree_q0_pct"] < 50
-    # the target is 95 %; measured so far: 94.4 % with these defaults (94.9 % with 48
-    # pieces and 1200 steps), so this asserts the margin that holds and the report says so
-    assert after["val/agree_q0_pct"] >= 90.0
+    # 864 held-out frames (12 unseen pieces): one frame is 0.12 %
+    assert after["val/agree_q0_pct"] >= 95.0
     # deeper quantizers resolve finer residuals: they agree less, but far above chance
     for q in range(1, 8):
         assert after[f"val/agree_q{q}_pct"] > before[f"val/agree_q{q}_pct"]
@@ -36,8 +35,13 @@ def test_distill_learns_the_hidden_teachers_tokens_on_held_out_clips():
 
 @pytest.mark.slow
 def test_flow_and_reconstruction_lower_their_held_out_losses():
-    flow, recon = _bench().main(["--recipes", "flow", "reconstruction", "--pieces", "12"])
+    bench = _bench()
+    flow, recon = bench.main(["--recipes", "flow", "reconstruction"])
     assert recon["after"]["val/loss/total"] < 0.7 * recon["before"]["val/loss/total"]
-    # the embedded estimator is random: most of its flow loss is noise no condition can explain, so
-    # the projection can only shave a little off it (see docs/training.md); it must still go down
-    assert flow["after"]["val/loss/flow"] < flow["before"]["val/loss/flow"]
+    # through a decoder fitted to a hidden projection's tokens, the same noise draws for all three:
+    # the trained projection must close most of the way from its untrained loss to that floor
+    # (the tiny codec's 8-d codes say little about its latents, so the whole gap is small; see
+    # docs/training.md)
+    assert flow["floor"]["val/loss/flow"] < flow["before"]["val/loss/flow"]
+    assert bench.gap_closed_pct(flow, "val/loss/flow") >= 50.0
+    assert flow["skipped_steps"] == 0

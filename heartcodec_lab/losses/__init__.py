@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from torch import nn
 
 from .base import BatchLoss, Frozen, LossSet
-from .distill import DistillCodeLoss, DistillFeatureLoss
+from .distill import DistillCodeLoss, DistillFeatureLoss, DistillRVQInputLoss
 from .flow import FlowMatchingLoss
 from .latent import CommitmentLoss, FeatureL2Loss
 from .spectral import HighFrequencyLoss, MelLoss, MultiScaleSTFTLoss
@@ -24,10 +24,12 @@ LOSSES: dict[str, type[BatchLoss]] = {
     "feature_l2": FeatureL2Loss,
     "flow": FlowMatchingLoss,
     "distill_feature": DistillFeatureLoss,
+    "distill_rvq_input": DistillRVQInputLoss,
     "distill_code": DistillCodeLoss,
 }
 # losses built from a part of the frozen codec: constructor argument -> codec attribute
-CODEC_PARTS = {FlowMatchingLoss: ("flow_matching", "flow_matching"), DistillCodeLoss: ("quantizer", "quantizer")}
+CODEC_PARTS = {FlowMatchingLoss: ("flow_matching", "flow_matching"), DistillCodeLoss: ("quantizer", "quantizer"),
+              DistillRVQInputLoss: ("quantizer", "quantizer")}
 
 
 def build_loss(kind: str, codec: nn.Module | None = None, **kwargs) -> BatchLoss:
@@ -60,7 +62,8 @@ def build_losses(spec: Mapping[str, Mapping], codec: nn.Module | None = None) ->
 
 
 __all__ = [
-    "LOSSES", "BatchLoss", "CommitmentLoss", "DistillCodeLoss", "DistillFeatureLoss", "FeatureL2Loss",
+    "LOSSES", "BatchLoss", "CommitmentLoss", "DistillCodeLoss", "DistillFeatureLoss", "DistillRVQInputLoss",
+    "FeatureL2Loss",
     "FlowMatchingLoss", "Frozen", "HighFrequencyLoss", "LossSet", "MelLoss", "MultiScaleSTFTLoss",
     "build_loss", "build_losses",
 ]

@@ -6,7 +6,7 @@ Batch keys (filled by the training step; a loss lists the ones it reads in ``req
 ``audio``           ``[B, 2, S]``    target audio at 48 kHz
 ``recon``           ``[B, 2, S]``    reconstruction of ``audio``
 ``features``        ``[B, T, 512]``  projection output before quantization
-``quantized``       ``[B, T, 512]``  straight-through quantized ``features``
+``quantized``       ``[B, T, 512]``  straight-through quantized ``features`` (in the codebook space)
 ``codes``           ``[B, 8, T]``    RVQ codes of ``features``
 ``latents``         ``[B, 256, 2T]`` ScalarModel latents of ``audio`` (cat(left, right))
 ``teacher_features``  ``[B, T, 512]``  official encoder features

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from heartcodec_lab.codec.quantizer import stacked_codebooks
+
 from .base import BatchLoss, Frozen, same_shape
 
 
@@ -29,12 +31,26 @@ class DistillFeatureLoss(BatchLoss):
         return (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
 
 
-def _codebooks(quantizer: nn.Module) -> torch.Tensor:
-    """``[Q, K, d]`` codebooks of a vector_quantize_pytorch ResidualVQ."""
-    books = quantizer.codebooks
-    if isinstance(books, (tuple, list)):
-        books = torch.stack(list(books))
-    return books
+class DistillRVQInputLoss(BatchLoss):
+    """MSE between student and teacher features as the RVQ sees them: after its ``project_in``.
+
+    The codes are chosen in that ``codebook_dim``-sized space (8 for the embedded codec), so
+    only those directions of the 512-d features decide the tokens; a plain feature MSE spends
+    most of its effort elsewhere. ``quantizer``: the frozen ResidualVQ (or a codec).
+    """
+
+    name = "distill_rvq_input"
+    requires = ("features", "teacher_features")
+
+    def __init__(self, quantizer: nn.Module, weight: float = 1.0, name: str | None = None):
+        super().__init__(weight, name)
+        self._rvq = Frozen(getattr(quantizer, "quantizer", quantizer))
+
+    def compute(self, batch):
+        student, teacher = batch["features"].float(), batch["teacher_features"].float().detach()
+        same_shape(self.name, student, teacher, "(features vs teacher_features)")
+        project = self._rvq.module.project_in
+        return F.mse_loss(project(student), project(teacher))
 
 
 class DistillCodeLoss(BatchLoss):
@@ -61,7 +77,7 @@ class DistillCodeLoss(BatchLoss):
     def compute(self, batch):
         rvq = self._rvq.module
         features, teacher = batch["features"], batch["teacher_codes"]
-        books = _codebooks(rvq).float()  # [Q, K, d]
+        books = stacked_codebooks(rvq).float()  # [Q, K, d]
         b, t, _ = features.shape
         if teacher.shape != (b, books.shape[0], t):
             raise ValueError(f"loss {self.name!r}: teacher_codes must be [B, {books.shape[0]}, T] = "

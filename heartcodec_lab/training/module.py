@@ -25,6 +25,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from heartcodec_lab.codec.quantizer import straight_through
 from heartcodec_lab.training.adapter import LatentAdapter, decode_stereo
 from heartcodec_lab.training.schedule import WarmupCosine
 from heartcodec_lab.training.teacher import teacher_targets
@@ -141,7 +142,7 @@ class ProjectionTrainingModule(pl.LightningModule):
         features = self.projection(latents).float()  # the projection may run under AMP
         with _fp32(self.device):
             quantized, codes = self.codec.quantize(features.detach())
-            quantized_st = features + (quantized.float() - features).detach()
+            quantized_st = straight_through(self.codec.quantizer, features, codes)
             batch = {"audio": audio.float(), "latents": latents, "features": features,
                      "quantized": quantized_st, "codes": codes}
             if self.adapter is not None:
