@@ -75,6 +75,40 @@ def test_streamed_tokens_equal_encode_of_whole_audio(tmp_path):
         assert torch.equal(got, expected), it.rel
 
 
+class ShortcutEncoder(StandInEncoder):
+    """The stand-in (frames depend on their own samples only) with the final-chunk shortcut; records
+    the number of samples of every call."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = []
+
+    def encode_chunks(self, chunks):
+        self.calls.append(("chunks", chunks.shape[0], chunks.shape[-1]))
+        return super().encode_chunks(chunks)
+
+    def encode_last_chunk(self, chunk, frames):
+        kept = chunk[..., : frames * 1920]
+        self.calls.append(("last", chunk.shape[0], kept.shape[-1]))
+        b = kept.shape[0]
+        x = kept.reshape(b, 2, frames, 1920).permute(0, 2, 1, 3).reshape(b, frames, -1)
+        return x @ self.proj
+
+
+def test_final_chunk_takes_the_encoders_shortcut_with_the_same_tokens(tmp_path):
+    enc = ShortcutEncoder(batch_chunks=2)
+    # 5.3 s at 24 kHz: two full 2 s chunks and a final one holding 1.3 s (17 frames by the frame rule)
+    path = write(tmp_path / "a.wav", tone(5.3, 24000, 2, seed=3), 24000)
+    (result,) = tokenize_stream(enc, [InputFile(path, "a.wav")], batch_chunks=2)
+    frames = enc.num_frames(int(5.3 * 24000), 24000)
+    last = frames - 2 * enc.frames_per_chunk
+    assert 0 < last < enc.frames_per_chunk
+    assert enc.calls == [("chunks", 2, 48000), ("last", 1, last * 1920)]  # not a padded 2 s chunk
+    audio, sr = load_audio(path, channels="keep")
+    full = StandInEncoder().encode(audio, sr).tokens  # the base class: every chunk padded and whole
+    assert result.tokens.shape == (8, frames) and torch.equal(result.tokens, full)
+
+
 def test_worker_processes_give_the_same_tokens(tmp_path):
     enc = StandInEncoder()
     items = [InputFile(write(tmp_path / f"{i}.wav", tone(1.0 + i, 44100, 2, seed=i), 44100), f"{i}.wav")

@@ -2,14 +2,16 @@
 
 Workers (a torch ``DataLoader`` over an ``IterableDataset``) each take every ``num_workers``-th file,
 hash it, stream it into native-rate chunks (:mod:`.stream`) and send ``("chunk", ...)`` items followed by
-one ``("end", ...)`` or ``("fail", ...)`` item. The main process fills batches of ``batch_chunks`` chunks
-regardless of which file they come from, encodes and quantizes them, and hands a file's tokens
-``[8, T]`` on as soon as all of its chunks are through. Only chunks in flight are held in memory.
+one ``("last", ...)`` item (the final chunk, with what was learned reading the file) or a ``("fail", ...)``
+item. The main process fills batches of ``batch_chunks`` chunks regardless of which file they come
+from, encodes and quantizes them, and hands a file's tokens ``[8, T]`` on as soon as all of its chunks
+are through. A final chunk goes through the encoder's ``encode_last_chunk`` on its own when the
+encoder has a shortcut for it (a 5 s file then costs 5 s of encoding, not 29.76 s). Only chunks in
+flight are held in memory.
 """
 
 from __future__ import annotations
 
-import math
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,8 +44,9 @@ class FileResult:
 
 
 class ChunkSource(IterableDataset):
-    """Yields ``("chunk", i, k, [2, chunk_samples])``, then ``("end", i, ChunkStream, sha256)`` or
-    ``("fail", i, stage, error)`` for each file ``i`` this worker owns."""
+    """Yields ``("chunk", i, k, [2, chunk_samples])`` for each chunk but the final one, then
+    ``("last", i, k, chunk, ChunkStream, sha256)`` or ``("fail", i, stage, error)`` for each file
+    ``i`` this worker owns."""
 
     def __init__(self, items: list[InputFile], native_rate: int, chunk_samples: int, block_seconds: float = 10.0):
         self.items, self.native_rate, self.chunk_samples = items, native_rate, chunk_samples
@@ -61,10 +64,13 @@ class ChunkSource(IterableDataset):
         try:
             # hash first: a file that is unreadable fails here with a clear OSError
             sha = file_sha256(item.path) if item.path.is_file() else None
+            held = None  # one chunk of lookahead: the final one is only known once the stream ends
             for k, chunk in enumerate(stream_chunks(item.path, self.native_rate, self.chunk_samples, info,
                                                     self.block_seconds)):
-                yield ("chunk", i, k, chunk)
-            yield ("end", i, info, sha)
+                if held is not None:
+                    yield ("chunk", i, k - 1, held)
+                held = chunk
+            yield ("last", i, k, held, info, sha)
         except AudioError as err:
             yield ("fail", i, err.stage, err.problem)
         except OSError as err:
@@ -106,28 +112,33 @@ def tokenize_stream(
     batch: list[tuple[int, int, torch.Tensor]] = []
     dead: set[int] = set()  # files already reported as failed; later messages about them are ignored
 
-    def run_batch() -> Iterator[FileResult]:
-        if not batch:
-            return
+    shortcut = type(encoder).encode_last_chunk is not AudioEncoder.encode_last_chunk
+
+    def run(entries: list[tuple[int, int, torch.Tensor]], encode: Callable[[], torch.Tensor]) -> Iterator[FileResult]:
+        """Encode ``entries`` (file, chunk index, chunk) with ``encode() -> features``; store their codes."""
         try:
-            chunks = torch.stack([c for _, _, c in batch]).to(device)
             with torch.no_grad():
-                codes = encoder.quantize(encoder.encode_chunks(chunks)).cpu()  # [B, 8, F]
+                codes = encoder.quantize(encode()).cpu()  # [B, 8, F]
         except Exception as err:  # e.g. out of memory: fail these files, keep going
             last = traceback.format_exception_only(type(err), err)[-1].strip()
-            for i in dict.fromkeys(i for i, _, _ in batch):
+            for i in dict.fromkeys(i for i, _, _ in entries):
                 dead.add(i)
                 if pending.pop(i, None) is not None:
                     yield FileResult(i, items[i], stage="encode", error=f"encoder failed: {last}")
-            batch.clear()
             return
-        for (i, k, _), c in zip(batch, codes):
+        for (i, k, _), c in zip(entries, codes):
             if i in pending:  # the file may have failed meanwhile
                 pending[i].chunks[k] = c
         if on_chunk:
-            on_chunk(len(batch) * encoder.chunk_seconds)
-        batch.clear()
+            on_chunk(len(entries) * encoder.chunk_seconds)
         yield from finished()
+
+    def run_batch() -> Iterator[FileResult]:
+        if not batch:
+            return
+        entries = list(batch)
+        batch.clear()
+        yield from run(entries, lambda: encoder.encode_chunks(torch.stack([c for _, _, c in entries]).to(device)))
 
     def finished() -> Iterator[FileResult]:
         for i in [i for i, p in pending.items() if p.end is not None and len(p.chunks) == p.n_chunks]:
@@ -146,10 +157,18 @@ def tokenize_stream(
             batch.append((i, msg[2], msg[3]))
             if len(batch) >= batch_chunks:
                 yield from run_batch()
-        elif kind == "end":
+        elif kind == "last":
+            _, _, k, chunk, info, sha = msg
             p = pending.setdefault(i, _Pending())
-            p.end = (msg[2], msg[3])
-            p.n_chunks = max(1, math.ceil(msg[2].native_samples / encoder.chunk_samples))
+            p.end, p.n_chunks = (info, sha), k + 1
+            frames = encoder.num_frames(info.native_samples, encoder.native_sample_rate) - k * encoder.frames_per_chunk
+            if shortcut and 0 < frames < encoder.frames_per_chunk:
+                entry = [(i, k, chunk)]
+                yield from run(entry, lambda: encoder.encode_last_chunk(chunk[None].to(device), frames))
+            else:
+                batch.append((i, k, chunk))
+                if len(batch) >= batch_chunks:
+                    yield from run_batch()
             yield from finished()
         else:
             pending.pop(i, None)
