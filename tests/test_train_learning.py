@@ -21,6 +21,7 @@ def _bench():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 3000 steps: about 20 min on one busy core, past the default 900 s
 def test_distill_learns_the_hidden_teachers_tokens_on_held_out_clips():
     (result,) = _bench().main(["--recipes", "distill"])
     before, after = result["before"], result["after"]
@@ -34,6 +35,7 @@ def test_distill_learns_the_hidden_teachers_tokens_on_held_out_clips():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_flow_and_reconstruction_lower_their_held_out_losses():
     bench = _bench()
     flow, recon = bench.main(["--recipes", "flow", "reconstruction"])
