@@ -46,7 +46,7 @@ FLOW_VAL_DRAWS = 4  # held-out flow loss: noise draws per clip
 RECIPES = {
     # the hidden teacher's features are small (variance ~0.015, ~0.02 after the RVQ's project_in):
     # large feature weights balance the code CE; the project_in-space MSE decides the tokens
-    "distill": {"distill_feature": {"weight": 50.0}, "distill_rvq_input": {"weight": 500.0},
+    "distill": {"distill_feature": {"weight": 50.0}, "distill_rvq_input": {"weight": 2000.0},
                 "distill_code": {"weight": 1.0, "tau": 0.005}},
     # straight-through gradients of the flow loss push features beyond the codebooks' reach unless
     # the commitment term holds them near their codes

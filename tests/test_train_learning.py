@@ -26,7 +26,7 @@ def test_distill_learns_the_hidden_teachers_tokens_on_held_out_clips():
     (result,) = _bench().main(["--recipes", "distill"])
     before, after = result["before"], result["after"]
     assert before["val/agree_q0_pct"] < 50
-    # 864 held-out frames (12 unseen pieces): one frame is 0.12 %
+    # 864 held-out frames (12 unseen pieces): one frame is 0.12 %; measured 96.4 %
     assert after["val/agree_q0_pct"] >= 95.0
     # deeper quantizers resolve finer residuals: they agree less, but far above chance
     for q in range(1, 8):
