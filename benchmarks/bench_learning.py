@@ -79,10 +79,9 @@ def projection_kwargs(codec, num_layers: int) -> dict:
 
 
 def hidden_projection(codec, kind: str, num_layers: int = 2) -> torch.nn.Module:
-    """The hidden projection: the same draw ``build_teacher(random_projection)`` makes."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TEACHER_SEED)
-        return build_projection(kind, **projection_kwargs(codec, num_layers)).eval().requires_grad_(False)
+    """The hidden projection that ``build_teacher(random_projection)`` draws for a student of this family."""
+    student = build_projection(kind, **projection_kwargs(codec, num_layers))
+    return build_teacher({"kind": "random_projection", "seed": TEACHER_SEED}, codec, student).projection
 
 
 def fit_decoder(codec, projection, items: list[dict], steps: int, lr: float = 3e-3, batch_size: int = 16,

@@ -73,26 +73,16 @@ def nearest_codes(rvq: nn.Module, features: torch.Tensor) -> tuple[torch.Tensor,
     return quantized, indices.transpose(1, 2).long()
 
 
-def stacked_codebooks(rvq: nn.Module) -> torch.Tensor:
-    """``[Q, K, d]`` codebooks of the ResidualVQ (in its codebook space, after ``project_in``)."""
-    books = rvq.codebooks
-    return torch.stack(list(books)) if isinstance(books, (tuple, list)) else books
 
+def straight_through(rvq: nn.Module, features: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
+    """``quantized`` (the RVQ output for ``features [B, T, dim]``) with gradients to ``features``.
 
-def straight_through(rvq: nn.Module, features: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """The quantized embedding of ``codes`` with gradients to ``features`` ``[B, T, dim]``.
-
-    Forward: ``project_out(sum of the code vectors)``, the RVQ's own output. Backward: the
-    straight-through estimate in the codebook space, as the RVQ itself trains, so the gradient
-    is ``project_in^T project_out^T g``. A straight-through in the feature space (``features +
-    (quantized - features).detach()``) would be wrong whenever ``codebook_dim < dim`` (8 vs 512
-    for the embedded codec, 32 vs 512 for the released one): it moves features along directions
-    the codes cannot follow, and training drifts.
+    The straight-through estimate is taken in the codebook space, as the RVQ itself trains: the
+    gradient is ``project_in^T project_out^T g``. One taken in the feature space (``features +
+    (quantized - features).detach()``) is wrong whenever ``codebook_dim < dim`` (8 vs 512 for the
+    embedded codec, 32 vs 512 for the released one): it moves features along directions the codes
+    cannot follow, and training drifts. ``project_out`` is affine, so its bias cancels below.
     """
-    _check_codes(codes, len(rvq.layers), rvq.codebook_size)
     with torch.autocast(device_type=features.device.type, enabled=False):
-        residual = rvq.project_in(features.float())  # [B, T, d]
-        books = stacked_codebooks(rvq)  # [Q, K, d]
-        chosen = books[torch.arange(books.shape[0], device=codes.device)[None, :, None], codes.long()]  # [B, Q, T, d]
-        summed = chosen.sum(1).float()
-        return rvq.project_out(residual + (summed - residual).detach())
+        lifted = rvq.project_out(rvq.project_in(features.float()))
+        return quantized.float() + (lifted - lifted.detach())

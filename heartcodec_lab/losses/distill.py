@@ -6,8 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from heartcodec_lab.codec.quantizer import stacked_codebooks
-
 from .base import BatchLoss, Frozen, same_shape
 
 
@@ -53,6 +51,14 @@ class DistillRVQInputLoss(BatchLoss):
         return F.mse_loss(project(student), project(teacher))
 
 
+def _codebooks(quantizer: nn.Module) -> torch.Tensor:
+    """``[Q, K, d]`` codebooks of a vector_quantize_pytorch ResidualVQ."""
+    books = quantizer.codebooks
+    if isinstance(books, (tuple, list)):
+        books = torch.stack(list(books))
+    return books
+
+
 class DistillCodeLoss(BatchLoss):
     """Per-quantizer cross-entropy towards ``teacher_codes`` over negative squared distances.
 
@@ -77,7 +83,7 @@ class DistillCodeLoss(BatchLoss):
     def compute(self, batch):
         rvq = self._rvq.module
         features, teacher = batch["features"], batch["teacher_codes"]
-        books = stacked_codebooks(rvq).float()  # [Q, K, d]
+        books = _codebooks(rvq).float()  # [Q, K, d]
         b, t, _ = features.shape
         if teacher.shape != (b, books.shape[0], t):
             raise ValueError(f"loss {self.name!r}: teacher_codes must be [B, {books.shape[0]}, T] = "

@@ -142,7 +142,7 @@ class ProjectionTrainingModule(pl.LightningModule):
         features = self.projection(latents).float()  # the projection may run under AMP
         with _fp32(self.device):
             quantized, codes = self.codec.quantize(features.detach())
-            quantized_st = straight_through(self.codec.quantizer, features, codes)
+            quantized_st = straight_through(self.codec.quantizer, features, quantized)
             batch = {"audio": audio.float(), "latents": latents, "features": features,
                      "quantized": quantized_st, "codes": codes}
             if self.adapter is not None:
