@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from heartcodec_lab.training.run import train
 
 
-@hydra.main(config_path="heartcodec_lab/conf", config_name="train", version_base="1.3")
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

@@ -14,7 +14,8 @@ from hydra import compose, initialize_config_dir
 from heartcodec_lab.audio import save_audio
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
-from heartcodec_lab.evaluate.cli import CONF_DIR, main
+from heartcodec_lab.conf import CONF_DIR
+from heartcodec_lab.evaluate.cli import main
 
 
 def evaluate(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:

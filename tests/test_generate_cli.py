@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 from hydra import compose, initialize_config_dir
 
-import heartcodec_lab
+from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.mula.cli import quote_free_text, run
 
-CONF = Path(heartcodec_lab.__file__).parent / "conf"
+CONF = CONF_DIR
 
 
 def _cfg(*overrides):

@@ -311,5 +311,5 @@ def test_missing_folder_error(tmp_path):
 def test_encoder_config_file():
     from importlib.resources import files
 
-    cfg = OmegaConf.load(str(files("heartcodec_lab") / "conf" / "encoder" / "projection.yaml"))
+    cfg = OmegaConf.load(str(files("heartcodec_lab.conf") / "encoder" / "projection.yaml"))
     assert cfg == {"kind": "projection", "path": None, "batch_chunks": 1}

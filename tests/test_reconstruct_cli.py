@@ -13,9 +13,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import save_audio
+from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.encoders.reconstruct_cli import run
 
-CONF = str(Path(__file__).resolve().parents[1] / "heartcodec_lab" / "conf")
+CONF = CONF_DIR
 
 
 def config(*overrides: str):

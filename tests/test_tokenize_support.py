@@ -44,7 +44,7 @@ class StandInEncoder(AudioEncoder):
 
 def job_config(input_dir=None, output_dir=None, **overrides):
     """The tokenize.yaml settings (without Hydra), with overrides."""
-    raw = OmegaConf.load(REPO / "heartcodec_lab" / "conf" / "tokenize.yaml")
+    raw = OmegaConf.load(REPO / "conf" / "tokenize.yaml")
     raw.pop("defaults")
     raw.pop("hydra")
     cfg = OmegaConf.merge(raw, {"codec": {"path": None}, "encoder": {"kind": "official", "path": None, "batch_chunks": 1}})

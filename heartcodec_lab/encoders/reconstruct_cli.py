@@ -155,9 +155,9 @@ def main() -> None:
     import hydra
 
     # An absolute folder, so the configs are found whether or not ``conf`` is a package.
-    from heartcodec_lab.conf import CONF_DIR
+    from heartcodec_lab.conf import CONF_PKG
 
-    hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="reconstruct")(_hydra_task)()
+    hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="reconstruct")(_hydra_task)()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from heartcodec_lab.mula.prompt import read_text_or_file
 
 log = logging.getLogger("heartcodec-generate")
 # absolute, so it works whether or not conf/ is an importable package
-from heartcodec_lab.conf import CONF_DIR
+from heartcodec_lab.conf import CONF_PKG
 
 
 def _free(device: torch.device) -> None:
@@ -149,7 +149,7 @@ def quote_free_text(argv: list[str]) -> list[str]:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="generate")
 def _hydra_main(cfg: DictConfig) -> None:
     run(cfg)
 

@@ -7,10 +7,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from heartcodec_lab.conf import CONF_DIR
+from heartcodec_lab.conf import CONF_PKG
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tokenize")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="tokenize")
 def _main(cfg: DictConfig) -> None:
     from heartcodec_lab.tokenize.runner import run
 

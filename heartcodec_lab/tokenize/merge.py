@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from heartcodec_lab.conf import CONF_DIR
+from heartcodec_lab.conf import CONF_PKG
 
 
 def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = True, console: Console | None = None) -> int:
@@ -31,7 +31,7 @@ def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = T
     return 0 if c["files"] else 1
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tokenize_merge")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="tokenize_merge")
 def _main(cfg: DictConfig) -> None:
     code = merge(cfg.output_dir, backend_id=cfg.backend_id, check=bool(cfg.check))
     if code:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from heartcodec_lab.conf import CONF_DIR
+from heartcodec_lab.conf import CONF_PKG
 from heartcodec_lab.training.run import train
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+@hydra.main(config_path=CONF_PKG, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

@@ -1,7 +1,7 @@
 """Build everything a training run needs from a composed config and fit it.
 
 ``train(cfg)`` is what ``python train.py`` and ``heartcodec-train`` call after Hydra has
-composed ``heartcodec_lab/conf/train.yaml``; tests call it with a config from
+composed ``conf/train.yaml``; tests call it with a config from
 ``hydra.compose``. It returns a small summary dict (also written as ``summary.json``).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from heartcodec_lab.conf import CONF_DIR
+from heartcodec_lab.conf import CONF_PKG
 from heartcodec_lab.training.resolvers import register_resolvers
 
 register_resolvers()
@@ -144,7 +144,7 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
 
     ``paths.output_dir`` has no Hydra run directory here: pass ``paths.output_dir=...``.
     """
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides or []))

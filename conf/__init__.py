@@ -1,0 +1,10 @@
+"""Hydra configs: the top-level ``conf/`` of a clone, shipped in the wheel as ``heartcodec_lab.conf``.
+
+Console commands find them through ``CONF_PKG`` (installed or editable alike); ``CONF_DIR`` is the
+folder on disk, for tests and tools that compose a config directly.
+"""
+
+from pathlib import Path
+
+CONF_PKG = "pkg://heartcodec_lab.conf"
+CONF_DIR = str(Path(__file__).resolve().parent)

@@ -1,0 +1,66 @@
+"""The card's layout: configs at the top-level ``conf/``, shipped in the wheel as ``heartcodec_lab.conf``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _declared_packages() -> list[str]:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return sorted(tomllib.load(f)["tool"]["setuptools"]["packages"])
+
+
+def _tree_packages() -> list[str]:
+    found = ["heartcodec_lab.conf"]
+    for init in (ROOT / "heartcodec_lab").rglob("__init__.py"):
+        found.append(".".join(init.parent.relative_to(ROOT).parts))
+    return sorted(found)
+
+
+def test_package_list_matches_tree():
+    assert _declared_packages() == _tree_packages()
+
+
+def test_card_layout_top_level_entries():
+    for name in ("pyproject.toml", "README.md", "heartcodec_lab", "conf", "train.py", "notebooks", "tests"):
+        assert (ROOT / name).exists(), name
+    # root modules with these names would shadow the standard library / Hugging Face packages
+    assert not (ROOT / "tokenize.py").exists() and not (ROOT / "evaluate.py").exists()
+    assert not (ROOT / "heartcodec_lab" / "conf").exists(), "configs belong in the top-level conf/"
+
+
+def test_installed_package_resolves_configs_to_the_top_level_folder():
+    import heartcodec_lab.conf as conf
+
+    assert Path(conf.CONF_DIR) == ROOT / "conf"
+    assert conf.CONF_PKG == "pkg://heartcodec_lab.conf"
+
+
+@pytest.mark.timeout(300)
+def test_built_wheel_contains_configs_and_every_package(tmp_path):
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)]
+    subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True)
+    (wheel,) = tmp_path.glob("heartcodec_lab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    yamls = sorted(p.relative_to(ROOT / "conf").as_posix() for p in (ROOT / "conf").rglob("*.yaml"))
+    assert yamls and "train.yaml" in yamls
+    missing = [y for y in yamls if f"heartcodec_lab/conf/{y}" not in names]
+    assert not missing, f"configs missing from the wheel: {missing}"
+    for pkg in _tree_packages():
+        assert pkg.replace(".", "/") + "/__init__.py" in names, pkg
+    assert not any(n.startswith("conf/") for n in names), "conf must ship only as heartcodec_lab/conf"
+
+
+@pytest.mark.parametrize("module", ["heartcodec_lab.tokenize", "heartcodec_lab.evaluate"])
+def test_jobs_run_as_modules_from_any_folder(module, tmp_path):
+    out = subprocess.run([sys.executable, "-m", module, "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "codec:" in out.stdout
