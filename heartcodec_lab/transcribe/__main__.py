@@ -1,0 +1,3 @@
+from heartcodec_lab.transcribe.cli import main
+
+main()

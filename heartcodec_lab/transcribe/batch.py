@@ -1,0 +1,87 @@
+"""Transcribe a file or a folder into JSON lines, resumably.
+
+``out`` gets one line per transcribed file ``{"file", "text", "duration_s", "seconds"}``, appended
+as each finishes; a rerun skips files already there. Files that cannot be read or transcribed go
+to ``<out stem>.failures.jsonl`` ``{"file", "error"}`` and are retried on the next run.
+``file`` is the path relative to the input folder (the file name for a single file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from heartcodec_lab.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from heartcodec_lab.transcribe.model import SAMPLE_RATE, HeartTranscriptor
+
+log = logging.getLogger(__name__)
+
+
+def list_inputs(source: str | Path, extensions=AUDIO_EXTENSIONS) -> list[tuple[str, Path]]:
+    """``(key, path)`` for a file, or for every audio file under a folder (sorted)."""
+    source = Path(source)
+    if source.is_file():
+        return [(source.name, source)]
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    if not files:
+        raise FileNotFoundError(f"{source}: no audio files with extensions {sorted(exts)}")
+    return [(p.relative_to(source).as_posix(), p) for p in files]
+
+
+def _read_done(path: Path) -> set[str]:
+    done = set()
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                done.add(json.loads(line)["file"])
+            except (json.JSONDecodeError, KeyError):
+                continue  # a torn last line from an interrupted run: that file is redone
+    return done
+
+
+def _append(path: Path, record: dict) -> None:
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    with path.open("a", encoding="utf-8") as f:
+        if text and not text.endswith("\n"):
+            f.write("\n")  # start clean after a torn line
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def failures_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".failures.jsonl")
+
+
+def transcribe_files(transcriber: HeartTranscriptor, source: str | Path, out: str | Path,
+                     extensions=AUDIO_EXTENSIONS, resume: bool = True) -> dict:
+    """Transcribe ``source`` (file or folder) into ``out``; returns counts ``{done, skipped, failed}``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    failed_path = failures_path(out)
+    if not resume:
+        out.unlink(missing_ok=True)
+    failed_path.unlink(missing_ok=True)  # failures are retried, so only this run's are kept
+    done = _read_done(out)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    for key, path in list_inputs(source, extensions):
+        if key in done:
+            counts["skipped"] += 1
+            continue
+        start = time.perf_counter()
+        try:
+            audio, sr = load_audio(path, sample_rate=SAMPLE_RATE, channels="mono", min_seconds=0.1)
+            text = transcriber.transcribe(audio, sr)
+        except (AudioError, ValueError, RuntimeError) as err:
+            log.warning("skipping %s: %s", path, err)
+            _append(failed_path, {"file": key, "error": str(err)})
+            counts["failed"] += 1
+            continue
+        _append(out, {"file": key, "text": text, "duration_s": audio.shape[-1] / sr,
+                      "seconds": time.perf_counter() - start})
+        counts["done"] += 1
+    return counts

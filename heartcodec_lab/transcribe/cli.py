@@ -1,0 +1,50 @@
+"""``heartcodec-transcribe``: a file or folder of audio -> JSONL transcripts (Hydra app, resumable)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from heartcodec_lab.conf import CONF_PKG
+
+log = logging.getLogger(__name__)
+
+
+def transcriber_from_config(cfg: DictConfig):
+    """A HeartTranscriptor from a ``transcriber`` config group node."""
+    from heartcodec_lab.transcribe import load_transcriber
+
+    settings = OmegaConf.to_container(cfg.get("settings") or OmegaConf.create({}), resolve=True)
+    return load_transcriber(cfg.get("path"), device=cfg.get("device", "cpu"), dtype=cfg.get("dtype"), settings=settings)
+
+
+def run(cfg: DictConfig) -> dict:
+    from heartcodec_lab.transcribe.batch import transcribe_files
+
+    if not cfg.get("input"):
+        raise ValueError("set input=FILE_OR_FOLDER")
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    transcriber = transcriber_from_config(cfg.transcriber)
+    counts = transcribe_files(transcriber, cfg.input, cfg.out, extensions=tuple(cfg.extensions),
+                              resume=bool(cfg.resume))
+    log.info("%s: %d transcribed, %d already done, %d failed", cfg.out, counts["done"], counts["skipped"],
+             counts["failed"])
+    return counts
+
+
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="transcribe")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"heartcodec-transcribe: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
