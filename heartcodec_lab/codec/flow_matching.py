@@ -110,15 +110,28 @@ class FlowMatching(nn.Module):
         return self
 
     # ------------------------------------------------------------------ conditioning
-    def condition_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes ``[B, 8, T]`` (int64) -> condition ``mu [B, 2T, dim]`` at the 25 Hz latent rate."""
+    def condition_from_codes(self, codes: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
+        """Codes ``[B, 8, T]`` (int64) -> condition ``mu [B, 2T, dim]`` at the 25 Hz latent rate.
+
+        ``num_quantizers=k`` keeps only the first k residual levels: the sum of their code
+        vectors goes through ``project_out`` (what a k-level RVQ would output; for codebook-depth
+        curves). None or 8 is the full embedding.
+        """
         if codes.dim() != 3 or codes.shape[1] != self.num_quantizers:
             raise ValueError(f"codes must be [B, {self.num_quantizers}, T], got {tuple(codes.shape)}")
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
             raise ValueError(
                 f"codes must lie in [0, {self.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]"
             )
-        embedding = self.vq_embed.get_output_from_indices(codes.long().transpose(1, 2))
+        indices = codes.long().transpose(1, 2)
+        k = self.num_quantizers if num_quantizers is None else int(num_quantizers)
+        if not 1 <= k <= self.num_quantizers:
+            raise ValueError(f"num_quantizers must be in 1..{self.num_quantizers}, got {num_quantizers}")
+        if k == self.num_quantizers:
+            embedding = self.vq_embed.get_output_from_indices(indices)
+        else:
+            per_level = self.vq_embed.get_codes_from_indices(indices)  # [8, B, T, codebook_dim]
+            embedding = self.vq_embed.project_out(per_level[:k].sum(0))
         return self.embedding_to_condition(embedding)
 
     def embedding_to_condition(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -199,8 +212,9 @@ class FlowMatching(nn.Module):
         num_steps: int,
         disable_progress: bool = True,
         scenario: str = "other_seg",
+        num_quantizers: int | None = None,
     ) -> torch.Tensor:
-        """Latents ``[B, 2T, out]`` for one window of codes.
+        """Latents ``[B, 2T, out]`` for one window of codes (the first ``num_quantizers`` levels; None: all).
 
         Args:
             codes_list: sequence whose first item is the codes ``[B, 8, T]``.
@@ -219,7 +233,7 @@ class FlowMatching(nn.Module):
         if num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
         device, dtype = true_latents.device, true_latents.dtype
-        mu = self.condition_from_codes(codes_list[0].to(device))
+        mu = self.condition_from_codes(codes_list[0].to(device), num_quantizers)
         batch, frames, _ = mu.shape
         if true_latents.shape != (batch, frames, self.latent_dim):
             raise ValueError(

@@ -158,8 +158,12 @@ class HeartCodec(nn.Module):
         num_steps: int = 10,
         guidance_scale: float = 1.25,
         disable_progress: bool = True,
+        num_quantizers: int | None = None,
     ) -> list[torch.Tensor]:
-        """Codes ``[8, T]`` -> one latent tensor ``[1, 2 * window, 256]`` per window (random: uses the global RNG)."""
+        """Codes ``[8, T]`` -> one latent tensor ``[1, 2 * window, 256]`` per window (random: uses the global RNG).
+
+        ``num_quantizers=k`` conditions on the first k residual levels only (None: all 8).
+        """
         codes = self._check_codes(codes).to(self.device)
         plan = WindowPlan.for_length(codes.shape[-1], duration, self.codes_per_second)
         reps = math.ceil(plan.padded_length / codes.shape[-1])
@@ -188,6 +192,7 @@ class HeartCodec(nn.Module):
                     num_steps=num_steps,
                     disable_progress=disable_progress,
                     scenario="other_seg",
+                    num_quantizers=num_quantizers,
                 )
             )
         return windows
@@ -229,15 +234,18 @@ class HeartCodec(nn.Module):
         num_steps: int = 10,
         guidance_scale: float = 1.25,
         disable_progress: bool = True,
+        num_quantizers: int | None = None,
     ) -> torch.Tensor:
         """Codes ``[8, T]`` (int) -> stereo audio ``[2, T * 3840]`` float32 at 48 kHz, on the CPU.
+
+        ``num_quantizers=k`` decodes from the first k of the 8 residual levels (a bitrate curve).
 
         Random (flow-matching noise from the global RNG): call ``torch.manual_seed``
         first for a reproducible result. Short inputs are repeated up to one window
         and the result cut back to ``T`` frames.
         """
         num_codes = codes.shape[-1] if codes.dim() == 2 else 0
-        windows = self.generate_latents(codes, duration, num_steps, guidance_scale, disable_progress)
+        windows = self.generate_latents(codes, duration, num_steps, guidance_scale, disable_progress, num_quantizers)
         return self.latents_to_wav(windows, duration)[:, : num_codes * self.samples_per_code]
 
     # -- identity ------------------------------------------------------------------------
