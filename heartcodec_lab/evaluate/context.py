@@ -62,13 +62,16 @@ class EvalContext:
         return int(self.codec.config.codebook_size)
 
     @torch.no_grad()
-    def detokenize(self, tokens: torch.Tensor) -> torch.Tensor:
-        """int64 ``[8, T]`` -> float32 ``[2, T * 3840]`` through the real decoder, seeded for repeatability."""
+    def detokenize(self, tokens: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
+        """int64 ``[8, T]`` -> float32 ``[2, T * 3840]`` through the real decoder, seeded for repeatability.
+
+        ``num_quantizers=k`` decodes from the first k residual levels only (codebook depth).
+        """
         d = self.cfg.detokenize
         torch.manual_seed(int(d.get("seed", 0)))
         wav = self.codec.detokenize(
             tokens.to(torch.long), duration=float(d.duration), num_steps=int(d.num_steps),
-            guidance_scale=float(d.guidance_scale), disable_progress=True,
+            guidance_scale=float(d.guidance_scale), disable_progress=True, num_quantizers=num_quantizers,
         )
         return wav.detach().float().cpu()
 

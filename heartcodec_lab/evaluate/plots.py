@@ -113,3 +113,20 @@ def metric_distributions(
             ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, fontsize=8)
         ax.set_title(metric, fontsize=9)
     return _save(fig, path)
+
+
+def depth_curves(curves: dict[str, dict[str, list[tuple[int, float]]]], path: str | Path | None = None) -> Figure:
+    """Codebook depth: one panel per metric ``metric -> {label -> [(k, mean), ...]}``, x = levels decoded."""
+    metrics = list(curves)
+    fig, axes = _grid(len(metrics), cols=min(3, max(1, len(metrics))), size=(4.2, 3.0))
+    for ax, metric in zip(axes, metrics):
+        for label, points in curves[metric].items():
+            points = [(k, v) for k, v in points if v is not None]
+            if points:
+                ks, values = zip(*points)
+                ax.plot(ks, values, marker="o", linewidth=1.2, label=label)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("quantizer levels decoded (k)", fontsize=8)
+    if metrics:
+        axes[0].legend(fontsize=7)
+    return _save(fig, path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from heartcodec_lab.evaluate import plots
+from heartcodec_lab.evaluate.report_music import music_sections
 from heartcodec_lab.evaluate.results import read_jsonl
 from heartcodec_lab.evaluate.summary import BETTER, RECONSTRUCTION_METRICS
 
@@ -215,6 +216,7 @@ def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation"
     reference = {r.summary.get("config", {}).get("reference") for r in runs} - {None}
     parts += _usage_section(runs, out)
     parts += _reconstruction_section(runs, out)
+    parts += music_sections(runs, out)
     parts += _agreement_section(
         runs, "agreement", "Agreement with the reference encoder",
         f"Tokens of each encoder compared with those of the reference (`{', '.join(sorted(reference)) or 'n/a'}`) "

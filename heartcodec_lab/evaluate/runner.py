@@ -27,6 +27,7 @@ from heartcodec_lab.evaluate.context import EvalContext
 from heartcodec_lab.evaluate.dataset import iter_dataset, read_dataset_info, read_tokens
 from heartcodec_lab.evaluate.metrics.agreement import match_counts
 from heartcodec_lab.evaluate.metrics.usage import count_codes
+from heartcodec_lab.evaluate.music import MusicMetrics, evaluate_songs, summarize_music
 from heartcodec_lab.evaluate.report import RunData, write_report
 from heartcodec_lab.evaluate.results import JsonlLog, write_json
 from heartcodec_lab.evaluate.summary import describe_values, summarize_encoder, summarize_usage
@@ -99,6 +100,7 @@ class AudioEvaluation:
         self.specs.sort(key=lambda s: s["name"] != self.reference)
         self.items = JsonlLog(out / "items.jsonl", ("clip", "encoder"), resume=cfg.get("resume", True))
         self.failures = JsonlLog(out / "failures.jsonl", ("clip",), resume=cfg.get("resume", True))
+        self.music = MusicMetrics(cfg, ctx)
 
     def tokens_path(self, encoder: str, clip: str) -> Path:
         return self.out / "tokens" / encoder / f"{clip}.npy"
@@ -157,6 +159,7 @@ class AudioEvaluation:
             record["seconds_detokenize"] = time.perf_counter() - t0
             if cfg.reconstruction:
                 record["reconstruction"] = ctx.metrics(audio, recon)
+                record.update(self.music.clip_blocks(clip, audio, recon, tokens, lyrics))
             if plot:
                 plots.spectrogram_comparison(
                     {"original": audio, f"{name} reconstruction": recon}, sr,
@@ -179,7 +182,8 @@ class AudioEvaluation:
         for spec in self.specs:
             name = spec["name"]
             records = [r for r in self.items.records if r["encoder"] == name and r["clip"] in clips]
-            block = {"kind": spec.get("kind"), "path": spec.get("path"), **summarize_encoder(records)}
+            block = {"kind": spec.get("kind"), "path": spec.get("path"), **summarize_encoder(records),
+                     **summarize_music(records)}
             token_files = [self.tokens_path(name, r["clip"]) for r in records]
             token_files = [p for p in token_files if p.is_file()]
             if token_files:
@@ -202,8 +206,9 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
         runs = [RunData.load(p) for p in cfg.compare]
         write_report(out, runs, title=cfg.get("title") or "Comparison")
         return {"compare": [str(r.path) for r in runs]}
-    if not cfg.get("dataset_dir") and not cfg.get("audio_dir"):
-        raise ValueError("nothing to evaluate: set dataset_dir=..., audio_dir=... or compare=[run_dir,...]")
+    if not cfg.get("dataset_dir") and not cfg.get("audio_dir") and not cfg.get("songs_dir"):
+        raise ValueError("nothing to evaluate: set dataset_dir=..., audio_dir=..., songs_dir=... "
+                         "or compare=[run_dir,...]")
     torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
     ctx = EvalContext(cfg)
     summary: dict = {
@@ -215,9 +220,15 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     if cfg.get("dataset_dir"):
         summary["dataset"] = evaluate_dataset(cfg, ctx, out)
     if cfg.get("audio_dir"):
-        summary["encoders"] = AudioEvaluation(cfg, ctx, out).run()
+        evaluation = AudioEvaluation(cfg, ctx, out)
+        summary["encoders"] = evaluation.run()
         summary["metric_params"] = ctx.metrics.describe()
         summary["detokenize"] = OmegaConf.to_container(cfg.detokenize, resolve=True)
+        summary["music_params"] = evaluation.music.describe()
+    if cfg.get("songs_dir"):
+        songs = MusicMetrics(cfg, ctx)
+        summary["songs"] = evaluate_songs(cfg, ctx, out, songs)
+        summary["transcriber"] = songs.transcriber.describe()
     summary["codec"] = ctx.codec_description()
     if ctx.mula_enabled:
         summary["mula"] = ctx.mula_description()
