@@ -69,9 +69,10 @@ class EvalContext:
         """
         d = self.cfg.detokenize
         torch.manual_seed(int(d.get("seed", 0)))
+        depth = {} if num_quantizers is None else {"num_quantizers": int(num_quantizers)}
         wav = self.codec.detokenize(
             tokens.to(torch.long), duration=float(d.duration), num_steps=int(d.num_steps),
-            guidance_scale=float(d.guidance_scale), disable_progress=True, num_quantizers=num_quantizers,
+            guidance_scale=float(d.guidance_scale), disable_progress=True, **depth,
         )
         return wav.detach().float().cpu()
 
