@@ -28,7 +28,9 @@ def test_listening_test_notebook(tmp_path):
     html = "".join(outputs(notebook, "text/html"))
     assert html.count("<audio") == 2 * 3  # two clips x (original + two reconstructions)
     assert len(outputs(notebook, "image/png")) == 2  # one spectrogram figure per clip
-    assert "si_sdr_db" in "".join(outputs(notebook, "text/markdown"))
+    markdown = "".join(outputs(notebook, "text/markdown"))
+    assert "si_sdr_db" in markdown
+    assert markdown.count("| transcript of | text | wer vs original |") == 2  # transcripts next to each clip
 
 
 @pytest.mark.slow
