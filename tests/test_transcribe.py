@@ -114,6 +114,12 @@ def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path):
     assert counts == {"done": 0, "skipped": 2, "failed": 1}
     assert out.read_text() == before
 
+    # an interrupted run left a torn line: that file is redone, the others are kept
+    out.write_text(before.splitlines()[0] + "\n" + before.splitlines()[1][:10])
+    counts = run(_compose(input=songs, out=out))
+    assert counts == {"done": 1, "skipped": 1, "failed": 1}
+    assert [json.loads(line)["file"] for line in out.read_text().splitlines()[::2]] == ["a.wav", "album/b.flac"]
+
     single = run(_compose(input=songs / "a.wav", out=tmp_path / "one.jsonl"))
     assert single["done"] == 1
     assert json.loads((tmp_path / "one.jsonl").read_text())["text"] == records[0]["text"]

@@ -44,11 +44,19 @@ def _read_done(path: Path) -> set[str]:
     return done
 
 
+def _end_torn_line(path: Path) -> None:
+    """After an interrupted run the last line may be cut: end it so the next record starts clean."""
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(-1, 2)
+            torn = f.read(1) != b"\n"
+        if torn:
+            with path.open("a", encoding="utf-8") as f:
+                f.write("\n")
+
+
 def _append(path: Path, record: dict) -> None:
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
     with path.open("a", encoding="utf-8") as f:
-        if text and not text.endswith("\n"):
-            f.write("\n")  # start clean after a torn line
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
@@ -67,6 +75,7 @@ def transcribe_files(transcriber: HeartTranscriptor, source: str | Path, out: st
         out.unlink(missing_ok=True)
     failed_path.unlink(missing_ok=True)  # failures are retried, so only this run's are kept
     done = _read_done(out)
+    _end_torn_line(out)
     counts = {"done": 0, "skipped": 0, "failed": 0}
     for key, path in list_inputs(source, extensions):
         if key in done:
