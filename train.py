@@ -8,10 +8,12 @@ Runs out of the box on the embedded tiny codec and synthetic music; for a real r
 import hydra
 from omegaconf import DictConfig
 
+from heartcodec_lab.provenance import one_line_errors
 from heartcodec_lab.training.run import train
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
+@one_line_errors("train.py")
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

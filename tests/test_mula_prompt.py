@@ -24,7 +24,8 @@ def _text(tokenizer, ids):
 @pytest.mark.parametrize(
     "raw,expected",
     [
-        ("Pop, Piano", "<tag>pop, piano</tag>"),
+        ("Pop, Piano", "<tag>pop,piano</tag>"),
+        (" Pop ,Piano,, pop\nHip  Hop ", "<tag>pop,piano,hip hop</tag>"),
         ("<tag>Rock</tag>", "<tag>rock</tag>"),
         ("<TAG>jazz", "<tag>jazz</tag>"),
         ("", "<tag></tag>"),

@@ -250,8 +250,14 @@ def test_load_projection_encoder_checks_codec(tmp_path, codec):
     assert enc.describe()["checkpoint"]["path"] == str(tmp_path / "same")
 
     save_projection(tmp_path / "other", build_projection("linear"), {"kind": "released", "sha256": {"m": "abc"}})
-    with pytest.warns(UserWarning, match="trained against codec"):
+    # another codec than the one it was trained against: refused, naming the config and both codecs
+    with pytest.raises(ProjectionCheckpointError,
+                       match=r"other/projection_config.json: .*trained against codec released \(m sha256 abc\) "
+                             r"but would run with codec embedded-tiny seed 20260123.*allow_codec_mismatch=true"):
         load_projection_encoder(tmp_path / "other", codec)
+    with pytest.warns(UserWarning, match="trained against codec"):
+        forced = load_projection_encoder(tmp_path / "other", codec, allow_codec_mismatch=True)
+    assert isinstance(forced, ProjectionEncoder)
 
     save_projection(tmp_path / "narrow", build_projection("linear", out_dim=64), codec.describe())
     with pytest.raises(ProjectionCheckpointError, match="out_dim 64 != codec dim 512"):

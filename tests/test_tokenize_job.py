@@ -54,7 +54,10 @@ def test_layout_and_records(dataset, encoder):
         assert r["encoder"].startswith("stand-in@") and len(r["audio_sha256"]) == 64
     by = {r["file_name"]: r for r in rows}
     song = by["audio/album/song.flac"]
-    assert (song["tags"], song["lyrics"]) == ("pop, piano, upbeat", "[Verse]\nla la la")
+    # tags in the released convention, the text as given kept beside them; lyrics keep their markers
+    assert (song["tags"], song["tags_raw"], song["lyrics"]) == ("pop,piano,upbeat", "pop, piano, upbeat",
+                                                                "[Verse]\nla la la")
+    assert by["audio/song.mp3"]["tags_raw"] is None and r["embedded"] == "codec,encoder"
     assert not song["default_tags"] and not song["instrumental"]
     assert by["audio/song.mp3"]["tags"] == "music" and by["audio/song.mp3"]["lyrics"] == "[Instrumental]"
     assert by["audio/song.mp3"]["audio_tokens_path"] != by["audio/song.ogg"]["audio_tokens_path"]
@@ -118,7 +121,7 @@ def test_changed_audio_is_redone_and_edited_tags_refreshed(tmp_path, encoder):
     a, b = rows
     assert a["audio_sha256"] != first["audio/a.wav"]["audio_sha256"] and a["frames"] == 25  # 2 s = one full chunk
     assert np.load(out / a["audio_tokens_path"]).shape == (8, 25)
-    assert b["tags"] == "jazz, brass" and not b["default_tags"] and b["audio_sha256"] == first["audio/b.wav"]["audio_sha256"]
+    assert b["tags"] == "jazz,brass" and not b["default_tags"] and b["audio_sha256"] == first["audio/b.wav"]["audio_sha256"]
     assert sum(calls) == 1  # only a.wav's single chunk was encoded again
 
 

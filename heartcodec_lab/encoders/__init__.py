@@ -28,10 +28,12 @@ def build_encoder(kind: str, path: str | None, codec: nn.Module, **kwargs) -> Au
     """An encoder of ``kind`` ("official" or "projection") loaded from ``path`` (None: embedded default).
 
     The encoder shares ``codec.quantizer``; ``kwargs`` (e.g. ``batch_chunks``) go to the loader.
+    ``allow_codec_mismatch`` only concerns projections (an official encoder records no trained codec).
     """
     if kind == "official":
         from .official import load_official_encoder
 
+        kwargs.pop("allow_codec_mismatch", None)
         return load_official_encoder(path, codec, **kwargs)
     if kind == "projection":
         from .projection import load_projection_encoder

@@ -59,7 +59,8 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, trust_pickle: 
     run_info = info.get("run_info", {})
     extra = {"source_checkpoint": str(Path(ckpt_path).resolve()), "global_step": int(ckpt.get("global_step", 0)),
              "experiment": run_info.get("experiment")}
-    return save_projection(out_dir, projection.eval(), run_info.get("codec", {}), extra=extra)
+    return save_projection(out_dir, projection.eval(), run_info.get("codec", {}), extra=extra,
+                           provenance=run_info.get("provenance"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,12 +121,21 @@ def run(cfg) -> int:
             raise ReconstructError(f"codec.dtype must be one of {', '.join(DTYPES)}, got {cfg.codec.dtype}")
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
+        from heartcodec_lab.provenance import Component, check_components
+
+        provenance = check_components([Component("codec", "codec.path", cfg.codec.path),
+                                       Component("encoder", "encoder.path", cfg.encoder.path)],
+                                      bool(cfg.get("allow_embedded", False)))
+        if provenance.embedded:
+            print(provenance.headline())
         from heartcodec_lab.codec import load_codec  # heavy imports only once the input is known good
         from heartcodec_lab.encoders import build_encoder
 
         start = time.perf_counter()
         codec = load_codec(cfg.codec.path, device=cfg.codec.device, dtype=DTYPES[str(cfg.codec.dtype)])
-        encoder = build_encoder(cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks))
+        extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
+        encoder = build_encoder(cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks),
+                                **extra)
         load_seconds = time.perf_counter() - start
         result = reconstruct(
             cfg.input,

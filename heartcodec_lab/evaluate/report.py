@@ -205,11 +205,27 @@ def _codec_identity(codec: dict) -> str:
     return "`" + " ".join(parts) + "`" if parts else "n/a"
 
 
+def _provenance_lines(runs: list[RunData]) -> list[str]:
+    """First lines of a report: which models were embedded (random) in each run, and in its dataset."""
+    from heartcodec_lab.provenance import Provenance
+
+    lines = []
+    for run in runs:
+        prefix = "" if len(runs) == 1 else f"{run.label}: "
+        if "provenance" in run.summary:
+            lines.append(f"**{prefix}{Provenance.from_dict(run.summary['provenance']).headline()}**\n")
+        dataset = (run.summary.get("dataset") or {}).get("provenance")
+        if dataset and dataset.get("embedded"):
+            lines.append(f"**{prefix}Dataset tokens made with EMBEDDED components: {', '.join(dataset['embedded'])}.**\n")
+    return lines
+
+
 def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation") -> Path:
     """Write ``out/report.md`` (and its plots) for one or more runs; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"# {title}\n", f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n"]
+    parts = [f"# {title}\n", *_provenance_lines(runs),
+             f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n"]
     run_rows = [[r.label, f"`{r.path}`", r.summary.get("created", "n/a"), _codec_identity(r.summary.get("codec", {}))]
                 for r in runs]
     parts.append(_table(["run", "folder", "created", "codec"], run_rows))

@@ -67,6 +67,15 @@ class JsonlLog:
     def done(self, **key) -> bool:
         return tuple(key.get(f) for f in self.key_fields) in self._done
 
+    def drop(self, records: list[dict]) -> None:
+        """Remove ``records`` (objects of :attr:`records`) from memory and rewrite the file without them."""
+        gone = {id(r) for r in records}
+        self.records = [r for r in self.records if id(r) not in gone]
+        self._done = {self.key(r) for r in self.records}
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
+        tmp.replace(self.path)
+
     def append(self, record: dict) -> None:
         record = _clean(record)
         with self.path.open("a", encoding="utf-8") as f:

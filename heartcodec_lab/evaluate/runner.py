@@ -2,7 +2,8 @@
 
 Output folder::
 
-    items.jsonl          one record per (clip, encoder), appended as each finishes (resume skips them)
+    items.jsonl          one record per (clip, encoder), appended as each finishes (resume skips those whose
+                         ``settings`` digests still match, see :mod:`heartcodec_lab.evaluate.settings`)
     dataset_items.jsonl  one record per dataset token file (frames, NLL when HeartMuLa is on)
     failures.jsonl       clips that could not be read
     counts.npy           dataset code counts int64 [8, K]; counts_<encoder>.npy for encoder tokens
@@ -30,6 +31,8 @@ from heartcodec_lab.evaluate.metrics.usage import count_codes
 from heartcodec_lab.evaluate.music import MusicMetrics, evaluate_songs, summarize_music
 from heartcodec_lab.evaluate.report import RunData, write_report
 from heartcodec_lab.evaluate.results import JsonlLog, write_json
+from heartcodec_lab.evaluate.settings import (audio_settings, check_dataset_encoders, digest, evaluation_provenance,
+                                              mula_settings, settle_stale)
 from heartcodec_lab.evaluate.summary import describe_values, summarize_encoder, summarize_usage
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,17 @@ def evaluate_dataset(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
     pad_id = cfg.get("pad_id")
     counts = np.zeros((8, size), dtype=np.int64)
     records = JsonlLog(out / "dataset_items.jsonl", ("item",), resume=cfg.get("resume", True))
+    items = list(iter_dataset(root))
+    check_dataset_encoders(root, [item.meta for item in items if item.meta], info)
+    mula = mula_settings(cfg, ctx)
+    expected = {}
+    for item in items:
+        stat = item.tokens_path.stat()
+        expected[item.key] = {"tokens": digest([item.meta.get("encoder"), stat.st_size, stat.st_mtime_ns]),
+                              "mula": mula}
+    settle_stale(records, expected, "item", cfg.get("changed_settings") or "recompute")
     files = frames = 0
-    for item in iter_dataset(root):
+    for item in items:
         tokens = read_tokens(item.tokens_path)
         # heartcodec-tokenize repeats the last frame of an exactly-8-frame clip (pad_frames) so the
         # array cannot be mistaken for [T, 8]; those frames are padding, not codes
@@ -63,7 +75,8 @@ def evaluate_dataset(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
         frames += tokens.shape[1]
         if records.done(item=item.key):
             continue
-        record = {"item": item.key, "file_name": item.meta.get("file_name"), "frames": int(tokens.shape[1])}
+        record = {"item": item.key, "file_name": item.meta.get("file_name"), "frames": int(tokens.shape[1]),
+                  "settings": expected[item.key]}
         if ctx.mula_enabled:
             nll = ctx.frame_nll(tokens, item.meta.get("tags") or "", item.meta.get("lyrics") or "")
             record["nll_per_frame_nats"] = float(nll.mean())
@@ -76,6 +89,8 @@ def evaluate_dataset(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
         "hours": frames / 12.5 / 3600,
         "pad_id": pad_id,
         "encoder": info.get("encoder"),
+        "encoder_fingerprint": info.get("encoder_fingerprint"),
+        "provenance": info.get("provenance"),
         "usage": summarize_usage(counts),
     }
     nll = [r["nll_per_frame_nats"] for r in records.records if r.get("nll_per_frame_nats") is not None]
@@ -105,8 +120,16 @@ class AudioEvaluation:
     def tokens_path(self, encoder: str, clip: str) -> Path:
         return self.out / "tokens" / encoder / f"{clip}.npy"
 
+    def settle_resume(self) -> None:
+        """Drop (or refuse) records made under other settings than this run's; remove their token files."""
+        reference = next((s for s in self.specs if s["name"] == self.reference), None)
+        self.settings = {s["name"]: audio_settings(self.cfg, self.ctx, s, reference) for s in self.specs}
+        for record in settle_stale(self.items, self.settings, "encoder", self.cfg.get("changed_settings") or "recompute"):
+            self.tokens_path(record["encoder"], record["clip"]).unlink(missing_ok=True)
+
     def run(self) -> dict:
         files = self.ctx.audio_files(self.cfg)
+        self.settle_resume()
         spectrogram_clips = int(self.cfg.plots.spectrogram_clips)
         for index, (clip, path) in enumerate(files):
             todo = [s for s in self.specs if not self.items.done(clip=clip, encoder=s["name"])]
@@ -149,7 +172,7 @@ class AudioEvaluation:
         path = self.tokens_path(name, clip)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, tokens.numpy().astype(np.int16))
-        record = {"clip": clip, "encoder": name, "frames": int(tokens.shape[1]),
+        record = {"clip": clip, "encoder": name, "frames": int(tokens.shape[1]), "settings": self.settings[name],
                   "duration_s": audio.shape[-1] / sr, "seconds_encode": time.perf_counter() - start}
         if reference_tokens is not None and name != self.reference:
             record["agreement"] = match_counts(tokens, reference_tokens)
@@ -209,12 +232,15 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     if not cfg.get("dataset_dir") and not cfg.get("audio_dir") and not cfg.get("songs_dir"):
         raise ValueError("nothing to evaluate: set dataset_dir=..., audio_dir=..., songs_dir=... "
                          "or compare=[run_dir,...]")
+    # refuse embedded models next to checkpoints before any work
+    provenance = evaluation_provenance(cfg, read_dataset_info(cfg.dataset_dir) if cfg.get("dataset_dir") else None)
     torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
     ctx = EvalContext(cfg)
     summary: dict = {
         "toolkit_version": heartcodec_lab.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "label": cfg.get("label") or out.name,
+        "provenance": provenance.as_dict(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     if cfg.get("dataset_dir"):

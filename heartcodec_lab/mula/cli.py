@@ -25,6 +25,7 @@ from heartcodec_lab.mula.continuation import load_history
 from heartcodec_lab.mula.generation import FRAME_MS, GenerationConfig, decode_tokens, generate_tokens
 from heartcodec_lab.mula.loading import load_mula, resolve_device
 from heartcodec_lab.mula.prompt import read_text_or_file
+from heartcodec_lab.provenance import one_line_errors
 
 log = logging.getLogger("heartcodec-generate")
 # absolute, so it works whether or not conf/ is an importable package
@@ -65,8 +66,23 @@ def _ctrl_c_cancels(event: threading.Event):
         signal.signal(signal.SIGINT, previous)
 
 
+def generation_provenance(cfg: DictConfig):
+    """HeartMuLa, codec and (when continuing from audio) the encoder: all checkpoints or all embedded."""
+    from heartcodec_lab.provenance import Component, check_components
+
+    components = [Component("HeartMuLa", "mula.path", cfg.mula.get("path")),
+                  Component("codec", "codec.path", cfg.codec.get("path"))]
+    source = cfg.get("continue_from")
+    if source and Path(str(source)).suffix.lower() != ".npy":
+        components.append(Component("encoder", "encoder.path", cfg.encoder.get("path")))
+    return check_components(components, bool(cfg.get("allow_embedded", False)))
+
+
 def run(cfg: DictConfig) -> Path:
     """Run one generation from a composed config; returns the written audio path."""
+    provenance = generation_provenance(cfg)
+    if provenance.embedded:
+        log.warning("%s", provenance.headline())
     tags = read_text_or_file(cfg.tags)
     lyrics = read_text_or_file(cfg.lyrics)
     if cfg.seed is not None:
@@ -150,6 +166,7 @@ def quote_free_text(argv: list[str]) -> list[str]:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="generate")
+@one_line_errors("heartcodec-generate")
 def _hydra_main(cfg: DictConfig) -> None:
     run(cfg)
 

@@ -2,7 +2,10 @@
 
 The text channel (the last of 9) holds, in order::
 
-    BOS <tag>tags, lower-cased</tag> EOS | 0 (reference-audio slot) | BOS lyrics, lower-cased EOS
+    BOS <tag>tags in the released convention</tag> EOS | 0 (reference-audio slot) | BOS lyrics, lower-cased EOS
+
+Tags and lyrics go through :mod:`heartcodec_lab.data.text` first (the same rule the tokenizer's
+metadata uses): ``"Pop, Piano"`` -> ``<tag>pop,piano</tag>``; lyrics keep their section markers.
 
 BOS/EOS are added only where the tokenizer did not already put them (never
 doubled). The reference-audio (MuQ) slot keeps text id 0; the model overwrites
@@ -19,6 +22,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from heartcodec_lab.data.text import normalize_lyrics, normalize_tags
 from heartcodec_lab.mula.loading import GenConfig
 
 NUM_AUDIO_CHANNELS = 8
@@ -54,13 +58,8 @@ def read_text_or_file(value: str | Path) -> str:
 
 
 def format_tags(tags: str) -> str:
-    """``"Piano, Happy"`` -> ``"<tag>piano, happy</tag>"`` (lower-cased, wrapped once)."""
-    tags = tags.lower()
-    if not tags.startswith("<tag>"):
-        tags = "<tag>" + tags
-    if not tags.endswith("</tag>"):
-        tags = tags + "</tag>"
-    return tags
+    """``"Piano, Happy"`` -> ``"<tag>piano,happy</tag>"`` (:func:`normalize_tags`, wrapped once)."""
+    return f"<tag>{normalize_tags(tags)}</tag>"
 
 
 def encode_text(tokenizer: Tokenizer, text: str, gen_config: GenConfig) -> list[int]:
@@ -78,7 +77,7 @@ def build_prompt(tokenizer: Tokenizer, gen_config: GenConfig, tags: str, lyrics:
     if not isinstance(tags, str) or not isinstance(lyrics, str):
         raise TypeError(f"tags and lyrics must be strings, got {type(tags).__name__} and {type(lyrics).__name__}")
     tag_ids = encode_text(tokenizer, format_tags(tags), gen_config)
-    lyric_ids = encode_text(tokenizer, lyrics.lower(), gen_config)
+    lyric_ids = encode_text(tokenizer, normalize_lyrics(lyrics).lower(), gen_config)
     length = len(tag_ids) + 1 + len(lyric_ids)
     tokens = torch.zeros(length, NUM_CHANNELS, dtype=torch.long)
     tokens[: len(tag_ids), -1] = torch.tensor(tag_ids)

@@ -8,9 +8,11 @@ import hydra
 from omegaconf import DictConfig
 
 from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.provenance import one_line_errors
 
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="tokenize")
+@one_line_errors("heartcodec-tokenize", extra=(ValueError,))
 def _main(cfg: DictConfig) -> None:
     from heartcodec_lab.tokenize.runner import run
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from heartcodec_lab import __version__
+from heartcodec_lab.tokenize.consistency import check_single_encoder
 from heartcodec_lab.tokenize.layout import (PARTS_DIR, TMP_MARK, TOKENS_DIR, atomic_write_text, latest_by_file,
                                             read_all_ledgers, write_jsonl)
 from heartcodec_lab.tokenize.records import RECORD_FIELDS
@@ -30,11 +31,8 @@ def finalize(output_dir: str | Path, backend_id: str = "heartmula-tokens") -> di
         else:
             failures.append(entry["failure"])
     runs = [json.loads(p.read_text()) for p in sorted((out / PARTS_DIR).glob("*/run.json"))]
-    encoders = sorted({r["encoder"] for r in records})
-    if len(encoders) > 1:
-        raise ValueError(f"{out}: the dataset mixes encoders {encoders}; re-run every shard with one encoder "
-                         f"(or delete {out / PARTS_DIR} and start over)")
-    fingerprint = encoders[0] if encoders else (runs[-1]["encoder_fingerprint"] if runs else None)
+    # refuses tokens of different encoders or RVQs, naming the ledgers and files of each
+    fingerprint = check_single_encoder(out) or (runs[-1]["encoder_fingerprint"] if runs else None)
     run = next((r for r in runs if r["encoder_fingerprint"] == fingerprint), runs[-1] if runs else {})
 
     missing = [f for f in RECORD_FIELDS if records and f not in records[0]]
@@ -47,6 +45,8 @@ def finalize(output_dir: str | Path, backend_id: str = "heartmula-tokens") -> di
         "toolkit": {"name": "heartcodec_lab", "version": __version__},
         "encoder_fingerprint": fingerprint,
         "encoder": run.get("encoder"),
+        "rvq_fingerprint": run.get("rvq_fingerprint"),
+        "provenance": run.get("provenance"),
         "config": run.get("config"),
         "input_root": run.get("input_root"),
         "token_format": {"dtype": "int16", "shape": "[8, T]", "codes": "0..8191", "frame_rate_hz": 12.5,

@@ -10,13 +10,16 @@ from pathlib import Path
 
 from heartcodec_lab.audio import audio_info
 from heartcodec_lab.encoders.base import AudioEncoder
+from heartcodec_lab.encoders.fingerprint import encoder_fingerprint, rvq_fingerprint
+from heartcodec_lab.provenance import Component, Provenance, check_components
+from heartcodec_lab.tokenize.consistency import check_resume
 from heartcodec_lab.tokenize.inputs import InputFile, collect_inputs, select_shard
 from heartcodec_lab.tokenize.layout import (AUDIO_DIR, PARTS_DIR, Ledger, atomic_write_text, latest_by_file,
                                             read_all_ledgers, save_tokens, shard_tag, tokens_to_file_array)
 from heartcodec_lab.tokenize.pipeline import FileResult, tokenize_stream
 from heartcodec_lab.tokenize.progress import TokenizeProgress
-from heartcodec_lab.tokenize.records import (Naming, encoder_fingerprint, failure_entry, is_done, make_record,
-                                             ok_entry, source_stat, text_fields)
+from heartcodec_lab.tokenize.records import (Naming, failure_entry, is_done, make_record, ok_entry, source_stat,
+                                             text_fields)
 
 
 @dataclass
@@ -66,13 +69,23 @@ def ensure_audio_link(out: Path, naming: Naming, root: Path, item: InputFile | N
             raise
 
 
+def job_provenance(cfg) -> Provenance:
+    """The codec and the encoder must both be checkpoints or both embedded (unless ``allow_embedded``)."""
+    encoder = cfg.get("encoder") or {}
+    components = [Component("codec", "codec.path", (cfg.get("codec") or {}).get("path")),
+                  Component("encoder", "encoder.path", encoder.get("path"))]
+    return check_components(components, bool(cfg.get("allow_embedded", False)))
+
+
 def run_shard(cfg, encoder: AudioEncoder, shard: int, num_shards: int, device="cpu", console=None) -> ShardSummary:
     """Tokenize shard ``shard`` of ``num_shards`` of the configured input into ``cfg.output_dir``.
 
     ``cfg`` needs: input_dir / input_manifest, output_dir, extensions, default_tags, instrumental_lyrics,
-    pad_eight_frames, link_audio, num_workers, batch_chunks (None: the encoder's), block_seconds, progress.
+    pad_eight_frames, link_audio, num_workers, batch_chunks (None: the encoder's), block_seconds, progress;
+    optional: codec.path / encoder.path / allow_embedded (provenance), reencode (replace another encoder's tokens).
     """
     t0 = time.perf_counter()
+    provenance = job_provenance(cfg)
     out = Path(cfg.output_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     tag = shard_tag(shard, num_shards)
@@ -84,15 +97,18 @@ def run_shard(cfg, encoder: AudioEncoder, shard: int, num_shards: int, device="c
         ensure_audio_link(out, naming, root, None)
 
     description = encoder.describe()
-    fingerprint = encoder_fingerprint(description)
+    fingerprint = encoder_fingerprint(encoder)
+    rvq = rvq_fingerprint(encoder.quantizer)
+    check_resume(out, fingerprint, rvq, reencode=bool(cfg.get("reencode", False)))
     part = out / PARTS_DIR / tag
     part.mkdir(parents=True, exist_ok=True)
-    run_info = {"shard": tag, "encoder": description, "encoder_fingerprint": fingerprint,
-                "input_root": str(root), "config": _job_config(cfg)}
+    run_info = {"shard": tag, "encoder": description, "encoder_fingerprint": fingerprint, "rvq_fingerprint": rvq,
+                "provenance": provenance.as_dict(), "input_root": str(root), "config": _job_config(cfg)}
     atomic_write_text(part / "run.json", json.dumps(run_info, indent=2, sort_keys=True, default=str) + "\n")
 
     # -- plan: what is done already (by any shard), what only needs its text refreshed, what to do
     summary = ShardSummary(tag)
+    embedded = ",".join(provenance.embedded)
     latest = latest_by_file(read_all_ledgers(out))
     todo: list[InputFile] = []
     refresh: list[tuple[dict, dict]] = []
@@ -103,8 +119,9 @@ def run_shard(cfg, encoder: AudioEncoder, shard: int, num_shards: int, device="c
             text = text_fields(item, cfg.default_tags, cfg.instrumental_lyrics)
             summary.skipped += 1
             summary.default_tags += int(text["default_tags"])
-            if any(rec.get(k) != text[k] for k in text):
-                rec.update(text)
+            current = {**text, "embedded": embedded}
+            if any(k not in rec or rec[k] != v for k, v in current.items()):
+                rec.update(current)
                 refresh.append((rec, entry["source"]))
         else:
             todo.append(item)
@@ -120,7 +137,7 @@ def run_shard(cfg, encoder: AudioEncoder, shard: int, num_shards: int, device="c
     try:
         for res in tokenize_stream(encoder, todo, batch_chunks=batch_chunks, num_workers=int(cfg.num_workers),
                                    device=device, block_seconds=float(cfg.block_seconds)):
-            seconds = _write_result(res, out, naming, ledger, cfg, fingerprint, summary, manifest_mode, tag)
+            seconds = _write_result(res, out, naming, ledger, cfg, fingerprint, summary, manifest_mode, tag, embedded)
             progress.file_done(seconds, ok=res.ok)
     finally:
         progress.stop()
@@ -131,7 +148,7 @@ def run_shard(cfg, encoder: AudioEncoder, shard: int, num_shards: int, device="c
 
 
 def _write_result(res: FileResult, out: Path, naming: Naming, ledger: Ledger, cfg, fingerprint: str,
-                  summary: ShardSummary, manifest_mode: bool, tag: str) -> float:
+                  summary: ShardSummary, manifest_mode: bool, tag: str, embedded: str = "") -> float:
     """Write one file's token file (atomically), then its ledger line; return its audio seconds."""
     name = naming.file_name(res.item)
     if res.ok:
@@ -144,7 +161,8 @@ def _write_result(res: FileResult, out: Path, naming: Naming, ledger: Ledger, cf
             info = res.info
             record = make_record(naming, res.item, text, frames=int(arr.shape[1]), pad_frames=pad,
                                  sample_rate=info.sample_rate, channels=info.channels,
-                                 num_samples=info.num_samples, encoder=fingerprint, sha256=res.sha256)
+                                 num_samples=info.num_samples, encoder=fingerprint, sha256=res.sha256,
+                                 embedded=embedded)
             ledger.append(ok_entry(record, source_stat(res.item.path)))
         except Exception as err:  # disk full, permissions, bad codes ...
             res = FileResult(res.index, res.item, info=res.info, stage="write", error=f"{type(err).__name__}: {err}")

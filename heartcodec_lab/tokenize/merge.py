@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.provenance import one_line_errors
 
 
 def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = True, console: Console | None = None) -> int:
@@ -32,6 +33,7 @@ def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = T
 
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="tokenize_merge")
+@one_line_errors("heartcodec-tokenize-merge")
 def _main(cfg: DictConfig) -> None:
     code = merge(cfg.output_dir, backend_id=cfg.backend_id, check=bool(cfg.check))
     if code:

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
-from heartcodec_lab.tokenize.inputs import InputFile
 from heartcodec_lab.codec.weights import file_sha256
+from heartcodec_lab.data.text import normalize_lyrics, normalize_tags
+from heartcodec_lab.tokenize.inputs import InputFile
 from heartcodec_lab.tokenize.layout import AUDIO_DIR, tokens_rel_path
 
-RECORD_FIELDS = ("file_name", "audio_tokens_path", "tags", "lyrics", "duration_s", "frames", "sample_rate",
-                 "channels", "encoder", "audio_sha256")
-
-
-def encoder_fingerprint(description: dict) -> str:
-    """``<encoder id>@<12 hex>``: identifies weights and config, not where the files were on disk."""
-
-    def strip_paths(x):
-        if isinstance(x, dict):
-            return {k: strip_paths(v) for k, v in x.items() if k not in ("path", "root", "dir")}
-        if isinstance(x, (list, tuple)):
-            return [strip_paths(v) for v in x]
-        return x
-
-    blob = json.dumps(strip_paths(description), sort_keys=True, default=str).encode()
-    return f"{description.get('encoder', 'encoder')}@{hashlib.sha256(blob).hexdigest()[:12]}"
+RECORD_FIELDS = ("file_name", "audio_tokens_path", "tags", "tags_raw", "lyrics", "duration_s", "frames",
+                 "sample_rate", "channels", "encoder", "embedded", "audio_sha256")
 
 
 class Naming:
@@ -45,11 +30,17 @@ class Naming:
 
 
 def text_fields(item: InputFile, default_tags: str, instrumental_lyrics: str) -> dict:
-    """tags/lyrics as written to metadata, with the fallbacks SimpleTuner needs (never empty)."""
-    tags = item.tags.strip() if item.tags and item.tags.strip() else None
-    lyrics = item.lyrics.strip() if item.lyrics and item.lyrics.strip() else None
+    """tags/lyrics as written to metadata, with the fallbacks SimpleTuner needs (never empty).
+
+    ``tags`` follow the released convention (:func:`normalize_tags`), ``tags_raw`` is the text as
+    given (None when the file had none); lyrics keep their section markers (:func:`normalize_lyrics`).
+    """
+    raw = item.tags.strip() if item.tags and item.tags.strip() else None
+    tags = normalize_tags(raw) or None
+    lyrics = normalize_lyrics(item.lyrics) or None
     return {
-        "tags": tags or default_tags,
+        "tags": tags or normalize_tags(default_tags),
+        "tags_raw": raw,
         "lyrics": lyrics or instrumental_lyrics,
         "default_tags": tags is None,
         "instrumental": lyrics is None,
@@ -57,17 +48,20 @@ def text_fields(item: InputFile, default_tags: str, instrumental_lyrics: str) ->
 
 
 def make_record(naming: Naming, item: InputFile, text: dict, *, frames: int, pad_frames: int, sample_rate: int,
-                channels: int, num_samples: int, encoder: str, sha256: str) -> dict:
+                channels: int, num_samples: int, encoder: str, sha256: str, embedded: str = "") -> dict:
+    """One metadata row; ``embedded``: comma-separated components that had built-in random weights."""
     return {
         "file_name": naming.file_name(item),
         "audio_tokens_path": naming.tokens_path(item),
         "tags": text["tags"],
+        "tags_raw": text["tags_raw"],
         "lyrics": text["lyrics"],
         "duration_s": round(num_samples / sample_rate, 6),
         "frames": frames,
         "sample_rate": sample_rate,
         "channels": channels,
         "encoder": encoder,
+        "embedded": embedded,
         "audio_sha256": sha256,
         "num_samples": num_samples,
         "pad_frames": pad_frames,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from heartcodec_lab.tokenize.finalize import finalize
-from heartcodec_lab.tokenize.job import ShardSummary, run_shard
+from heartcodec_lab.tokenize.job import ShardSummary, job_provenance, run_shard
 from heartcodec_lab.tokenize.layout import PARTS_DIR
 
 
@@ -29,13 +29,14 @@ def build_encoder(cfg, device: torch.device):
     from heartcodec_lab.encoders import build_encoder as build
 
     codec = load_codec(cfg.codec.get("path"), device=str(device), dtype=torch.float32)
+    extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
     encoder = build(cfg.encoder.kind, cfg.encoder.get("path"), codec,
-                    batch_chunks=int(cfg.encoder.get("batch_chunks") or 1))
+                    batch_chunks=int(cfg.encoder.get("batch_chunks") or 1), **extra)
     return encoder.to(device).eval()
 
 
 def check_config(cfg) -> None:
-    """Fail before any model is loaded when the inputs cannot work."""
+    """Fail before any model is loaded when the inputs cannot work (or would mix embedded and real models)."""
     has_dir, has_manifest = bool(cfg.get("input_dir")), bool(cfg.get("input_manifest"))
     if has_dir == has_manifest:
         raise ValueError("give exactly one of input_dir=FOLDER or input_manifest=FILE.jsonl|.csv")
@@ -46,6 +47,7 @@ def check_config(cfg) -> None:
         raise ValueError("output_dir=FOLDER is required")
     if not 0 <= int(cfg.shard) < int(cfg.num_shards):
         raise ValueError(f"need 0 <= shard < num_shards, got shard={cfg.shard} num_shards={cfg.num_shards}")
+    job_provenance(cfg)
 
 
 def run(cfg: DictConfig, encoder=None, console: Console | None = None) -> int:

@@ -6,10 +6,12 @@ import hydra
 from omegaconf import DictConfig
 
 from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.provenance import one_line_errors
 from heartcodec_lab.training.run import train
 
 
 @hydra.main(config_path=CONF_PKG, config_name="train", version_base="1.3")
+@one_line_errors("heartcodec-train")
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

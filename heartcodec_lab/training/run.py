@@ -39,6 +39,22 @@ def build_projection(cfg: DictConfig, codec) -> torch.nn.Module:
         return instantiate(cfg.projection, **sizes)
 
 
+def run_provenance(cfg: DictConfig):
+    """Codec and teacher (when distilling) are both checkpoints or both embedded, unless ``allow_embedded``.
+
+    A ``random_projection`` teacher is embedded by definition (a hidden random projection for the demo).
+    """
+    from heartcodec_lab.provenance import Component, check_components
+
+    components = [Component("codec", "codec.path", cfg.codec.get("path"))]
+    teacher = cfg.get("teacher")
+    if teacher:
+        random_teacher = teacher.get("kind") == "random_projection"
+        components.append(Component("teacher", "teacher.path", None if random_teacher else teacher.get("path"),
+                                    fix="teacher.kind=official teacher.path=..." if random_teacher else None))
+    return check_components(components, bool(cfg.get("allow_embedded", False)))
+
+
 def build_module(cfg: DictConfig, codec=None):
     """(module, datamodule) for ``cfg``; ``codec`` defaults to ``load_codec(cfg.codec.path)``."""
     from hydra.utils import instantiate
@@ -49,6 +65,7 @@ def build_module(cfg: DictConfig, codec=None):
     from heartcodec_lab.training.module import ProjectionTrainingModule
     from heartcodec_lab.training.teacher import build_teacher
 
+    provenance = run_provenance(cfg)
     if codec is None:
         codec = load_codec(cfg.codec.path, device="cpu", dtype=getattr(torch, cfg.codec.get("dtype", "float32")))
     projection = build_projection(cfg, codec)
@@ -61,7 +78,7 @@ def build_module(cfg: DictConfig, codec=None):
             adapter = LatentAdapter(in_dim=codec.config.dim, latent_dim=codec.config.latent_hidden_dim,
                                     **(_plain(cfg.model.get("adapter")) or {}))
     run_info = {"config": _plain(cfg.get("recipe_info")) or {}, "codec": codec.describe(),
-                "experiment": cfg.get("experiment_name")}
+                "experiment": cfg.get("experiment_name"), "provenance": provenance.as_dict()}
     module = ProjectionTrainingModule(
         codec, projection, losses, teacher=teacher, adapter=adapter, optim=_plain(cfg.model.optim),
         grad_clip=cfg.model.grad_clip, seed=cfg.seed, max_consecutive_skips=cfg.model.max_consecutive_skips,
@@ -104,6 +121,7 @@ def train(cfg: DictConfig, codec=None) -> dict:
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     # mid-epoch resume is exact here: the sampler restarts from the module's restored batch count
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+    provenance = run_provenance(cfg)  # refuses embedded parts next to checkpoints before any work
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     module, datamodule = build_module(cfg, codec)
@@ -121,6 +139,7 @@ def train(cfg: DictConfig, codec=None) -> dict:
         torch.distributed.all_gather_object(gathered, local)
         shas = gathered
     summary = {
+        "provenance": provenance.as_dict(),
         "global_step": int(trainer.global_step),
         "batches_seen": int(module.batches_seen),
         "skipped_steps": int(module.skipped_steps),
@@ -133,7 +152,8 @@ def train(cfg: DictConfig, codec=None) -> dict:
         if cfg.get("export_projection", True):
             export_dir = save_projection(out_dir / "projection", module.projection.cpu(), module.codec.describe(),
                                          extra={"global_step": summary["global_step"], "source": str(final_ckpt),
-                                                "experiment": cfg.get("experiment_name")})
+                                                "experiment": cfg.get("experiment_name")},
+                                         provenance=provenance.as_dict())
             summary["projection_export"] = str(export_dir)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

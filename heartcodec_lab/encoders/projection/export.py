@@ -44,11 +44,12 @@ def _toolkit_version() -> str:
 
 
 def save_projection(out_dir: str | Path, projection: Projection, codec_info: dict,
-                    extra: dict | None = None) -> Path:
+                    extra: dict | None = None, provenance: dict | None = None) -> Path:
     """Write ``projection.safetensors`` + ``projection_config.json`` into ``out_dir``; returns the folder.
 
     ``codec_info`` is ``codec.describe()`` of the codec the projection was trained against;
-    ``extra`` (JSON-able) is free-form (training step, metrics, recipe).
+    ``extra`` (JSON-able) is free-form (training step, metrics, recipe); ``provenance``
+    (:meth:`heartcodec_lab.provenance.Provenance.as_dict`) says which parts of the training run were embedded.
     """
     if projection.kind not in PROJECTIONS:
         raise ValueError(f"cannot export projection of unknown kind {projection.kind!r}")
@@ -64,6 +65,7 @@ def save_projection(out_dir: str | Path, projection: Projection, codec_info: dic
         "codec": codec_info,
         "toolkit_version": _toolkit_version(),
         "weights_sha256": _sha256(weights),
+        "provenance": provenance,
         "extra": extra or {},
     }
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
@@ -137,6 +139,15 @@ def codec_identity(info: dict | None) -> str:
     return json.dumps({k: v for k, v in info.items() if k != "path"}, sort_keys=True, default=str)
 
 
+def _codec_label(info: dict | None) -> str:
+    """Short name of a codec description: its folder (or kind/seed) and the first weight hash."""
+    info = info or {}
+    where = info.get("path") or f"{info.get('kind', 'unknown')}" + (f" seed {info['seed']}" if "seed" in info else "")
+    hashes = info.get("sha256") or {}
+    first = next(iter(sorted(hashes.items())), None)
+    return f"{where}" + (f" ({first[0]} sha256 {first[1][:12]})" if first else "")
+
+
 def _codec_sizes(codec: nn.Module) -> tuple[int | None, int | None]:
     cfg = getattr(codec, "config", None)
     return getattr(cfg, "dim", None), getattr(cfg, "latent_hidden_dim", None)
@@ -152,13 +163,15 @@ def default_projection(codec: nn.Module, kind: str = DEFAULT_KIND, seed: int = D
 
 
 def load_projection_encoder(path: str | Path | None, codec: nn.Module, batch_chunks: int = 1,
-                            kind: str = DEFAULT_KIND, seed: int = DEFAULT_SEED, **projection_kwargs) -> ProjectionEncoder:
+                            kind: str = DEFAULT_KIND, seed: int = DEFAULT_SEED, allow_codec_mismatch: bool = False,
+                            **projection_kwargs) -> ProjectionEncoder:
     """Checkpoint folder (or None) + codec -> :class:`ProjectionEncoder` in eval mode.
 
     ``path=None`` gives an untrained ``kind`` projection (default conv1d) with a fixed ``seed``:
     deterministic tokens for tests and demos, not meaningful ones. ``kind`` and
-    ``projection_kwargs`` only apply to that case. Warns when the checkpoint was trained
-    against another codec; raises when its sizes do not fit this codec.
+    ``projection_kwargs`` only apply to that case. Refuses a checkpoint trained against another
+    codec (its tokens would not mean what this codec's decoder expects) unless
+    ``allow_codec_mismatch`` (then it warns); raises when its sizes do not fit this codec.
     """
     if path is None:
         projection = default_projection(codec, kind=kind, seed=seed, **projection_kwargs)
@@ -174,8 +187,13 @@ def load_projection_encoder(path: str | Path | None, codec: nn.Module, batch_chu
         raise ProjectionCheckpointError(f"{folder / CONFIG_NAME}: projection latent_dim {projection.config['latent_dim']} "
                                         f"!= codec latent_hidden_dim {latent_dim}")
     if hasattr(codec, "describe") and codec_identity(config.get("codec")) != codec_identity(codec.describe()):
-        warnings.warn(f"{folder}: projection was trained against codec {config.get('codec')}, "
-                      f"but is used with {codec.describe()}; its tokens may not decode well", stacklevel=2)
+        trained, used = _codec_label(config.get("codec")), _codec_label(codec.describe())
+        message = (f"{folder / CONFIG_NAME}: the projection was trained against codec {trained} but would run with "
+                   f"codec {used}; point codec.path at the codec it was trained with "
+                   f"(or encoder.allow_codec_mismatch=true to force it)")
+        if not allow_codec_mismatch:
+            raise ProjectionCheckpointError(message)
+        warnings.warn(message, stacklevel=2)
     checkpoint = {"path": str(folder), "weights_sha256": config.get("weights_sha256"),
                   "trained_codec": config.get("codec")}
     return ProjectionEncoder(codec, projection, batch_chunks, checkpoint=checkpoint).eval()
