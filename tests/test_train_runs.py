@@ -57,7 +57,12 @@ def test_every_experiment_runs_a_step(name, codec, cache_dir, tmp_path):
     encoder = load_projection_encoder(tmp_path / "projection", codec)
     tokens = encoder.tokenize(torch.zeros(2, 48000), 48000)
     assert tokens.shape == (8, encoder.num_frames(48000, 48000))
-    assert json.loads((tmp_path / "summary.json").read_text())["global_step"] == 1
+    run_summary = json.loads((tmp_path / "summary.json").read_text())
+    assert run_summary["global_step"] == 1
+    # the run summary and the export say which parts were embedded (the tiny codec; distill's hidden teacher)
+    embedded = ["codec", "teacher"] if name == "distill" else ["codec"]
+    assert run_summary["provenance"]["embedded"] == embedded
+    assert json.loads((tmp_path / "projection" / "projection_config.json").read_text())["provenance"]["embedded"] == embedded
 
 
 def _tb_tags(folder):
@@ -119,6 +124,7 @@ def test_resume_is_exact_and_checkpoint_exports(codec, cache_dir, tmp_path):
     exported, config = load_projection(tmp_path / "exported")
     own, _ = load_projection(tmp_path / "a" / "projection")
     assert config["kind"] == "conv1d" and config["extra"]["global_step"] == 4
+    assert config["provenance"] == {"embedded": ["codec"], "checkpoints": {}, "allow_embedded": False}
     for k, v in own.state_dict().items():
         assert torch.equal(v, exported.state_dict()[k]), k
     assert export_checkpoint(ckpt, tmp_path / "early").is_dir()

@@ -16,12 +16,16 @@ import json
 import torch
 from torch import nn
 
-_LOCATION_KEYS = ("path", "root", "dir", "weights_file", "files", "source_checkpoint")
+# Left out of a description before hashing: where files are, and the hash of the projection's own
+# weights file (safetensors writes its metadata map in a per-process order, so the same weights saved
+# twice can hash differently; the weights themselves are hashed instead).
+_NOT_IDENTITY = ("path", "root", "dir", "weights_file", "files", "source_checkpoint", "weights_sha256")
 
 
 def strip_locations(value):
+    """``value`` without the keys that name file locations (and the projection's file hash)."""
     if isinstance(value, dict):
-        return {k: strip_locations(v) for k, v in value.items() if k not in _LOCATION_KEYS}
+        return {k: strip_locations(v) for k, v in value.items() if k not in _NOT_IDENTITY}
     if isinstance(value, (list, tuple)):
         return [strip_locations(v) for v in value]
     return value
