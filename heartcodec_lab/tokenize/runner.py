@@ -73,6 +73,9 @@ def _finish(cfg, summaries: list[ShardSummary], console: Console) -> int:
                       f"[bold]heartcodec-tokenize-merge output_dir={out}[/bold]")
     total = combine(summaries)
     print_summary(total, console)
+    provenance = job_provenance(cfg)
+    if provenance.embedded:
+        console.print(f"[yellow]{provenance.headline()}[/yellow]", highlight=False)
     if cfg.strict and total.failed:
         console.print(f"[red]strict=true and {total.failed} file(s) failed (see {out}/failures.jsonl)")
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -122,6 +123,8 @@ def train(cfg: DictConfig, codec=None) -> dict:
     # mid-epoch resume is exact here: the sampler restarts from the module's restored batch count
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
     provenance = run_provenance(cfg)  # refuses embedded parts next to checkpoints before any work
+    if provenance.embedded:
+        logging.getLogger(__name__).warning("%s", provenance.headline())
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     module, datamodule = build_module(cfg, codec)
