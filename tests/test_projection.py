@@ -318,4 +318,4 @@ def test_encoder_config_file():
     from importlib.resources import files
 
     cfg = OmegaConf.load(str(files("heartcodec_lab.conf") / "encoder" / "projection.yaml"))
-    assert cfg == {"kind": "projection", "path": None, "batch_chunks": 1}
+    assert cfg == {"kind": "projection", "path": None, "batch_chunks": 1, "allow_codec_mismatch": False}
