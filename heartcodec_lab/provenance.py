@@ -73,6 +73,29 @@ class Provenance:
                 f"{mixed}.")
 
 
+def encoder_component(name: str, setting: str, kind: str | None, path) -> Component:
+    """An encoder (or teacher) component; an exported projection trained with embedded parts counts as embedded.
+
+    Its ``projection_config.json`` records the training run's provenance: a projection fitted to the
+    embedded random codec is as random, for a real codec, as no checkpoint at all.
+    """
+    import json
+    from pathlib import Path
+
+    if kind == "projection" and not is_embedded(path):
+        folder = Path(str(path)).expanduser()
+        config = (folder if folder.is_dir() else folder.parent) / "projection_config.json"
+        try:
+            trained_with = (json.loads(config.read_text()).get("provenance") or {}).get("embedded") or []
+        except (OSError, ValueError, AttributeError):
+            trained_with = []  # unreadable here: the loader reports it with its own message
+        if trained_with:
+            return Component(name, setting, None,
+                             fix=f"{setting}=<a projection trained on checkpoints> ({path} was trained with "
+                                 f"embedded {', '.join(trained_with)})")
+    return Component(name, setting, path)
+
+
 def check_components(components: list[Component], allow_embedded: bool = False) -> Provenance:
     """Refuse embedded components next to checkpoint ones (unless ``allow_embedded``); return the provenance."""
     real = [c for c in components if not c.embedded]

@@ -178,3 +178,21 @@ def test_dataset_records_embedded_components(tmp_path):
     assert info["rvq_fingerprint"].startswith("rvq@")
     row = json.loads((tmp_path / "out" / "metadata.jsonl").read_text().splitlines()[0])
     assert row["embedded"] == "codec,encoder"
+
+
+def test_projection_trained_on_embedded_parts_counts_as_embedded(tmp_path):
+    from heartcodec_lab.encoders.projection import build_projection, save_projection
+    from heartcodec_lab.provenance import encoder_component
+
+    trained = {"embedded": ["codec"], "checkpoints": {}, "allow_embedded": False}
+    save_projection(tmp_path / "toy", build_projection("linear", hidden_dim=8), {"kind": "embedded-tiny"},
+                    provenance=trained)
+    save_projection(tmp_path / "real", build_projection("linear", hidden_dim=8), {"kind": "checkpoint"},
+                    provenance={"embedded": [], "checkpoints": {"codec": "/c"}, "allow_embedded": False})
+    toy = encoder_component("encoder", "encoder.path", "projection", tmp_path / "toy")
+    assert toy.embedded and not encoder_component("encoder", "encoder.path", "projection", tmp_path / "real").embedded
+    with pytest.raises(ProvenanceError, match=r"encoder.path=<a projection trained on checkpoints> \(.*toy was "
+                                              r"trained with embedded codec\)"):
+        check_components([Component("codec", "codec.path", "/ckpt/c"), toy])
+    # next to the embedded codec it trained with, it is simply part of an embedded run
+    assert check_components([Component("codec", "codec.path", None), toy]).embedded == ["codec", "encoder"]

@@ -121,10 +121,10 @@ def run(cfg) -> int:
             raise ReconstructError(f"codec.dtype must be one of {', '.join(DTYPES)}, got {cfg.codec.dtype}")
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
-        from heartcodec_lab.provenance import Component, check_components
+        from heartcodec_lab.provenance import Component, check_components, encoder_component
 
         provenance = check_components([Component("codec", "codec.path", cfg.codec.path),
-                                       Component("encoder", "encoder.path", cfg.encoder.path)],
+                                       encoder_component("encoder", "encoder.path", cfg.encoder.kind, cfg.encoder.path)],
                                       bool(cfg.get("allow_embedded", False)))
         if provenance.embedded:
             print(provenance.headline())

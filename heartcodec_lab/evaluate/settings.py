@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from heartcodec_lab.encoders.fingerprint import strip_locations, encoder_fingerprint
-from heartcodec_lab.provenance import Component, Provenance, ProvenanceError, check_components
+from heartcodec_lab.provenance import Component, Provenance, ProvenanceError, check_components, encoder_component
 
 log = logging.getLogger(__name__)
 CHANGED_SETTINGS = ("recompute", "refuse")
@@ -38,7 +38,8 @@ def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> 
     if cfg.get("audio_dir"):
         components.append(Component("codec", "codec.path", cfg.codec.get("path")))
         for i, spec in enumerate(cfg.encoders):
-            components.append(Component(f"encoder '{spec['name']}'", f"encoders.{i}.path", spec.get("path")))
+            components.append(encoder_component(f"encoder '{spec['name']}'", f"encoders.{i}.path", spec.get("kind"),
+                                                spec.get("path")))
     mula = cfg.get("mula") or {}
     if mula.get("enabled") or (mula.get("enabled") is None and mula.get("path")):
         components.append(Component("HeartMuLa", "mula.path", mula.get("path")))

@@ -11,7 +11,7 @@ from pathlib import Path
 from heartcodec_lab.audio import audio_info
 from heartcodec_lab.encoders.base import AudioEncoder
 from heartcodec_lab.encoders.fingerprint import encoder_fingerprint, rvq_fingerprint
-from heartcodec_lab.provenance import Component, Provenance, check_components
+from heartcodec_lab.provenance import Component, Provenance, check_components, encoder_component
 from heartcodec_lab.tokenize.consistency import check_resume
 from heartcodec_lab.tokenize.inputs import InputFile, collect_inputs, select_shard
 from heartcodec_lab.tokenize.layout import (AUDIO_DIR, PARTS_DIR, Ledger, atomic_write_text, latest_by_file,
@@ -73,7 +73,7 @@ def job_provenance(cfg) -> Provenance:
     """The codec and the encoder must both be checkpoints or both embedded (unless ``allow_embedded``)."""
     encoder = cfg.get("encoder") or {}
     components = [Component("codec", "codec.path", (cfg.get("codec") or {}).get("path")),
-                  Component("encoder", "encoder.path", encoder.get("path"))]
+                  encoder_component("encoder", "encoder.path", encoder.get("kind"), encoder.get("path"))]
     return check_components(components, bool(cfg.get("allow_embedded", False)))
 
 

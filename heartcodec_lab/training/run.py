@@ -45,14 +45,15 @@ def run_provenance(cfg: DictConfig):
 
     A ``random_projection`` teacher is embedded by definition (a hidden random projection for the demo).
     """
-    from heartcodec_lab.provenance import Component, check_components
+    from heartcodec_lab.provenance import Component, check_components, encoder_component
 
     components = [Component("codec", "codec.path", cfg.codec.get("path"))]
     teacher = cfg.get("teacher")
     if teacher:
-        random_teacher = teacher.get("kind") == "random_projection"
-        components.append(Component("teacher", "teacher.path", None if random_teacher else teacher.get("path"),
-                                    fix="teacher.kind=official teacher.path=..." if random_teacher else None))
+        if teacher.get("kind") == "random_projection":
+            components.append(Component("teacher", "teacher.path", None, fix="teacher.kind=official teacher.path=..."))
+        else:
+            components.append(encoder_component("teacher", "teacher.path", teacher.get("kind"), teacher.get("path")))
     return check_components(components, bool(cfg.get("allow_embedded", False)))
 
 
