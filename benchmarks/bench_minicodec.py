@@ -80,7 +80,8 @@ def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: st
         if plot and i == 0:
             from heartcodec_lab.evaluate.plots import spectrogram_comparison
 
-            panels = {"original (held-out)": piece} | {k: v for k, v in outs.items() if k != "other piece"}
+            # the random codec is left out: its loud noise would set the colour scale for all panels
+            panels = {"original (held-out)": piece} | {k: outs[k] for k in ("minicodec", "minicodec stage 1")}
             spectrogram_comparison(panels, SR, plot, title="held-out piece: original and reconstructions")
     return {name: {m: sum(r[m] for r in rs) / len(rs) for m in METRICS} for name, rs in rows.items()}
 

@@ -45,5 +45,7 @@ def export_minicodec(codec: HeartCodec, encoder: torch.nn.Module, out_dir: str |
     if half:
         enc = type(encoder)(**encoder.config)
         enc.load_state_dict({k: v.half().float() for k, v in encoder.state_dict().items()})
-    enc_dir = save_projection(out / "encoder", enc.eval(), loaded.describe(), extra=extra or {})
+    # the codec is recorded by its hash; its path relative to the encoder folder (no local paths shipped)
+    codec_info = {**loaded.describe(), "path": "../codec"}
+    enc_dir = save_projection(out / "encoder", enc.eval(), codec_info, extra=extra or {})
     return codec_dir, enc_dir

@@ -26,7 +26,7 @@ class Stage1Settings:
     segment_frames: int = 12  # 12 x 1920 samples = 0.48 s
     lr: float = 1e-3
     warmup_steps: int = 100
-    noise_steps: int = 500  # bottleneck = noise before this step, rounding after
+    noise_steps: int = 200  # bottleneck = noise before this step, rounding after
     init_latent_std: float = 0.6
     init: str = "lsuv"  # or "rescale": default init, only the latent scale fixed
     w_mel: float = 15.0
