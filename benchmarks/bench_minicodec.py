@@ -12,6 +12,8 @@ Metrics: chroma similarity and onset-envelope correlation (higher is better), lo
 multi-scale STFT distance (lower is better), averaged over pieces.
 
     python benchmarks/bench_minicodec.py [--pieces 4] [--seconds 8] [--codec DIR --encoder DIR] [--json FILE]
+        [--projection NAME=DIR ...]   # also: projection checkpoints trained against the miniature, with their
+                                      # per-level and first-k token agreement with its true encoder
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def roundtrip(codec, encoder, audio: torch.Tensor, seed: int) -> torch.Tensor:
     return codec.detokenize(tokens)
 
 
-def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: str | None = None) -> dict[str, dict[str, float]]:
+def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: str | None = None,
+        projections: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
     audio = held_out_pieces(pieces, seconds)
     mini = load_codec(codec_dir) if codec_dir else None
     if mini is None:
@@ -68,7 +71,16 @@ def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: st
     rand = finalize(build_default_codec(), "cpu", torch.float32)
     rand_enc = build_encoder("official", None, rand)
     rows: dict[str, list[dict]] = {"minicodec": [], "minicodec stage 1": [], "random codec": [], "other piece": []}
+    extra = {name: build_encoder("projection", path, mini) for name, path in (projections or {}).items()}
+    agreement: dict[str, list[dict]] = {name: [] for name in extra}
     for i, piece in enumerate(audio):
+        if extra:
+            from heartcodec_lab.evaluate.metrics.agreement import match_counts
+
+            true_tokens = mini_enc.encode(piece, SR).tokens
+            for name, enc in extra.items():
+                agreement[name].append(match_counts(enc.encode(piece, SR).tokens, true_tokens))
+                rows.setdefault(name, []).append(metrics(piece, roundtrip(mini, enc, piece, seed)))
         outs = {
             "minicodec": roundtrip(mini, mini_enc, piece, seed),
             "minicodec stage 1": scalar_roundtrip(mini.scalar_model, piece),
@@ -83,7 +95,15 @@ def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: st
             # the random codec is left out: its loud noise would set the colour scale for all panels
             panels = {"original (held-out)": piece} | {k: outs[k] for k in ("minicodec", "minicodec stage 1")}
             spectrogram_comparison(panels, SR, plot, title="held-out piece: original and reconstructions")
-    return {name: {m: sum(r[m] for r in rs) / len(rs) for m in METRICS} for name, rs in rows.items()}
+    table = {name: {m: sum(r[m] for r in rs) / len(rs) for m in METRICS} for name, rs in rows.items()}
+    if extra:
+        from heartcodec_lab.evaluate.metrics.agreement import match_rates, sum_match_counts
+
+        for name, counts in agreement.items():
+            rates = match_rates(sum_match_counts(counts))
+            table[name]["match_rate"] = rates["match_rate"]
+            table[name]["match_rate_first_k"] = rates["match_rate_first_k"]
+    return table
 
 
 def main() -> None:
@@ -96,15 +116,23 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None, help="PNG of spectrograms of the first piece")
+    p.add_argument("--projection", action="append", default=[], metavar="NAME=DIR",
+                   help="a projection checkpoint trained against the miniature (repeatable)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    table = run(a.pieces, a.seconds, a.codec, a.encoder, a.seed, a.plot)
+    projections = dict(item.split("=", 1) for item in a.projection)
+    table = run(a.pieces, a.seconds, a.codec, a.encoder, a.seed, a.plot, projections)
     print(f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs), {time.time() - t0:.0f} s")
     print(f"| {'':18} | " + " | ".join(f"{m:>17}" for m in METRICS) + " |")
     print(f"| {'-' * 18} | " + " | ".join("-" * 17 for _ in METRICS) + " |")
     for name, row in table.items():
         print(f"| {name:18} | " + " | ".join(f"{row[m]:17.3f}" for m in METRICS) + " |")
+    for name, row in table.items():
+        if "match_rate" in row:
+            levels = " ".join(f"{r:.2f}" for r in row["match_rate"])
+            print(f"{name}: token match with the true encoder per level [{levels}], first quantizer "
+                  f"{row['match_rate'][0]:.3f}, all 8 {row['match_rate_first_k'][-1]:.3f}")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(table, fh, indent=2)
