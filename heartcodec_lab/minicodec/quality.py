@@ -6,9 +6,15 @@ import torch
 
 from heartcodec_lab.codec.scalar_model import ScalarModel
 from heartcodec_lab.evaluate.metrics.audio import log_mel_l1
-from heartcodec_lab.evaluate.metrics.music import chroma_similarity
+from heartcodec_lab.evaluate.metrics.music import chroma_similarity as _chroma
 
 SR = 48000
+
+
+def chroma_similarity(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> float:
+    """The toolkit's chroma similarity, NaN instead of None when a clip is silent."""
+    value = _chroma(reference, estimate, sample_rate)
+    return float("nan") if value is None else value
 
 
 @torch.no_grad()
