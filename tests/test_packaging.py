@@ -57,6 +57,8 @@ def test_built_wheel_contains_configs_and_every_package(tmp_path):
     for pkg in _tree_packages():
         assert pkg.replace(".", "/") + "/__init__.py" in names, pkg
     assert not any(n.startswith("conf/") for n in names), "conf must ship only as heartcodec_lab/conf"
+    assets = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "heartcodec_lab" / "assets").rglob("*") if p.is_file())
+    assert assets and all(a in names for a in assets), "shipped weights missing from the wheel"
 
 
 @pytest.mark.parametrize("module", ["heartcodec_lab.tokenize", "heartcodec_lab.evaluate"])

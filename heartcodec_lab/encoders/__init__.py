@@ -2,7 +2,9 @@
 
 * ``"official"``: the released vqv12 encoder (:mod:`heartcodec_lab.encoders.official`);
 * ``"projection"``: light projections trained on ScalarModel latents
-  (:mod:`heartcodec_lab.encoders.projection`).
+  (:mod:`heartcodec_lab.encoders.projection`);
+* ``"minicodec"``: the true encoder of the miniature HeartCodec trained in this toolkit
+  (:mod:`heartcodec_lab.encoders.minicodec`); use it with that codec.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from torch import nn
 
 from .base import FEATURE_DIM, NUM_QUANTIZERS, TOKEN_RATE_HZ, AudioEncoder, EncodedAudio, num_token_frames
 
-ENCODER_KINDS = ("official", "projection")
+ENCODER_KINDS = ("official", "projection", "minicodec")
 _LAZY = {"OfficialEncoder", "load_official_encoder"}
 
 
@@ -25,7 +27,7 @@ def __getattr__(name: str):
 
 
 def build_encoder(kind: str, path: str | None, codec: nn.Module, **kwargs) -> AudioEncoder:
-    """An encoder of ``kind`` ("official" or "projection") loaded from ``path`` (None: embedded default).
+    """An encoder of ``kind`` ("official", "projection" or "minicodec") loaded from ``path`` (None: embedded default).
 
     The encoder shares ``codec.quantizer``; ``kwargs`` (e.g. ``batch_chunks``) go to the loader.
     ``allow_codec_mismatch`` only concerns projections (an official encoder records no trained codec).
@@ -39,6 +41,10 @@ def build_encoder(kind: str, path: str | None, codec: nn.Module, **kwargs) -> Au
         from .projection import load_projection_encoder
 
         return load_projection_encoder(path, codec, **kwargs)
+    if kind == "minicodec":
+        from .minicodec import load_minicodec_encoder
+
+        return load_minicodec_encoder(path, codec, **kwargs)
     raise ValueError(f"unknown encoder kind {kind!r}; expected one of {', '.join(ENCODER_KINDS)}")
 
 

@@ -1,0 +1,74 @@
+"""Quick quality probes used during training (held-out chroma / log-mel), one stage at a time."""
+
+from __future__ import annotations
+
+import torch
+
+from heartcodec_lab.codec.scalar_model import ScalarModel
+from heartcodec_lab.evaluate.metrics.audio import log_mel_l1
+from heartcodec_lab.evaluate.metrics.music import chroma_similarity as _chroma
+
+SR = 48000
+
+
+def chroma_similarity(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> float:
+    """The toolkit's chroma similarity, NaN instead of None when a clip is silent."""
+    value = _chroma(reference, estimate, sample_rate)
+    return float("nan") if value is None else value
+
+
+@torch.no_grad()
+def scalar_roundtrip(model: ScalarModel, audio: torch.Tensor) -> torch.Tensor:
+    """Stereo ``[2, S]`` -> each channel through encode + decode (with the real rounding) -> ``[2, S']``."""
+    hop = model.hop_length
+    s = audio.shape[-1] // hop * hop
+    return model.decode(model.encode(audio[None, :, :s].transpose(0, 1)))[:, 0]
+
+
+@torch.no_grad()
+def stage1_probe(model: ScalarModel, pieces: torch.Tensor) -> dict:
+    """Held-out pieces ``[N, 2, S]`` -> mean chroma similarity / log-mel L1 of the ScalarModel round trip,
+    plus the same figures for an unrelated held-out piece (the baseline)."""
+    was = model.training
+    model.eval()
+    out = {"chroma": 0.0, "log_mel_l1": 0.0, "chroma_other": 0.0, "log_mel_l1_other": 0.0, "levels": 0.0}
+    n = len(pieces)
+    for i, piece in enumerate(pieces):
+        rec = scalar_roundtrip(model, piece)
+        other = pieces[(i + 1) % n]
+        out["chroma"] += chroma_similarity(piece, rec, SR) / n
+        out["log_mel_l1"] += log_mel_l1(piece, rec, SR) / n
+        out["chroma_other"] += chroma_similarity(piece, other, SR) / n
+        out["log_mel_l1_other"] += log_mel_l1(piece, other, SR) / n
+        z = torch.round(model.encode(piece[:, None, : piece.shape[-1] // 1920 * 1920]) * 9)
+        out["levels"] += float(torch.unique(z).numel()) / n
+    model.train(was)
+    return out
+
+
+@torch.no_grad()
+def true_encoder_tokens(codec, encoder, audio: torch.Tensor) -> torch.Tensor:
+    """Stereo ``[2, S]`` at 48 kHz -> tokens ``[8, S // 3840]`` through the true encoder and the RVQ."""
+    from heartcodec_lab.codec.quantizer import nearest_codes
+
+    s = audio.shape[-1] // 3840 * 3840
+    lat = codec.scalar_model.encode(audio[:, None, :s])  # [2, 128, T25]
+    feats = encoder(lat.reshape(1, -1, lat.shape[-1]))
+    return nearest_codes(codec.quantizer, feats)[1][0]
+
+
+@torch.no_grad()
+def stage2_probe(codec, encoder, pieces: torch.Tensor, seed: int = 0) -> dict:
+    """Held-out ``[N, 2, S]`` -> chroma / log-mel of the full round trip (true encoder -> detokenize)."""
+    codec.eval()
+    encoder.eval()
+    out = {"chroma": 0.0, "log_mel_l1": 0.0, "first_code_kinds": 0.0}
+    n = len(pieces)
+    for piece in pieces:
+        tokens = true_encoder_tokens(codec, encoder, piece)
+        torch.manual_seed(seed)
+        rec = codec.detokenize(tokens)
+        out["chroma"] += chroma_similarity(piece, rec, SR) / n
+        out["log_mel_l1"] += log_mel_l1(piece, rec, SR) / n
+        out["first_code_kinds"] += float(torch.unique(tokens[0]).numel()) / n
+    return out

@@ -1,0 +1,102 @@
+"""Stage-1 training run: build, initialise and train the ScalarModel autoencoder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from heartcodec_lab.codec.scalar_model import ScalarModel
+
+from .config import mini_config
+from .data import SegmentSampler, held_out_pieces, train_bank
+from .loop import run_loop
+from .quality import stage1_probe
+from .stage1 import Stage1Loss, autoencode, lsuv_init, rescale_latents
+
+
+@dataclass
+class Stage1Settings:
+    width: int = 8
+    steps: int = 3000
+    schedule_steps: int = 0  # length of the cosine learning-rate schedule; 0 = steps
+    batch: int = 8
+    segment_frames: int = 12  # 12 x 1920 samples = 0.48 s
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    noise_steps: int = 200  # bottleneck = noise before this step, rounding after
+    init_latent_std: float = 0.6
+    init: str = "lsuv"  # or "rescale": default init, only the latent scale fixed
+    w_mel: float = 15.0
+    w_stft: float = 1.0
+    w_wave: float = 1.0
+    w_usage: float = 1.0
+    w_bound: float = 1.0
+    w_sc: float = 1.0  # spectral convergence inside the STFT loss
+    w_pitch: float = 0.0  # long-window log-STFT below 4 kHz ...
+    pitch_from_step: int = 0  # ... from this step on
+    n_pieces: int = 48
+    piece_seconds: float = 8.0
+    seed: int = 0
+    eval_every: int = 250
+    eval_pieces: int = 2
+    eval_seconds: float = 4.0
+
+
+def learning_rate(s: Stage1Settings, step: int) -> float:
+    """Linear warm-up, then cosine decay to 10 %."""
+    import math
+
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    total = s.schedule_steps or s.steps
+    frac = (step - s.warmup_steps) / max(1, total - s.warmup_steps)
+    return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def build_stage1(s: Stage1Settings, initialise: bool = True) -> tuple[ScalarModel, SegmentSampler]:
+    """Model and sampler; ``initialise=False`` skips the data-dependent init (a checkpoint will overwrite it)."""
+    torch.manual_seed(s.seed)
+    model = ScalarModel(mini_config(width=s.width))
+    bank = train_bank(s.n_pieces, s.piece_seconds, seed=s.seed)
+    sampler = SegmentSampler(bank, s.segment_frames * model.hop_length, s.batch, seed=s.seed + 1)
+    probe = SegmentSampler(bank, s.segment_frames * model.hop_length, s.batch, seed=s.seed + 2)()
+    if not initialise:
+        pass
+    elif s.init == "lsuv":
+        lsuv_init(model, probe, s.init_latent_std)
+    else:
+        rescale_latents(model, probe, s.init_latent_std)
+    return model, sampler
+
+
+def train_stage1(s: Stage1Settings, run_dir: Path, progress: bool = True, max_seconds: float | None = None) -> dict:
+    """Train (or resume) stage 1 in ``run_dir``; returns the last loss parts and the held-out probe."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "stage1_settings.json").write_text(json.dumps(asdict(s), indent=2))
+    model, sampler = build_stage1(s, initialise=not (run_dir / "stage1.pt").is_file())
+    model.train()
+    loss_fn = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc)
+    loss_pitch = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc, w_pitch=s.w_pitch)
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    pieces = held_out_pieces(s.eval_pieces, s.eval_seconds) if s.eval_every else None
+
+    def step(i: int):
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(s, i)
+        audio = sampler()
+        recon, pre_tanh = autoencode(model, audio, "noise" if i < s.noise_steps else "round")
+        return (loss_pitch if s.w_pitch and i >= s.pitch_from_step else loss_fn)(recon, audio, pre_tanh)
+
+    def evaluate(done: int) -> dict:
+        res = stage1_probe(model, pieces)
+        with open(run_dir / "stage1_eval.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": done} | res) + "\n")
+        return res
+
+    last = run_loop("stage1", run_dir, s.steps, step, {"model": model}, opt, sampler,
+                    eval_fn=evaluate if pieces is not None else None, eval_every=s.eval_every,
+                    progress=progress, max_seconds=max_seconds)
+    return {"loss": last, "model": model}
