@@ -42,7 +42,8 @@ def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir)
     codec_path = fixtures_dir / "heartcodec-tiny"
     target = tmp_path / "out.wav"
     overrides = [f"input={source}", f"output={target}", f"codec.path={codec_path}", "codec.device=cpu",
-                 "encoder=projection", "num_steps=2", "seed=5"]
+                 "encoder=projection", "num_steps=2", "seed=5",
+                 "++allow_embedded=true"]  # the untrained projection is embedded next to a checkpoint codec
     assert run(compose_cfg("reconstruct", *overrides)) == 0
     written, rate = sf.read(str(target), always_2d=True, dtype="float32")
     assert rate == 48000 and written.shape == (62400, 2)  # 1.3 s at 48 kHz
