@@ -245,7 +245,12 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     }
     if cfg.get("dataset_dir"):
         summary["dataset"] = evaluate_dataset(cfg, ctx, out)
-    if cfg.get("audio_dir"):
+    if cfg.get("audio_dir") and cfg.get("estimate_dir"):
+        from heartcodec_lab.evaluate.pairs import evaluate_pairs
+
+        summary["encoders"] = evaluate_pairs(cfg, ctx, out)
+        summary["metric_params"] = ctx.metrics.describe()
+    elif cfg.get("audio_dir"):
         evaluation = AudioEvaluation(cfg, ctx, out)
         summary["encoders"] = evaluation.run()
         summary["metric_params"] = ctx.metrics.describe()

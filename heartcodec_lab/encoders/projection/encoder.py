@@ -57,6 +57,8 @@ class ProjectionEncoder(AudioEncoder):
         if chunks.dim() != 3 or chunks.shape[1] != 2:
             raise ValueError(f"expected stereo audio [B, 2, S], got {tuple(chunks.shape)}")
         b, c, s = chunks.shape
+        # encode() prepares audio on the CPU; the codec may live on a GPU
+        chunks = chunks.to(next(self.codec.scalar_model.parameters()).device)
         # both channels go through the mono ScalarModel encoder as one batch
         lat = self.codec.scalar_model.encode(chunks.reshape(b * c, 1, s).float())
         return lat.reshape(b, c * lat.shape[1], lat.shape[2])
