@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from heartcodec_lab.codec.scalar_model import ScalarModel
+from heartcodec_lab.training.schedule import WarmupCosine
 
 from .config import mini_config
 from .data import SegmentSampler, held_out_pieces, train_bank
@@ -46,14 +47,8 @@ class Stage1Settings:
 
 
 def learning_rate(s: Stage1Settings, step: int) -> float:
-    """Linear warm-up, then cosine decay to 10 %."""
-    import math
-
-    if step < s.warmup_steps:
-        return s.lr * (step + 1) / s.warmup_steps
-    total = s.schedule_steps or s.steps
-    frac = (step - s.warmup_steps) / max(1, total - s.warmup_steps)
-    return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+    """Linear warm-up, then cosine decay to 10 % (the projection training's schedule)."""
+    return s.lr * WarmupCosine(s.warmup_steps, s.schedule_steps or s.steps, min_lr_ratio=0.1)(step)
 
 
 def build_stage1(s: Stage1Settings, initialise: bool = True) -> tuple[ScalarModel, SegmentSampler]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 from heartcodec_lab.codec.model import HeartCodec
 from heartcodec_lab.codec.scalar_model import quantize_latent
+from heartcodec_lab.training.schedule import WarmupCosine
 
 from .config import mini_config
 from .data import SegmentSampler, held_out_pieces, train_bank
@@ -40,10 +40,8 @@ class Stage2Settings:
 
 
 def learning_rate(s: Stage2Settings, step: int) -> float:
-    if step < s.warmup_steps:
-        return s.lr * (step + 1) / s.warmup_steps
-    frac = min(1.0, (step - s.warmup_steps) / max(1, (s.schedule_steps or s.steps) - s.warmup_steps))
-    return s.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
+    """Linear warm-up, then cosine decay to 10 % (the projection training's schedule)."""
+    return s.lr * WarmupCosine(s.warmup_steps, s.schedule_steps or s.steps, min_lr_ratio=0.1)(step)
 
 
 @torch.no_grad()
