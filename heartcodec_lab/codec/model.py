@@ -1,10 +1,10 @@
 """HeartCodec: tokens ``[8, T]`` at 12.5 Hz -> 48 kHz stereo audio (the decoder side of the codec).
 
-Pipeline of :meth:`HeartCodec.detokenize`, window by window:
+Pipeline of :meth:`HeartCodec.detokenize`, window by window (one window in memory at a time):
 
     codes [8, 372] -> FlowMatching.inference_codes -> latents [1, 744, 256] at 25 Hz
-    -> split into 2 x 128 (left, right) -> ScalarModel.decode -> [2, 1428480] samples
-    -> linear cross-fade with the previous window
+    -> split into 2 x 128 (left, right) -> ScalarModel.decode (streamed, and only as far
+    as the output reaches) -> [2, <= 1428480] samples -> linear cross-fade into the output
 
 Windows are 29.76 s (372 code frames) with a hop of 320 frames; each window
 after the first continues the last 104 latent frames of the previous one
