@@ -25,6 +25,8 @@ to float rounding, memory stays bounded whatever the length, and the working set
 of each block stays near the CPU caches. Weight norm is evaluated once per call
 (``parametrize.cached``), not once per block. When autograd needs a graph
 (gradient enabled and a parameter or the input requires it), one pass is used.
+The carried state lives on the layers during a call: one streamed call per model
+at a time (do not share a model between threads).
 """
 
 from __future__ import annotations
