@@ -12,6 +12,7 @@ top-level package under the name ``heartcodec_released``; nothing of it is copie
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -121,17 +122,16 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
 
     from heartcodec_lab.codec.weights import skip_weight_init
 
-    modeling, configuration = import_released(src)
-    ours_config = build_codec(True).config if tiny else None
-    if ours_config is None:
-        from heartcodec_lab.codec import HeartCodecConfig
+    from heartcodec_lab.codec import HeartCodecConfig
 
-        ours_config = HeartCodecConfig()
+    modeling, configuration = import_released(src)
+    tiny_codec = build_codec(True) if tiny else None
+    ours_config = tiny_codec.config if tiny else HeartCodecConfig()
     with skip_weight_init(), torch.device("meta"):
         model = modeling.HeartCodec(configuration.HeartCodecConfig(**ours_config.to_dict()))
     if tiny:  # the embedded tiny codec's trained weights, loaded into the released module tree
         model = model.to_empty(device="cpu")
-        model.load_state_dict(build_codec(True).state_dict())
+        model.load_state_dict(tiny_codec.state_dict())
     else:
         for name in parts:
             randomize_(model.get_submodule(name).to_empty(device="cpu"))
@@ -189,6 +189,18 @@ def _counted(fn) -> int:
     return counter.get_total_flops()
 
 
+@functools.lru_cache(maxsize=2)
+def _meta_codec(tiny: bool):
+    import torch
+
+    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, load_codec
+    from heartcodec_lab.codec.weights import skip_weight_init
+
+    cfg = load_codec(None).config if tiny else HeartCodecConfig()
+    with skip_weight_init(), torch.device("meta"):
+        return _freeze(HeartCodec(cfg))
+
+
 def case_flops(case: str, seconds: float, steps: int, tiny: bool) -> int:
     """FLOPs (2 x multiply-adds of convs, matmuls, attention) of the released algorithm for one case.
 
@@ -197,13 +209,10 @@ def case_flops(case: str, seconds: float, steps: int, tiny: bool) -> int:
     """
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, WindowPlan, load_codec
-    from heartcodec_lab.codec.weights import skip_weight_init
+    from heartcodec_lab.codec import WindowPlan
 
-    cfg = load_codec(None).config if tiny else HeartCodecConfig()
-    with skip_weight_init(), torch.device("meta"):
-        codec = _freeze(HeartCodec(cfg))
-    sm = codec.scalar_model
+    codec = _meta_codec(tiny)
+    cfg, sm = codec.config, codec.scalar_model
 
     def layers(stack, x):
         for layer in stack:
