@@ -11,6 +11,7 @@ import torch
 from torch.nn.utils.parametrizations import weight_norm
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_codec.py"
+RELEASED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "heartlib-heartcodec"
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +53,40 @@ def test_tiny_run_reports_every_field(bench):
     assert result["windows"] == 1 and result["steps"] == 1 and result["audio_seconds"] == 1.0
     assert result["seconds"] > 0 and result["peak_rss_gb"] >= result["model_rss_gb"] > 0
     assert math.isclose(result["rtf"], result["seconds"] / 1.0)
+
+
+def test_random_weights_depend_only_on_the_key(bench):
+    # Two separately built modules with the same keys get identical weights: how ours and the
+    # released code are given the same random full-size weights in different processes.
+    def make():
+        return torch.nn.Sequential(weight_norm(torch.nn.Conv1d(3, 4, 5)), torch.nn.Linear(4, 6))
+
+    a, b = make(), make()
+    bench.randomize_(a)
+    bench.randomize_(b)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    assert not torch.equal(a[1].weight[:, :4], a[0].parametrizations.weight.original1[:, :, 0][:6])
+
+
+def test_flop_counts_scale_with_length(bench):
+    from codec_models import case_flops
+
+    one, two = case_flops("decode", 1.0, 1, tiny=True), case_flops("decode", 2.0, 1, tiny=True)
+    assert one > 0 and two == 2 * one
+    est = case_flops("estimator", 1.0, 1, tiny=True)
+    assert case_flops("detokenize", 2.0, 3, tiny=True) == 3 * est + case_flops("decode", 29.76, 1, tiny=True)
+
+
+@pytest.mark.skipif(not RELEASED.is_dir(), reason="released heartlib code not present")
+def test_released_code_runs_on_the_same_weights_and_agrees(bench):
+    ours = bench.build_codec(tiny=True)
+    released = bench.build_released(str(RELEASED), tiny=True)
+    assert type(released).__module__.startswith("heartcodec_released")
+    latent = torch.rand(2, 128, 9, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    with torch.inference_mode():
+        torch.testing.assert_close(ours.scalar_model.decode(latent), released.scalar_model.decode(latent),
+                                   atol=1e-5, rtol=1e-4)
+    result = bench.run_case("decode", seconds=0.2, steps=1, tiny=True, threads=1, impl="released",
+                            reference_src=str(RELEASED))
+    assert result["impl"] == "released" and result["cpu_seconds"] > 0

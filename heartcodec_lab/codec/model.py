@@ -1,10 +1,10 @@
 """HeartCodec: tokens ``[8, T]`` at 12.5 Hz -> 48 kHz stereo audio (the decoder side of the codec).
 
-Pipeline of :meth:`HeartCodec.detokenize`, window by window:
+Pipeline of :meth:`HeartCodec.detokenize`, window by window (one window in memory at a time):
 
     codes [8, 372] -> FlowMatching.inference_codes -> latents [1, 744, 256] at 25 Hz
-    -> split into 2 x 128 (left, right) -> ScalarModel.decode -> [2, 1428480] samples
-    -> linear cross-fade with the previous window
+    -> split into 2 x 128 (left, right) -> ScalarModel.decode (streamed, and only as far
+    as the output reaches) -> [2, <= 1428480] samples -> linear cross-fade into the output
 
 Windows are 29.76 s (372 code frames) with a hop of 320 frames; each window
 after the first continues the last 104 latent frames of the previous one
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -63,6 +64,33 @@ class WindowPlan:
         if (length - overlap) % hop:
             length = math.ceil((length - overlap) / hop) * hop + overlap
         return cls(window, hop, length, tuple(range(0, length - hop + 1, hop)))
+
+
+class _CrossFade:
+    """Overlap-add of decoded windows into a preallocated ``[2, total]`` output, linear cross-fade.
+
+    Window ``i`` starts at ``i * hop`` samples; its first ``window - hop`` samples fade in
+    over the previous window's tail (weights in float64 as the released code, stored as float32).
+    """
+
+    def __init__(self, total: int, window: int, hop: int):
+        self.out = torch.zeros(2, total)
+        self.window, self.hop = window, hop
+        self.fade_in = torch.linspace(0, 1, window - hop, dtype=torch.float64)
+
+    def samples_used(self, i: int) -> int:
+        """How many leading samples of window ``i`` land in the output (0 if none)."""
+        return max(0, min(self.window, self.out.shape[1] - i * self.hop))
+
+    def add(self, i: int, piece: torch.Tensor) -> None:
+        s, n = i * self.hop, min(piece.shape[1], self.samples_used(i))
+        if i == 0:
+            self.out[:, :n] = piece[:, :n]
+            return
+        o = min(self.window - self.hop, n)
+        fade = self.fade_in[:o]
+        self.out[:, s : s + o] = self.out[:, s : s + o] * (1 - fade) + piece[:, :o] * fade
+        self.out[:, s + o : s + n] = piece[:, o:n]
 
 
 class HeartCodec(nn.Module):
@@ -151,7 +179,7 @@ class HeartCodec(nn.Module):
         return codes.long()
 
     @torch.inference_mode()
-    def generate_latents(
+    def iter_window_latents(
         self,
         codes: torch.Tensor,
         duration: float = WINDOW_SECONDS,
@@ -159,9 +187,10 @@ class HeartCodec(nn.Module):
         guidance_scale: float = 1.25,
         disable_progress: bool = True,
         num_quantizers: int | None = None,
-    ) -> list[torch.Tensor]:
-        """Codes ``[8, T]`` -> one latent tensor ``[1, 2 * window, 256]`` per window (random: uses the global RNG).
+    ) -> Iterator[torch.Tensor]:
+        """Codes ``[8, T]`` -> latents ``[1, 2 * window, 256]`` of each window in turn (global RNG).
 
+        Only the previous window's in-context tail is kept between windows.
         ``num_quantizers=k`` conditions on the first k residual levels only (None: all 8).
         """
         codes = self._check_codes(codes).to(self.device)
@@ -172,59 +201,63 @@ class HeartCodec(nn.Module):
         channels = self.config.out_channels
         # Drawn on the CPU generator and never used (no in-context for window 1): kept so
         # that a seeded run reproduces the released code's random stream.
-        first_latent = torch.randn(1, latent_frames, channels, dtype=self.dtype).to(self.device)
+        prompt = torch.randn(1, latent_frames, channels, dtype=self.dtype).to(self.device)
         context_frames = 2 * plan.overlap
-        windows: list[torch.Tensor] = []
+        n_context = 0
         for start in plan.starts:
-            if not windows:
-                prompt, n_context = first_latent, 0
-            else:
-                tail = windows[-1][:, -context_frames:, :]
-                fill = torch.randn(1, latent_frames - context_frames, channels, dtype=self.dtype).to(self.device)
-                prompt, n_context = torch.cat([tail, fill], 1), context_frames
-            windows.append(
-                self.flow_matching.inference_codes(
-                    [codes[:, :, start : start + plan.window]],
-                    prompt,
-                    latent_length=latent_frames,
-                    incontext_length=n_context,
-                    guidance_scale=guidance_scale,
-                    num_steps=num_steps,
-                    disable_progress=disable_progress,
-                    scenario="other_seg",
-                    num_quantizers=num_quantizers,
-                )
+            latents = self.flow_matching.inference_codes(
+                [codes[:, :, start : start + plan.window]],
+                prompt,
+                latent_length=latent_frames,
+                incontext_length=n_context,
+                guidance_scale=guidance_scale,
+                num_steps=num_steps,
+                disable_progress=disable_progress,
+                scenario="other_seg",
+                num_quantizers=num_quantizers,
             )
-        return windows
+            yield latents
+            tail = latents[:, -context_frames:, :]
+            fill = torch.randn(1, latent_frames - context_frames, channels, dtype=self.dtype).to(self.device)
+            prompt, n_context = torch.cat([tail, fill], 1), context_frames
+            del latents
+
+    def generate_latents(self, codes: torch.Tensor, duration: float = WINDOW_SECONDS, num_steps: int = 10,
+                         guidance_scale: float = 1.25, disable_progress: bool = True,
+                         num_quantizers: int | None = None) -> list[torch.Tensor]:
+        """Codes ``[8, T]`` -> one latent tensor ``[1, 2 * window, 256]`` per window (random: uses the global RNG).
+
+        Holds every window; :meth:`detokenize` streams them instead. ``num_quantizers=k``
+        conditions on the first k residual levels only (None: all 8).
+        """
+        return list(self.iter_window_latents(codes, duration, num_steps, guidance_scale, disable_progress,
+                                             num_quantizers))
 
     @torch.inference_mode()
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents ``[1, T, 256]`` (left 128 | right 128) -> stereo audio ``[2, T * 1920]`` float32 on CPU."""
+    def decode_latents(self, latents: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
+        """Latents ``[1, T, 256]`` (left 128 | right 128) -> stereo audio ``[2, T * 1920]`` float32 on CPU.
+
+        With ``num_samples``, only the first ``num_samples`` samples are decoded and returned
+        (the decoder is causal apart from a 2-frame look-ahead, so they equal the whole's).
+        """
         if latents.dim() != 3 or latents.shape[0] != 1 or latents.shape[2] != self.config.out_channels:
             raise ValueError(f"latents must be [1, T, {self.config.out_channels}], got {tuple(latents.shape)}")
         stereo = latents[0].reshape(latents.shape[1], 2, -1).permute(1, 2, 0)  # [2, 128, T]
+        if num_samples is not None:
+            frames = math.ceil(num_samples / self.config.hop_length)
+            stereo = stereo[..., : frames + self.scalar_model.decoder[0].padding[0]]
         wav = self.scalar_model.decode(stereo.to(self.device, self.dtype))
-        return wav[:, 0].float().cpu()
+        wav = wav[:, 0] if num_samples is None else wav[:, 0, :num_samples]
+        return wav.float().cpu()
 
     @torch.inference_mode()
     def latents_to_wav(self, windows: list[torch.Tensor], duration: float = WINDOW_SECONDS) -> torch.Tensor:
         """Decode window latents and overlap-add them with a linear cross-fade -> ``[2, N]`` float32 (CPU)."""
-        # Sample counts follow the code windows exactly (the released code derives them from the
-        # duration separately, which agrees for 29.76 s but misaligns windows for other lengths).
         window, hop = (n * self.samples_per_code for n in WindowPlan.sizes(duration, self.codes_per_second))
-        overlap = window - hop
-        out = torch.empty(2, window + hop * (len(windows) - 1))
-        # Cross-fade weights in float64 (as the released code), result stored as float32.
-        fade_in = torch.linspace(0, 1, overlap, dtype=torch.float64)
+        mix = _CrossFade(window + hop * (len(windows) - 1), window, hop)
         for i, latents in enumerate(windows):
-            piece = self.decode_latents(latents)[:, :window]
-            if i == 0:
-                out[:, :window] = piece
-                continue
-            s = i * hop
-            out[:, s : s + overlap] = out[:, s : s + overlap] * (1 - fade_in) + piece[:, :overlap] * fade_in
-            out[:, s + overlap : s + window] = piece[:, overlap:]
-        return out
+            mix.add(i, self.decode_latents(latents)[:, :window])
+        return mix.out
 
     @torch.inference_mode()
     def detokenize(
@@ -242,11 +275,23 @@ class HeartCodec(nn.Module):
 
         Random (flow-matching noise from the global RNG): call ``torch.manual_seed``
         first for a reproducible result. Short inputs are repeated up to one window
-        and the result cut back to ``T`` frames.
+        and the result cut back to ``T`` frames. Window by window: each window's
+        latents are decoded (only as far as the output reaches, streamed by the
+        ScalarModel) and cross-faded into the output before the next is generated, so
+        memory is the weights plus one window's working set plus the output.
         """
         num_codes = codes.shape[-1] if codes.dim() == 2 else 0
-        windows = self.generate_latents(codes, duration, num_steps, guidance_scale, disable_progress, num_quantizers)
-        return self.latents_to_wav(windows, duration)[:, : num_codes * self.samples_per_code]
+        # Sample counts follow the code windows exactly (the released code derives them from the
+        # duration separately, which agrees for 29.76 s but misaligns windows for other lengths).
+        window, hop = (n * self.samples_per_code for n in WindowPlan.sizes(duration, self.codes_per_second))
+        mix = _CrossFade(num_codes * self.samples_per_code, window, hop)
+        windows = self.iter_window_latents(codes, duration, num_steps, guidance_scale, disable_progress,
+                                           num_quantizers)
+        for i, latents in enumerate(windows):
+            needed = mix.samples_used(i)
+            if needed > 0:
+                mix.add(i, self.decode_latents(latents, needed))
+        return mix.out
 
     # -- identity ------------------------------------------------------------------------
     def describe(self) -> dict:

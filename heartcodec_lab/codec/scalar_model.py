@@ -16,14 +16,28 @@ Layout (defaults; widths scale with ``init_channel`` C)::
              conv(32C -> 128, k7) then tanh
     decoder: conv(128 -> 32C, k5, centred)  5 x ResDecoderBlock(up x5,4,4,4,3)  PostProcessor(repeat x2)  conv(C -> 1, k7)
 
-Everything except the decoder's first conv is causal (left padding only).
+Everything except the decoder's first conv is causal (left padding only), so
+inference can stream: ``decode`` (and ``encode`` on request) cut the time axis into blocks of
+``block_frames`` latent frames (4 s by default) and every causal conv carries the
+last ``dilation * (kernel - 1)`` samples of its input (a transposed conv: its last
+input frame) from one block to the next. The result equals the one-shot pass up
+to float rounding, memory stays bounded whatever the length, and the working set
+of each block stays near the CPU caches. Weight norm is evaluated once per call
+(``parametrize.cached``), not once per block. When autograd needs a graph
+(gradient enabled and a parameter or the input requires it), one pass is used.
+The carried state lives on the layers during a call: one streamed call per model
+at a time (do not share a model between threads).
 """
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from .config import HeartCodecConfig
@@ -32,6 +46,26 @@ from .config import HeartCodecConfig
 RESIDUAL_DILATIONS = (1, 3, 5, 7, 9)
 #: Levels of the scalar quantiser applied at the start of ``decode``.
 LATENT_LEVELS = 9
+#: Latent frames (25 Hz) per streamed decode block: 4 s. Smaller blocks fit the caches better
+#: (2 s was fastest on one uncontended thread) but every block costs a barrier per op, which a
+#: 2-thread run on a busy machine pays dearly; 4 s keeps a block's working set near 0.5 GB.
+DEFAULT_BLOCK_FRAMES = 100
+
+
+class _Carry:
+    """What a causal layer keeps between streamed blocks: the tail of its previous input."""
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail: torch.Tensor | None = None
+
+    def prepend(self, x: torch.Tensor, keep: int) -> torch.Tensor:
+        """``cat(previous tail or zeros, x)`` along time; remembers the last ``keep`` samples of the result."""
+        head = self.tail if self.tail is not None else x.new_zeros(*x.shape[:-1], keep)
+        joined = torch.cat([head, x], dim=-1)
+        self.tail = joined[..., joined.shape[-1] - keep :].clone()  # a copy: do not pin the whole block
+        return joined
 
 
 class _RoundToNinths(torch.autograd.Function):
@@ -59,10 +93,11 @@ class PaddedConv1d(nn.Conv1d):
         # Non-causal convs use the built-in symmetric padding (no extra copy of the input).
         super().__init__(n_in, n_out, kernel_size, stride=stride, dilation=dilation, padding=0 if causal else reach // 2)
         self.left_pad = reach if causal else 0
+        self.carry: _Carry | None = None  # set while streaming
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.left_pad:
-            x = F.pad(x, (self.left_pad, 0))
+            x = F.pad(x, (self.left_pad, 0)) if self.carry is None else self.carry.prepend(x, self.left_pad)
         return super().forward(x)
 
 
@@ -73,9 +108,14 @@ class CausalConvTranspose1d(nn.ConvTranspose1d):
         if kernel_size != 2 * stride:
             raise ValueError(f"causal transposed conv needs kernel_size == 2 * stride, got {kernel_size} and {stride}")
         super().__init__(n_in, n_out, kernel_size, stride=stride)
+        self.carry: _Carry | None = None  # set while streaming
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x)[..., : -self.stride[0]]
+        s = self.stride[0]
+        if self.carry is None:
+            return super().forward(x)[..., :-s]
+        # Output frame m mixes inputs m and m-1: run on [previous last frame, block], drop both ends.
+        return super().forward(self.carry.prepend(x, 1))[..., s:-s]
 
 
 class PreProcessor(nn.Module):
@@ -185,6 +225,7 @@ class ScalarModel(nn.Module):
         width = c.init_channel
         n_down, n_up = len(c.downsample_factors), len(c.upsample_factors)
         self.hop_length = c.hop_length
+        self.block_frames = DEFAULT_BLOCK_FRAMES  # streamed inference block (0 = one pass)
 
         encoder: list[nn.Module] = [
             weight_norm(PaddedConv1d(c.num_bands, width, c.default_kernel_size, causal=True))
@@ -212,26 +253,80 @@ class ScalarModel(nn.Module):
         self.encoder = nn.ModuleList(encoder)
         self.decoder = nn.ModuleList(decoder)
 
-    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+    # -- streaming ------------------------------------------------------------------------
+    def _needs_graph(self, x: torch.Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+
+    @contextlib.contextmanager
+    def _streaming(self, layers: nn.Module) -> Iterator[None]:
+        """Causal convs in ``layers`` carry state across calls; weight norm is evaluated once."""
+        convs = [m for m in layers.modules() if isinstance(m, (PaddedConv1d, CausalConvTranspose1d))]
+        for m in convs:
+            m.carry = _Carry()
+        try:
+            with parametrize.cached():
+                yield
+        finally:
+            for m in convs:
+                m.carry = None
+
+    def _block_frames(self, block_frames: int | None, x: torch.Tensor) -> int:
+        block = self.block_frames if block_frames is None else int(block_frames)
+        return 0 if block <= 0 or self._needs_graph(x) else block
+
+    # -- encode / decode --------------------------------------------------------------------
+    def encode(self, wav: torch.Tensor, block_frames: int = 0) -> torch.Tensor:
         """``[B, 1, S]`` audio at 48 kHz -> tanh latents ``[B, 128, S / 1920]`` (not yet rounded to ninths).
 
         ``S`` should be a multiple of 1920; a trailing partial frame is rounded up or dropped
         depending on its length (average pooling floors, strided convs round up).
+        ``block_frames``: latent frames per streamed block (default 0 = one pass: callers
+        such as the bulk tokenizer already cut long audio into bounded chunks).
         """
         if wav.dim() != 3 or wav.shape[1] != self.encoder[0].in_channels:
             raise ValueError(f"ScalarModel.encode expects [B, {self.encoder[0].in_channels}, S], got {tuple(wav.shape)}")
-        x = wav
-        for layer in self.encoder:
-            x = layer(x)
-        return torch.tanh(x)
+        block = self._block_frames(block_frames, wav) * self.hop_length
+        if not block or wav.shape[-1] < 2 * block:
+            return torch.tanh(self._run(self.encoder, wav))
+        # Whole blocks (multiples of every stride), the remainder joins the last block.
+        cuts = list(range(0, wav.shape[-1] - block + 1, block))[:-1] + [wav.shape[-1]]
+        with self._streaming(self.encoder):
+            parts = [self._run(self.encoder, wav[..., a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        return torch.tanh(torch.cat(parts, dim=-1))
 
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latents ``[B, 128, T]`` -> audio ``[B, 1, T * 1920]``; latents are rounded to ninths first."""
+    def decode(self, latent: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
+        """Latents ``[B, 128, T]`` -> audio ``[B, 1, T * 1920]``; latents are rounded to ninths first.
+
+        Output frame ``t`` depends on latents up to ``t + 2`` only (the first conv's look-ahead),
+        so ``decode(latent[..., :n + 2])[..., :n * 1920]`` is the first ``n`` frames of the whole.
+        ``block_frames``: latent frames per streamed block (default ``self.block_frames``; 0 = one pass).
+        """
         if latent.dim() != 3 or latent.shape[1] != self.decoder[0].in_channels:
             raise ValueError(
                 f"ScalarModel.decode expects [B, {self.decoder[0].in_channels}, T], got {tuple(latent.shape)}"
             )
         x = quantize_latent(latent)
-        for layer in self.decoder:
+        block = self._block_frames(block_frames, latent)
+        frames = x.shape[-1]
+        if not block or frames <= block:
+            return self._run(self.decoder, x)
+        first, rest = self.decoder[0], self.decoder[1:]
+        look = first.padding[0]  # the one non-causal conv: centred, `look` frames each side
+        x = F.pad(x, (look, look))
+        hop = self.hop_length
+        out = None
+        with self._streaming(rest), parametrize.cached():
+            for a in range(0, frames, block):
+                b = min(a + block, frames)
+                h = F.conv1d(x[..., a : b + 2 * look], first.weight, first.bias, dilation=first.dilation)
+                h = self._run(rest, h)
+                if out is None:
+                    out = h.new_empty(h.shape[0], h.shape[1], frames * hop)
+                out[..., a * hop : b * hop] = h
+        return out
+
+    @staticmethod
+    def _run(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
             x = layer(x)
         return x
