@@ -5,10 +5,13 @@ Runs out of the box on the embedded tiny codec and synthetic music; for a real r
 (docs/training.md).
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from heartcodec_lab.provenance import one_line_errors
+from heartcodec_lab.training.overrides import select_experiment
 from heartcodec_lab.training.run import train
 
 
@@ -19,4 +22,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = select_experiment(sys.argv)
     main()

@@ -109,7 +109,7 @@ def test_random_projection_teacher_names_the_kind_to_change():
 
     cfg = compose_config(["+experiment=distill", "codec.path=/ckpt/HeartCodec-oss", "teacher.kind=random_projection",
                           "paths.output_dir=unused"])
-    with pytest.raises(ProvenanceError, match="set teacher.kind=official teacher.path=..."):
+    with pytest.raises(ProvenanceError, match="set teacher=official teacher.path=..."):
         run_provenance(cfg)
     cfg = compose_config(["+experiment=distill", "paths.output_dir=unused"])  # the demo: everything embedded
     assert run_provenance(cfg).embedded == ["codec", "teacher"]

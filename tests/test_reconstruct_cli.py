@@ -35,7 +35,7 @@ def test_embedded_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_p
     t = torch.arange(int(1.5 * 44100)) / 44100
     save_audio(source, (0.3 * torch.sin(2 * torch.pi * 330 * t))[None], 44100)  # 1.5 s mono 44.1 kHz
     target = tmp_path / "sub" / "out.wav"
-    assert run(config(f"input={source}", f"output={target}", "num_steps=1")) == 0
+    assert run(config(f"input={source}", f"output={target}", "detokenize.num_steps=1")) == 0
     data, rate = sf.read(str(target), always_2d=True)
     assert rate == 48000 and data.shape == (72000, 2)  # trimmed to 1.5 s
     assert abs(data).max() > 0

@@ -7,12 +7,14 @@ import math
 import pytest
 import torch
 
+from heartcodec_lab.conf import group_options
 from heartcodec_lab.encoders.export_cli import ExportError, export_checkpoint, main as export_main
 from heartcodec_lab.training.adapter import LatentAdapter
 from heartcodec_lab.training.run import compose_config
 from heartcodec_lab.training.schedule import WarmupCosine
 
-EXPERIMENTS = ["linear", "conv1d", "flow", "distill", "demo"]
+# every experiment in conf/experiment/, found on disk: a new recipe is tested without editing this file
+EXPERIMENTS = group_options("experiment")
 
 
 def test_warmup_cosine_known_values():
@@ -55,7 +57,9 @@ def test_every_experiment_composes(name, tmp_path):
     if name != "demo":  # the demo stays short whatever the codec
         assert real.trainer.max_steps >= 100_000
     if name == "distill":
-        assert cfg.teacher.kind == "random_projection" and real.teacher.kind == "official"
+        assert cfg.teacher.kind == real.teacher.kind == "official"
+        assert compose_config(["+experiment=distill", "teacher=random_projection",
+                               f"paths.output_dir={tmp_path}"]).teacher == {"kind": "random_projection", "seed": 1234}
 
 
 def test_train_yaml_does_not_default_an_experiment(tmp_path):

@@ -5,6 +5,7 @@ builds the embedded tiny default (random weights, no meaningful audio).
 """
 
 from heartcodec_lab.codec.config import ConfigError, HeartCodecConfig
+from heartcodec_lab.codec.decoding import DetokenizeSettings
 from heartcodec_lab.codec.default import build_default_codec
 from heartcodec_lab.codec.loading import CheckpointError, load_codec
 from heartcodec_lab.codec.model import WINDOW_SECONDS, HeartCodec, WindowPlan
@@ -15,6 +16,7 @@ __all__ = [
     "WINDOW_SECONDS",
     "CheckpointError",
     "ConfigError",
+    "DetokenizeSettings",
     "HeartCodec",
     "HeartCodecConfig",
     "QuantizerModeError",

@@ -14,9 +14,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+if TYPE_CHECKING:
+    from heartcodec_lab.codec import DetokenizeSettings
 
 OUTPUT_SUFFIXES = (".wav", ".flac", ".ogg")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -50,9 +53,7 @@ def reconstruct(
     codec,
     encoder,
     *,
-    seed: int = 0,
-    num_steps: int = 10,
-    guidance_scale: float = 1.25,
+    detokenize: DetokenizeSettings | None = None,
     log: Callable[[str], None] = print,
 ) -> Reconstruction:
     """Encode ``input_path`` with ``encoder``, decode with ``codec.detokenize``, write 48 kHz stereo.
@@ -61,6 +62,7 @@ def reconstruct(
     temporary name, then renamed, so a failure leaves no output file.
     """
     from heartcodec_lab.audio import load_audio, save_audio
+    from heartcodec_lab.codec import DetokenizeSettings
 
     output_path = Path(output_path)
     if output_path.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -79,9 +81,8 @@ def reconstruct(
     log(f"tokens  {list(tokens.shape)} (int64, {tokens.shape[-1] / 12.5:.2f} s at 12.5 Hz)")
 
     start = time.perf_counter()
-    torch.manual_seed(seed)  # flow-matching noise
     with torch.inference_mode():
-        wav = codec.detokenize(tokens, num_steps=num_steps, guidance_scale=guidance_scale, disable_progress=True)
+        wav = (detokenize or DetokenizeSettings()).decode(codec, tokens)
     out_rate = int(codec.sample_rate)
     target = round(audio.shape[-1] * out_rate / rate)
     wav = torch.nn.functional.pad(wav[:, :target], (0, max(0, target - wav.shape[-1])))
@@ -128,7 +129,7 @@ def run(cfg) -> int:
                                       bool(cfg.get("allow_embedded", False)))
         if provenance.embedded:
             print(provenance.headline())
-        from heartcodec_lab.codec import load_codec  # heavy imports only once the input is known good
+        from heartcodec_lab.codec import DetokenizeSettings, load_codec  # heavy imports only once the input is known good
         from heartcodec_lab.encoders import build_encoder
 
         start = time.perf_counter()
@@ -142,9 +143,7 @@ def run(cfg) -> int:
             cfg.output,
             codec,
             encoder,
-            seed=int(cfg.seed),
-            num_steps=int(cfg.num_steps),
-            guidance_scale=float(cfg.guidance_scale),
+            detokenize=DetokenizeSettings.from_mapping(cfg.detokenize),
         )
     except (AudioError, ReconstructError, ValueError, OSError) as err:
         message = " ".join(str(err).split())  # one line, whatever the loader wrote

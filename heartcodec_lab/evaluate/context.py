@@ -61,20 +61,14 @@ class EvalContext:
             return int(json.loads((Path(path) / "config.json").read_text())["codebook_size"])
         return int(self.codec.config.codebook_size)
 
-    @torch.no_grad()
     def detokenize(self, tokens: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
         """int64 ``[8, T]`` -> float32 ``[2, T * 3840]`` through the real decoder, seeded for repeatability.
 
         ``num_quantizers=k`` decodes from the first k residual levels only (codebook depth).
         """
-        d = self.cfg.detokenize
-        torch.manual_seed(int(d.get("seed", 0)))
-        depth = {} if num_quantizers is None else {"num_quantizers": int(num_quantizers)}
-        wav = self.codec.detokenize(
-            tokens.to(torch.long), duration=float(d.duration), num_steps=int(d.num_steps),
-            guidance_scale=float(d.guidance_scale), disable_progress=True, **depth,
-        )
-        return wav.detach().float().cpu()
+        from heartcodec_lab.codec import DetokenizeSettings
+
+        return DetokenizeSettings.from_mapping(self.cfg.detokenize).decode(self.codec, tokens, num_quantizers)
 
     # -- encoders -------------------------------------------------------------------------
     def has_encoder(self, name: str) -> bool:
@@ -130,7 +124,8 @@ class EvalContext:
             from heartcodec_lab.mula import load_mula
 
             m = self.cfg.mula
-            self._mula = load_mula(m.get("path"), device=m.get("device", "cpu"), dtype=m.get("dtype"))
+            self._mula = load_mula(m.get("path"), device=m.get("device", "auto"), dtype=m.get("dtype"),
+                                   version=m.get("version"))
         return self._mula
 
     def frame_nll(self, tokens, tags: str, lyrics: str) -> torch.Tensor:

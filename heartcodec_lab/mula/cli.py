@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from heartcodec_lab.codec import DetokenizeSettings
 from heartcodec_lab.mula.continuation import load_history
 from heartcodec_lab.mula.generation import FRAME_MS, GenerationConfig, decode_tokens, generate_tokens
 from heartcodec_lab.mula.loading import load_mula, resolve_device
@@ -130,9 +131,7 @@ def run(cfg: DictConfig) -> Path:
         np.save(tokens_path, result.tokens.numpy().astype(np.int16))
     if codec is None:
         codec = _load_codec(cfg)
-    if cfg.seed is not None:
-        torch.manual_seed(int(cfg.seed))
-    wav = decode_tokens(codec, result.tokens, **dict(cfg.detokenize))
+    wav = decode_tokens(codec, result.tokens, DetokenizeSettings.from_mapping(cfg.detokenize))
     # whole frames are generated; cut the new part to the requested length
     sample_rate = int(codec.sample_rate)
     wanted = round((result.history_frames * FRAME_MS + int(cfg.max_audio_length_ms)) * sample_rate / 1000)

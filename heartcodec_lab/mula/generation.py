@@ -14,12 +14,16 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from heartcodec_lab.mula.loading import MulaBundle
 from heartcodec_lab.mula.model import FrameOutput
 from heartcodec_lab.mula.prompt import audio_rows, batch_for_guidance, build_prompt
+
+if TYPE_CHECKING:
+    from heartcodec_lab.codec import DetokenizeSettings
 
 FRAME_MS = 80  # one frame = 80 ms (12.5 Hz)
 
@@ -222,15 +226,17 @@ def generate_tokens(
     return GenerationResult(tokens=full.long(), history_frames=n_hist, stop_reason=stop_reason)
 
 
-def decode_tokens(codec, tokens: torch.Tensor, **detokenize_kwargs) -> torch.Tensor:
-    """Codes ``[8, T]`` -> float32 stereo ``[2, T * 3840]`` at 48 kHz through ``codec.detokenize``."""
+def decode_tokens(codec, tokens: torch.Tensor, settings: DetokenizeSettings | None = None) -> torch.Tensor:
+    """Codes ``[8, T]`` -> float32 stereo ``[2, T * 3840]`` at 48 kHz through ``codec.detokenize``.
+
+    ``settings`` default: 10 steps, guidance 1.25, 29.76 s windows, noise not re-seeded.
+    """
     tokens = check_codes(tokens, codec.config.codebook_size, "tokens to decode")
     if tokens.shape[1] == 0:
         raise ValueError("no frames to decode")
-    device = next(codec.parameters()).device
-    with torch.no_grad():
-        wav = codec.detokenize(tokens.to(device), **detokenize_kwargs)
-    return wav.float().cpu()
+    from heartcodec_lab.codec import DetokenizeSettings
+
+    return (settings or DetokenizeSettings(seed=None)).decode(codec, tokens)
 
 
 def generate(

@@ -41,14 +41,15 @@ class ReconstructionPreview(pl.Callback):
 
     Writes ``<default_root_dir>/reconstructions/step<N>/clip<j>_{input,recon}.wav`` and
     ``index.json``; with a TensorBoard logger also logs the audio (channel mean) and a
-    spectrogram image per clip. Runs on rank 0 only; its random draws are seeded with
-    ``seed`` and do not disturb the training RNG.
+    spectrogram image per clip. Runs on rank 0 only; ``detokenize`` holds the decoder settings
+    (the ``detokenize`` config group); its random draws do not disturb the training RNG.
     """
 
-    def __init__(self, num_clips: int = 2, num_steps: int = 10, guidance_scale: float = 1.25,
-                 duration: float = 29.76, write_wavs: bool = True, seed: int = 0):
-        self.num_clips, self.num_steps, self.guidance_scale = num_clips, num_steps, guidance_scale
-        self.duration, self.write_wavs, self.seed = duration, write_wavs, seed
+    def __init__(self, num_clips: int = 2, detokenize: dict | None = None, write_wavs: bool = True):
+        from heartcodec_lab.codec import DetokenizeSettings
+
+        self.num_clips, self.write_wavs = num_clips, write_wavs
+        self.detokenize = DetokenizeSettings.from_mapping(detokenize)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or self.num_clips <= 0:
@@ -67,12 +68,9 @@ class ReconstructionPreview(pl.Callback):
         writer = _tensorboard(trainer)
         index = []
         with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
             for j, audio in enumerate(clips):
                 codes = pl_module.tokens(audio[None].to(pl_module.device))[0]
-                recon = pl_module.codec.detokenize(codes, duration=self.duration, num_steps=self.num_steps,
-                                                   guidance_scale=self.guidance_scale, disable_progress=True)
-                recon = recon.float().cpu()[:, : audio.shape[-1]]
+                recon = self.detokenize.decode(pl_module.codec, codes)[:, : audio.shape[-1]]
                 entry = {"clip": j, "frames": int(codes.shape[-1])}
                 if self.write_wavs:
                     entry["input"] = str(save_audio(out_dir / f"clip{j}_input.wav", audio.clamp(-1, 1), SAMPLE_RATE))

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.training.overrides import codec_device, select_experiment
 from heartcodec_lab.training.resolvers import register_resolvers
 
 register_resolvers()
@@ -51,14 +52,14 @@ def run_provenance(cfg: DictConfig):
     teacher = cfg.get("teacher")
     if teacher:
         if teacher.get("kind") == "random_projection":
-            components.append(Component("teacher", "teacher.path", None, fix="teacher.kind=official teacher.path=..."))
+            components.append(Component("teacher", "teacher.path", None, fix="teacher=official teacher.path=..."))
         else:
             components.append(encoder_component("teacher", "teacher.path", teacher.get("kind"), teacher.get("path")))
     return check_components(components, bool(cfg.get("allow_embedded", False)))
 
 
-def build_module(cfg: DictConfig, codec=None):
-    """(module, datamodule) for ``cfg``; ``codec`` defaults to ``load_codec(cfg.codec.path)``."""
+def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"):
+    """(module, datamodule) for ``cfg``; ``codec`` defaults to ``load_codec(cfg.codec.path)`` on ``device``."""
     from hydra.utils import instantiate
 
     from heartcodec_lab.codec import load_codec
@@ -69,7 +70,7 @@ def build_module(cfg: DictConfig, codec=None):
 
     provenance = run_provenance(cfg)
     if codec is None:
-        codec = load_codec(cfg.codec.path, device="cpu", dtype=getattr(torch, cfg.codec.get("dtype", "float32")))
+        codec = load_codec(cfg.codec.path, device=device, dtype=getattr(torch, cfg.codec.get("dtype", "float32")))
     projection = build_projection(cfg, codec)
     losses = build_losses(_plain(cfg.loss), codec)
     teacher = build_teacher(_plain(cfg.get("teacher")), codec, projection)
@@ -128,8 +129,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
         logging.getLogger(__name__).warning("%s", provenance.headline())
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    module, datamodule = build_module(cfg, codec)
     trainer = build_trainer(cfg)
+    device = codec_device(cfg.codec.get("device"), trainer.strategy.root_device)
+    module, datamodule = build_module(cfg, codec, device=device)
     if trainer.is_global_zero:
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -171,4 +173,4 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides or []))
+        return compose(config_name=config_name, overrides=select_experiment(list(overrides or [])))
