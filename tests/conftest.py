@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# The suite never reaches the network: Hub repo ids resolve from a cache folder or fail clearly.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("HEARTCODEC_FIXTURES", REPO.parent / "shared" / "fixtures"))
 

@@ -7,7 +7,8 @@ builds the embedded tiny default (random weights, no meaningful audio).
 from heartcodec_lab.codec.config import ConfigError, HeartCodecConfig
 from heartcodec_lab.codec.decoding import DetokenizeSettings
 from heartcodec_lab.codec.default import build_default_codec
-from heartcodec_lab.codec.loading import CheckpointError, load_codec
+from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
+from heartcodec_lab.codec.loading import load_codec
 from heartcodec_lab.codec.model import WINDOW_SECONDS, HeartCodec, WindowPlan
 from heartcodec_lab.codec.quantizer import QuantizerModeError
 from heartcodec_lab.codec.scalar_model import ScalarModel
@@ -24,4 +25,5 @@ __all__ = [
     "WindowPlan",
     "build_default_codec",
     "load_codec",
+    "locate_checkpoint",
 ]

@@ -27,16 +27,13 @@ from safetensors import SafetensorError, safe_open
 
 from .config import HeartCodecConfig
 from .model import HeartCodec
+from .checkpoints import CheckpointError, locate_checkpoint
 from .weights import adapt_initted, canonical_key, freeze, is_initted_flag, skip_weight_init
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 #: How many problems a CheckpointError lists before summarising.
 _MAX_LISTED = 12
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder cannot be loaded; the message names the file and the key."""
 
 
 def _read_index(index: Path) -> dict[str, Path]:
@@ -136,7 +133,7 @@ def load_state_strict(model: torch.nn.Module, folder: str | Path) -> list[Path]:
 
 
 def _resolve_folder(path: str | Path) -> Path:
-    path = Path(path).expanduser()
+    path = locate_checkpoint(path, "HeartCodec checkpoint")
     if path.is_file() and path.suffix == ".safetensors":
         path = path.parent
     if not path.is_dir():
@@ -211,8 +208,9 @@ def load_codec(
 ) -> HeartCodec:
     """Load a HeartCodec checkpoint folder (strict), or build the embedded tiny default when ``path`` is None.
 
-    ``path`` is a released folder (``HeartCodec-oss``, ``HeartCodec-oss-20260123``) or a
-    ``.safetensors`` file inside one. Returns the model frozen in eval mode on
+    ``path`` is a released folder (``HeartCodec-oss``, ``HeartCodec-oss-20260123``), a
+    ``.safetensors`` file inside one, or a Hugging Face Hub repo id (``HeartMuLa/HeartCodec-oss-20260123``,
+    see :mod:`heartcodec_lab.codec.checkpoints`). Returns the model frozen in eval mode on
     ``device`` ("auto" = CUDA when available). Float32 only unless
     ``allow_low_precision``; TF32 matmuls are switched off globally unless ``allow_tf32``. The embedded default has random weights: it exercises
     every code path but makes no meaningful audio.

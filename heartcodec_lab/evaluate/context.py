@@ -57,8 +57,12 @@ class EvalContext:
             if isinstance(block, dict) and block.get("codebook_size"):
                 return int(block["codebook_size"])
         path = self.cfg.codec.get("path")
-        if self._codec is None and path and (Path(path) / "config.json").is_file():
-            return int(json.loads((Path(path) / "config.json").read_text())["codebook_size"])
+        if self._codec is None and path:
+            from heartcodec_lab.codec import locate_checkpoint
+
+            config = locate_checkpoint(path, "HeartCodec checkpoint") / "config.json"
+            if config.is_file():
+                return int(json.loads(config.read_text())["codebook_size"])
         return int(self.codec.config.codebook_size)
 
     def detokenize(self, tokens: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:

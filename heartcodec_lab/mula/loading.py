@@ -22,14 +22,15 @@ import torch
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
+from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
 from heartcodec_lab.codec.weights import file_sha256 as _sha256
 from heartcodec_lab.mula.model import HeartMuLa, MulaConfig
 
 MODEL_PREFIX = "HeartMuLa-oss-"
 
 
-class MulaLoadError(ValueError):
-    """A HeartMuLa checkpoint folder is incomplete or does not match its config."""
+#: the one checkpoint error type (kept under this name for callers of the HeartMuLa API)
+MulaLoadError = CheckpointError
 
 
 @dataclass
@@ -121,8 +122,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def find_model_dir(path: str | Path, version: str | None = None) -> Path:
-    """The folder holding ``config.json`` + weights, given it or its parent."""
-    path = Path(path).expanduser()
+    """The folder holding ``config.json`` + weights, given it or its parent (a local folder or a Hub repo id)."""
+    path = locate_checkpoint(path, "HeartMuLa checkpoint")
     if not path.exists():
         raise FileNotFoundError(f"{path}: HeartMuLa checkpoint folder not found")
     if (path / "config.json").is_file():

@@ -16,6 +16,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
+
 from .model import OfficialEncoder, VQV12Encoder
 
 WEIGHTS_FILE = "encoder.safetensors"
@@ -24,13 +26,9 @@ KEY_PREFIX = "encoder."
 RVQ_PREFIX = "flow_matching.vq_embed."
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded; the message names the file and the key."""
-
-
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
-    """Folder (or its ``encoder.safetensors``) -> (weights file, config file), both checked to exist."""
-    path = Path(path).expanduser()
+    """Folder (or its ``encoder.safetensors``, or a Hub repo id) -> (weights file, config file), both checked to exist."""
+    path = locate_checkpoint(path, "encoder checkpoint")
     folder = path.parent if path.suffix == ".safetensors" else path
     weights = path if path.suffix == ".safetensors" else folder / WEIGHTS_FILE
     config = folder / CONFIG_FILE

@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
 from heartcodec_lab.codec.weights import file_sha256 as _sha256
 
 from .encoder import ProjectionEncoder
@@ -33,8 +34,8 @@ DEFAULT_KIND = "conv1d"
 DEFAULT_SEED = 0
 
 
-class ProjectionCheckpointError(ValueError):
-    """A projection checkpoint that cannot be read; the message names the file."""
+#: the one checkpoint error type (kept under this name for callers of the projection API)
+ProjectionCheckpointError = CheckpointError
 
 
 def _toolkit_version() -> str:
@@ -93,8 +94,8 @@ def _read_config(path: Path) -> dict:
 
 
 def load_projection(path: str | Path) -> tuple[Projection, dict]:
-    """Folder (or a file inside it) -> (projection in eval mode, its config dict). Strict."""
-    folder = Path(path)
+    """Folder (or a file inside it, or a Hub repo id) -> (projection in eval mode, its config dict). Strict."""
+    folder = locate_checkpoint(path, "projection checkpoint")
     if folder.is_file():
         folder = folder.parent
     if not folder.is_dir():
@@ -179,7 +180,8 @@ def load_projection_encoder(path: str | Path | None, codec: nn.Module, batch_chu
     if projection_kwargs:
         raise ValueError(f"projection kwargs {sorted(projection_kwargs)} only apply to path=None; {path} has its own config")
     projection, config = load_projection(path)
-    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    folder = locate_checkpoint(path, "projection checkpoint")
+    folder = folder if folder.is_dir() else folder.parent
     dim, latent_dim = _codec_sizes(codec)
     if dim is not None and projection.out_dim != dim:
         raise ProjectionCheckpointError(f"{folder / CONFIG_NAME}: projection out_dim {projection.out_dim} != codec dim {dim}")

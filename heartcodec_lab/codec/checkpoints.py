@@ -1,0 +1,117 @@
+"""Where a checkpoint setting points: a local file or folder, or a Hugging Face Hub repo id.
+
+Every ``*.path`` setting (``codec.path``, ``encoder.path``, ``teacher.path``, ``mula.path``, an
+evaluated encoder's ``path``) goes through :func:`locate_checkpoint` inside its loader:
+
+* an existing local file or folder always wins (``ckpt/HeartCodec-oss`` next to you is used as is);
+* otherwise ``org/name`` is a Hub repo id, with an optional revision and sub-folder:
+  ``HeartMuLa/HeartCodec-oss-20260123``, ``org/name@v1.0`` (branch, tag or commit hash),
+  ``org/name@<commit>/HeartMuLa-oss-3B`` (a folder inside the repo). It resolves to the repo's
+  snapshot folder in huggingface_hub's cache (``snapshot_download``: ``HF_HUB_CACHE``, else
+  ``$HF_HOME/hub``); with ``HF_HUB_OFFLINE=1`` only the cache is read, never the network;
+* anything else is returned unchanged, so the loader reports the missing local path.
+
+``CheckpointError`` is the one error type of every checkpoint loader (one line, naming the file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+# org/name[@revision][/sub/folder]; names as the Hub allows them (letters, digits, - _ .)
+_HUB_ID = re.compile(r"^(?P<org>[A-Za-z0-9][\w.-]*)/(?P<name>[A-Za-z0-9][\w.-]*?)"
+                     r"(?:@(?P<revision>[\w.-]+))?(?:/(?P<subfolder>[^@]+?))?/?$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be found or loaded; the message is one line naming the file or repo."""
+
+
+@dataclass(frozen=True)
+class HubRef:
+    repo_id: str
+    revision: str | None = None
+    subfolder: str | None = None
+
+    def __str__(self) -> str:
+        text = self.repo_id + (f"@{self.revision}" if self.revision else "")
+        return text + (f"/{self.subfolder}" if self.subfolder else "")
+
+
+def parse_hub_id(text: str) -> HubRef | None:
+    """``org/name[@revision][/sub/folder]`` -> :class:`HubRef`; None for anything that is not one."""
+    match = _HUB_ID.match(text)
+    if match is None or ".." in text or text.endswith((".", "-")):
+        return None
+    return HubRef(f"{match['org']}/{match['name']}", match["revision"], match["subfolder"])
+
+
+def hub_cache_dir() -> Path:
+    """huggingface_hub's cache folder, read from the environment now (``HF_HUB_CACHE``, ``HF_HOME``)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` set (now, or when huggingface_hub was imported)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
+        return True
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def snapshot_folder(ref: HubRef) -> Path:
+    """The cached snapshot of ``ref`` (downloaded first unless offline); CheckpointError when unavailable."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    cache, offline = hub_cache_dir(), hub_offline()
+    where = f"not a local path, and Hugging Face Hub repo {ref.repo_id}" + (f"@{ref.revision}" if ref.revision else "")
+    try:
+        folder = snapshot_download(ref.repo_id, revision=ref.revision, cache_dir=cache, local_files_only=offline)
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        how = "offline (HF_HUB_OFFLINE=1)" if offline else "and the Hub could not be reached"
+        raise CheckpointError(f"{ref}: {where} is not in the cache {cache}, {how}; "
+                              f"download it once with `hf download {ref.repo_id}` or set HF_HOME") from None
+    except GatedRepoError:
+        raise CheckpointError(f"{ref}: {where} is gated: accept its terms on the Hub and log in (`hf auth login`)") from None
+    except RevisionNotFoundError:
+        raise CheckpointError(f"{ref}: {where} has no revision {ref.revision!r}") from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(f"{ref}: {where} does not exist (or is private: `hf auth login`)") from None
+    except Exception as err:  # network and HTTP failures: one line, whatever the library wrote
+        message = " ".join(str(err).split())[:300]
+        raise CheckpointError(f"{ref}: could not fetch Hugging Face Hub repo {ref.repo_id} ({type(err).__name__}: {message})") from None
+    return Path(folder)
+
+
+def locate_checkpoint(path: str | Path, what: str = "checkpoint") -> Path:
+    """A checkpoint setting -> a local path: the local file/folder if it exists, else a Hub repo's snapshot.
+
+    ``what`` names the kind of checkpoint in errors (``"HeartCodec checkpoint"``).
+    """
+    text = str(path)
+    local = Path(text).expanduser()
+    if local.exists():
+        return local
+    ref = parse_hub_id(text) if not text.startswith(("/", ".", "~")) else None
+    if ref is None:
+        return local
+    folder = snapshot_folder(ref)
+    if ref.subfolder is None:
+        return folder
+    target = folder / ref.subfolder
+    if not target.exists():
+        raise CheckpointError(f"{ref}: no {ref.subfolder!r} in Hugging Face Hub repo {ref.repo_id} ({what}; snapshot {folder})")
+    return target
