@@ -46,7 +46,7 @@ def job_config(input_dir=None, output_dir=None, **overrides):
     """The tokenize.yaml settings (without Hydra), with overrides."""
     raw = OmegaConf.load(REPO / "conf" / "tokenize.yaml")
     raw.pop("defaults")
-    raw.pop("hydra")
+    raw.pop("hydra", None)
     cfg = OmegaConf.merge(raw, {"codec": {"path": None}, "encoder": {"kind": "official", "path": None, "batch_chunks": 1}})
     cfg.input_dir = str(input_dir) if input_dir else None
     cfg.output_dir = str(output_dir)

@@ -93,7 +93,11 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
 def build_trainer(cfg: DictConfig):
     from hydra.utils import instantiate
 
+    from heartcodec_lab.training.progress import StepProgressBar
+
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(StepProgressBar())  # steps, loss, x realtime (instead of Lightning's per-epoch bar)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -115,6 +119,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     import lightning.pytorch as pl
 
     from heartcodec_lab.encoders.projection import save_projection
+    from heartcodec_lab.training.console import configure_console
+
+    configure_console()
 
     # the frozen codec runs in true float32 (TF32 changes its outputs)
     torch.backends.cuda.matmul.allow_tf32 = False
