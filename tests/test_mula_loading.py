@@ -93,7 +93,7 @@ def test_unexpected_key_is_named(tiny_copy):
 
 def test_misshaped_key_is_named(tiny_copy):
     _rewrite(tiny_copy, lambda s: s.update({"audio_head": torch.zeros(7, 32, 70)}))
-    with pytest.raises(MulaLoadError, match=r"audio_head has shape \[7, 32, 70\], the config expects \[7, 32, 69\]"):
+    with pytest.raises(MulaLoadError, match=r"audio_head has shape \[7, 32, 70\], the model expects \[7, 32, 69\]"):
         load_mula(tiny_copy)
 
 

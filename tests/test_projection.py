@@ -288,13 +288,13 @@ CORRUPTIONS = {
     "format version": (lambda d: _edit_config(d, format_version=99), "format_version 99"),
     "unknown kind": (lambda d: _edit_config(d, kind="rnn"), "unknown projection kind 'rnn'"),
     "bad kwargs": (lambda d: _edit_config(d, kwargs={"hidden_dim": 8, "colour": 1}), "bad arguments"),
-    "architecture": (lambda d: _edit_config(d, kwargs={"hidden_dim": 16, "num_layers": 2}), "shape mismatch"),
+    "architecture": (lambda d: _edit_config(d, kwargs={"hidden_dim": 16, "num_layers": 2}), "has shape"),
     "changed weights": (lambda d: (d / WEIGHTS_NAME).write_bytes((d / WEIGHTS_NAME).read_bytes()[:-4] + b"\0\0\0\0"),
                         "sha256 differs"),
     "not safetensors": (lambda d: ((d / WEIGHTS_NAME).write_bytes(b"PK\x03\x04 pickle zip"), _edit_config(d, weights_sha256=None)),
                         "not a readable safetensors"),
-    "extra tensor": (lambda d: _rewrite_weights(d, lambda s: s.update(extra=torch.zeros(1))), "unexpected \\['extra'\\]"),
-    "missing tensor": (lambda d: _rewrite_weights(d, lambda s: s.pop("mlp.0.bias")), "missing \\['mlp.0.bias'\\]"),
+    "extra tensor": (lambda d: _rewrite_weights(d, lambda s: s.update(extra=torch.zeros(1))), "unexpected keys \\['extra'\\]"),
+    "missing tensor": (lambda d: _rewrite_weights(d, lambda s: s.pop("mlp.0.bias")), "missing keys \\['mlp.0.bias'\\]"),
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from heartcodec_lab.data.datamodule import AudioDataModule, ResumableSampler
+from heartcodec_lab.training.datamodule import AudioDataModule, ResumableSampler
 from heartcodec_lab.data.datasets import (
     FixedClipDataset,
     RandomCropDataset,

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 from heartcodec_lab.codec import load_codec
 from heartcodec_lab.conf import group_options
-from heartcodec_lab.encoders.export_cli import export_checkpoint
-from heartcodec_lab.encoders.export_cli import main as export_main
+from heartcodec_lab.training.export import export_checkpoint
+from heartcodec_lab.training.export import main as export_main
 from heartcodec_lab.encoders.projection import LinearProjection, load_projection, load_projection_encoder
 from heartcodec_lab.losses import BatchLoss, LossSet
 from heartcodec_lab.training.module import ProjectionTrainingModule

@@ -11,17 +11,23 @@ evaluated encoder's ``path``) goes through :func:`locate_checkpoint` inside its 
   ``$HF_HOME/hub``); with ``HF_HUB_OFFLINE=1`` only the cache is read, never the network;
 * anything else is returned unchanged, so the loader reports the missing local path.
 
-``CheckpointError`` is the one error type of every checkpoint loader (one line, naming the file).
+``CheckpointError`` is the one error type of every checkpoint loader (one line, naming the file), and
+:func:`check_state` / :func:`load_strict` the one strict comparison of a state dict with a model.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from torch import nn
+
 _TRUE = {"1", "true", "yes", "on"}
+_LISTED = 8  # problems named in one error line
 # org/name[@revision][/sub/folder]; names as the Hub allows them (letters, digits, - _ .)
 _HUB_ID = re.compile(r"^(?P<org>[A-Za-z0-9][\w.-]*)/(?P<name>[A-Za-z0-9][\w.-]*?)"
                      r"(?:@(?P<revision>[\w.-]+))?(?:/(?P<subfolder>[^@]+?))?/?$")
@@ -115,3 +121,32 @@ def locate_checkpoint(path: str | Path, what: str = "checkpoint") -> Path:
     if not target.exists():
         raise CheckpointError(f"{ref}: no {ref.subfolder!r} in Hugging Face Hub repo {ref.repo_id} ({what}; snapshot {folder})")
     return target
+
+
+def check_state(found: Mapping[str, Sequence[int]], expected: Mapping[str, Sequence[int]], where: str | Path,
+                same_shape: Callable[[str, list, list], bool] | None = None) -> None:
+    """Key names and shapes of a checkpoint against a model's; one CheckpointError line listing what differs.
+
+    ``found`` / ``expected``: key -> shape. ``same_shape(key, got, want)`` may accept a known
+    legacy spelling (the codec's ``initted`` flags stored as ``[1]``).
+    """
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing[:_LISTED]}{' ...' if len(missing) > _LISTED else ''}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected[:_LISTED]}{' ...' if len(unexpected) > _LISTED else ''}")
+    for key in sorted(set(found) & set(expected)):
+        got, want = list(found[key]), list(expected[key])
+        if got != want and not (same_shape and same_shape(key, got, want)):
+            problems.append(f"{key} has shape {got}, the model expects {want}")
+    if problems:
+        more = f" (+{len(problems) - _LISTED} more)" if len(problems) > _LISTED else ""
+        raise CheckpointError(f"{where}: " + "; ".join(problems[:_LISTED]) + more)
+
+
+def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], where: str | Path, assign: bool = False) -> None:
+    """Checked :func:`check_state`, then ``load_state_dict(strict=True)``: every tensor present, nothing extra."""
+    check_state({k: v.shape for k, v in state.items()}, {k: v.shape for k, v in module.state_dict().items()}, where)
+    module.load_state_dict(state, strict=True, assign=assign)

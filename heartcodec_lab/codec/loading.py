@@ -28,7 +28,8 @@ from safetensors import SafetensorError, safe_open
 from .config import HeartCodecConfig
 from .model import HeartCodec
 from .checkpoints import CheckpointError, locate_checkpoint
-from .weights import adapt_initted, canonical_key, freeze, is_initted_flag, skip_weight_init
+from .runtime import freeze, parse_dtype, resolve_device
+from .weights import adapt_initted, canonical_key, is_initted_flag, skip_weight_init
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -171,31 +172,8 @@ def finalize(model: HeartCodec, device: str | torch.device, dtype: torch.dtype) 
     return model
 
 
-_DTYPE_NAMES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-}
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    name = str(dtype).removeprefix("torch.")
-    if name not in _DTYPE_NAMES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPE_NAMES)}")
-    return _DTYPE_NAMES[name]
+    return parse_dtype(dtype) or torch.float32
 
 
 def load_codec(
@@ -215,7 +193,7 @@ def load_codec(
     ``allow_low_precision``; TF32 matmuls are switched off globally unless ``allow_tf32``. The embedded default has random weights: it exercises
     every code path but makes no meaningful audio.
     """
-    device, dtype = _resolve_device(device), _resolve_dtype(dtype)
+    device, dtype = resolve_device(device), _resolve_dtype(dtype)
     configure_precision(dtype, allow_low_precision, allow_tf32)
     if path is None:
         from .default import build_default_codec

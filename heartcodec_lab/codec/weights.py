@@ -87,11 +87,3 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 24) -> str:
         while block := fh.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
-
-
-def freeze(module: nn.Module) -> nn.Module:
-    """Eval mode and ``requires_grad=False`` everywhere (no autograd graph, no EMA updates)."""
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module

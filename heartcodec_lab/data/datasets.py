@@ -6,7 +6,7 @@ latents pair up exactly). Files shorter than a crop are zero-padded at the end.
 
 Randomness never comes from a global RNG: training crop ``i`` is drawn from a generator
 seeded with ``(seed, i)``, so a run resumed from a checkpoint sees exactly the crops the
-uninterrupted run would have seen (the sampler in :mod:`heartcodec_lab.data.datamodule`
+uninterrupted run would have seen (the sampler in :mod:`heartcodec_lab.training.datamodule`
 hands out global sample indices).
 """
 

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from heartcodec_lab.codec import DetokenizeSettings
 
 OUTPUT_SUFFIXES = (".wav", ".flac", ".ogg")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class ReconstructError(ValueError):
@@ -118,8 +117,12 @@ def run(cfg) -> int:
         if Path(cfg.output).suffix.lower() not in OUTPUT_SUFFIXES:
             raise ReconstructError(f"{cfg.output}: output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
         audio_info(cfg.input)  # fail on a missing or unreadable input before loading any model
-        if str(cfg.codec.dtype) not in DTYPES:
-            raise ReconstructError(f"codec.dtype must be one of {', '.join(DTYPES)}, got {cfg.codec.dtype}")
+        from heartcodec_lab.codec.runtime import parse_dtype
+
+        try:
+            dtype = parse_dtype(cfg.codec.dtype) or torch.float32
+        except ValueError as err:
+            raise ReconstructError(f"codec.dtype: {err}") from None
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
         from heartcodec_lab.provenance import Component, check_components, encoder_component
@@ -133,7 +136,7 @@ def run(cfg) -> int:
         from heartcodec_lab.encoders import build_encoder
 
         start = time.perf_counter()
-        codec = load_codec(cfg.codec.path, device=cfg.codec.device, dtype=DTYPES[str(cfg.codec.dtype)])
+        codec = load_codec(cfg.codec.path, device=cfg.codec.device, dtype=dtype)
         extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
         encoder = build_encoder(cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks),
                                 **extra)

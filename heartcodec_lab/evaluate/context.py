@@ -41,7 +41,7 @@ class EvalContext:
             from heartcodec_lab.codec import load_codec
 
             c = self.cfg.codec
-            self._codec = load_codec(c.get("path"), device=c.get("device", "cpu"), dtype=getattr(torch, c.get("dtype", "float32")))
+            self._codec = load_codec(c.get("path"), device=c.get("device", "auto"), dtype=c.get("dtype", "float32"))
         return self._codec
 
     def codec_description(self) -> dict:

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from heartcodec_lab.codec.runtime import freeze
+
 
 class BatchLoss(nn.Module):
     """Base: ``forward(batch) -> scalar``; ``weight`` scales it in a :class:`LossSet`.
@@ -66,9 +68,7 @@ class Frozen:
     """
 
     def __init__(self, module: nn.Module):
-        module.eval()
-        module.requires_grad_(False)
-        self.module = module
+        self.module = freeze(module)
 
 
 def same_shape(name: str, a: torch.Tensor, b: torch.Tensor, what: str = "") -> None:

@@ -16,15 +16,15 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from heartcodec_lab.codec import DetokenizeSettings
+from heartcodec_lab.codec.runtime import resolve_device
 from heartcodec_lab.mula.continuation import load_history
 from heartcodec_lab.mula.generation import FRAME_MS, GenerationConfig, decode_tokens, generate_tokens
-from heartcodec_lab.mula.loading import load_mula, resolve_device
+from heartcodec_lab.mula.loading import load_mula
 from heartcodec_lab.mula.prompt import read_text_or_file
 from heartcodec_lab.provenance import one_line_errors
 
@@ -164,15 +164,16 @@ def quote_free_text(argv: list[str]) -> list[str]:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="generate")
 @one_line_errors("heartcodec-generate")
-def _hydra_main(cfg: DictConfig) -> None:
+def _hydra_task(cfg: DictConfig) -> None:
     run(cfg)
 
 
 def main() -> None:
+    import hydra  # only the entry point: the mula library stays free of Hydra
+
     sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
-    _hydra_main()
+    hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="generate")(_hydra_task)()
 
 
 if __name__ == "__main__":

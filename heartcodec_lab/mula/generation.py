@@ -130,6 +130,82 @@ def _progress(enabled: bool):
     )
 
 
+@dataclass
+class _Stream:
+    """What the next model call reads: token rows ``[b, n, 9]``, their mask and positions ``[b, n]``."""
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    pos: torch.Tensor
+    reference_index: int | None
+
+
+def prompt_rows(bundle: MulaBundle, tags: str, lyrics: str, history: torch.Tensor | None):
+    """Step 1: the text prompt, then the history frames -> ``(prompt, rows [n, 9], mask [n, 9], history [8, H] | None)``."""
+    gen = bundle.gen_config
+    prompt = build_prompt(bundle.tokenizer, gen, tags, lyrics)
+    rows, mask = prompt.tokens, prompt.mask
+    if history is not None:
+        history = check_codes(torch.as_tensor(history), bundle.config.codebook_size, "history")
+        h_rows, h_mask = audio_rows(history.t(), gen.empty_id)
+        rows, mask = torch.cat([rows, h_rows]), torch.cat([mask, h_mask])
+    return prompt, rows, mask, history
+
+
+def check_length(model, prompt_len: int, rows: int, n_hist: int, max_new: int) -> None:
+    """Step 2: prompt + history + new frames must fit the model's cache (the last new frame is never fed back)."""
+    needed = rows + max_new - 1
+    if needed > model.max_seq_len:
+        raise ValueError(
+            f"prompt ({prompt_len}) + history ({n_hist}) + {max_new} new frames needs {needed} positions; "
+            f"this model holds {model.max_seq_len} (shorten max_audio_length_ms, the lyrics or the history)"
+        )
+
+
+def frame_sampler(bundle: MulaBundle, config: GenerationConfig, seed: int | None, device) -> Callable:
+    """Step 3: top-k / temperature over valid codes, with a private generator when ``seed`` is set."""
+    generator = torch.Generator(device=device).manual_seed(int(seed)) if seed is not None else None
+    allowed = allowed_ids(bundle, device) if config.only_valid_codes else None
+    return make_sampler(config.topk, config.temperature, allowed, generator)
+
+
+def prefill_long(model, stream: _Stream, chunk: int, cfg_scale: float) -> _Stream:
+    """Step 4: feed all but the last ``chunk`` positions in pieces (bounded attention memory, same cache)."""
+    ref = stream.reference_index
+    tokens, mask, pos = stream.tokens, stream.mask, stream.pos
+    while tokens.shape[1] > chunk:
+        piece = slice(0, chunk)
+        inside = ref if ref is not None and ref < chunk else None
+        model.prefill(tokens[:, piece], mask[:, piece], pos[:, piece], cfg_scale, inside)
+        if ref is not None:
+            ref = None if inside is not None else ref - chunk
+        tokens, mask, pos = tokens[:, chunk:], mask[:, chunk:], pos[:, chunk:]
+    return _Stream(tokens, mask, pos, ref)
+
+
+def sample_frames(model, gen, stream: _Stream, sampler, config: GenerationConfig, max_new: int,
+                  cancel: threading.Event | None, progress: bool, on_frame) -> tuple[list[torch.Tensor], str]:
+    """Step 5: one frame ``[8]`` per call until the audio end id, ``max_new`` frames or a cancel."""
+    frames: list[torch.Tensor] = []
+    with _progress(progress) as bar:
+        task = bar.add_task("generate", total=max_new)
+        for i in range(max_new):
+            if cancel is not None and cancel.is_set():
+                return frames, "cancelled"
+            out = model.generate_frame(stream.tokens, stream.mask, stream.pos, sampler, config.cfg_scale,
+                                       reference_index=stream.reference_index)
+            if on_frame is not None:
+                on_frame(i, out)
+            frame = out.codes
+            if bool((frame[0] >= gen.audio_eos_id).any()):
+                return frames, "eos"
+            frames.append(frame[0].cpu())
+            bar.advance(task)
+            tokens, mask = (x.unsqueeze(1) for x in audio_rows(frame, gen.empty_id))
+            stream = _Stream(tokens, mask, stream.pos[:, -1:] + 1, None)
+    return frames, "max_length"
+
+
 @torch.no_grad()
 def generate_tokens(
     bundle: MulaBundle,
@@ -154,69 +230,22 @@ def generate_tokens(
     config.validate()
     if prefill_chunk < 1:
         raise ValueError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
-    model, gen = bundle.model, bundle.gen_config
-    device = model.device
-    prompt = build_prompt(bundle.tokenizer, gen, tags, lyrics)
-    rows, mask = prompt.tokens, prompt.mask
-    n_hist = 0
-    if history is not None:
-        history = check_codes(torch.as_tensor(history), bundle.config.codebook_size, "history")
-        n_hist = history.shape[1]
-        h_rows, h_mask = audio_rows(history.t(), gen.empty_id)
-        rows, mask = torch.cat([rows, h_rows]), torch.cat([mask, h_mask])
+    model, device = bundle.model, bundle.model.device
+    prompt, rows, mask, history = prompt_rows(bundle, tags, lyrics, history)
+    n_hist = history.shape[1] if history is not None else 0
     max_new = config.num_frames()
-    # the last new frame is never fed back, so it needs no cache slot
-    needed = rows.shape[0] + max_new - 1
-    if needed > model.max_seq_len:
-        raise ValueError(
-            f"prompt ({len(prompt)}) + history ({n_hist}) + {max_new} new frames needs {needed} positions; "
-            f"this model holds {model.max_seq_len} (shorten max_audio_length_ms, the lyrics or the history)"
-        )
+    check_length(model, len(prompt), rows.shape[0], n_hist, max_new)
+    sampler = frame_sampler(bundle, config, seed, device)
 
     guided = config.cfg_scale > 1.0
     batch = 2 if guided else 1
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=device).manual_seed(int(seed))
-    allowed = allowed_ids(bundle, device) if config.only_valid_codes else None
-    sampler = make_sampler(config.topk, config.temperature, allowed, generator)
-
-    tokens = batch_for_guidance(rows, guided).to(device)
-    tok_mask = batch_for_guidance(mask, guided).to(device)
-    pos = torch.arange(rows.shape[0], device=device).unsqueeze(0).repeat(batch, 1)
-    frames: list[torch.Tensor] = []
-    stop_reason = "max_length"
+    stream = _Stream(batch_for_guidance(rows, guided).to(device), batch_for_guidance(mask, guided).to(device),
+                     torch.arange(rows.shape[0], device=device).unsqueeze(0).repeat(batch, 1), prompt.reference_index)
     model.setup_caches(batch)
     try:
-        reference_index = prompt.reference_index
-        # long histories go in pieces: bounded attention memory, same cache contents
-        while tokens.shape[1] > prefill_chunk:
-            piece = slice(0, prefill_chunk)
-            ref = reference_index if reference_index is not None and reference_index < prefill_chunk else None
-            model.prefill(tokens[:, piece], tok_mask[:, piece], pos[:, piece], config.cfg_scale, ref)
-            if reference_index is not None:
-                reference_index = None if ref is not None else reference_index - prefill_chunk
-            tokens, tok_mask, pos = tokens[:, prefill_chunk:], tok_mask[:, prefill_chunk:], pos[:, prefill_chunk:]
-        with _progress(progress) as bar:
-            task = bar.add_task("generate", total=max_new)
-            for i in range(max_new):
-                if cancel is not None and cancel.is_set():
-                    stop_reason = "cancelled"
-                    break
-                out = model.generate_frame(
-                    tokens, tok_mask, pos, sampler, config.cfg_scale, reference_index=reference_index
-                )
-                if on_frame is not None:
-                    on_frame(i, out)
-                frame = out.codes
-                if bool((frame[0] >= gen.audio_eos_id).any()):
-                    stop_reason = "eos"
-                    break
-                frames.append(frame[0].cpu())
-                bar.advance(task)
-                reference_index = None
-                tokens, tok_mask = (x.unsqueeze(1) for x in audio_rows(frame, gen.empty_id))
-                pos = pos[:, -1:] + 1
+        stream = prefill_long(model, stream, prefill_chunk, config.cfg_scale)
+        frames, stop_reason = sample_frames(model, bundle.gen_config, stream, sampler, config, max_new, cancel,
+                                            progress, on_frame)
     finally:
         model.delete_caches()  # the backbone cache is large; free it between calls
     new = torch.stack(frames, dim=1) if frames else torch.zeros(8, 0, dtype=torch.long)

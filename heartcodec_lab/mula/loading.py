@@ -22,7 +22,8 @@ import torch
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
-from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
+from heartcodec_lab.codec.checkpoints import CheckpointError, check_state, load_strict, locate_checkpoint
+from heartcodec_lab.codec.runtime import default_dtype, freeze, parse_dtype, resolve_device
 from heartcodec_lab.codec.weights import file_sha256 as _sha256
 from heartcodec_lab.mula.model import HeartMuLa, MulaConfig
 
@@ -90,35 +91,6 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def resolve_default_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on CUDA devices that support it, float32 everywhere else."""
-    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
-
-
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-}
-
-
-def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """``"bf16"``, ``"float32"``, a torch dtype, or None/``"auto"`` (None: decide by device)."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    name = str(dtype).lower().removeprefix("torch.")
-    if name in ("auto", "", "none"):
-        return None
-    if name not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or auto")
-    return _DTYPES[name]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def find_model_dir(path: str | Path, version: str | None = None) -> Path:
@@ -173,17 +145,9 @@ def weight_files(model_dir: Path) -> dict[str, Path]:
 
 def load_state_dict_strict(model: HeartMuLa, files: dict[str, Path], dtype: torch.dtype) -> None:
     """Check names and shapes against ``model`` and assign the tensors (cast to ``dtype``)."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(files))
-    unexpected = sorted(set(files) - set(expected))
     where = next(iter(files.values())).parent
-    if missing:
-        raise MulaLoadError(f"{where}: missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}")
-    if unexpected:
-        raise MulaLoadError(
-            f"{where}: unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''} "
-            f"(in {sorted({files[k].name for k in unexpected})})"
-        )
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_state({k: expected.get(k, ()) for k in files}, expected, where)  # names first, before reading GBs
     state: dict[str, torch.Tensor] = {}
     by_file: dict[Path, list[str]] = {}
     for key, file in files.items():
@@ -195,12 +159,8 @@ def load_state_dict_strict(model: HeartMuLa, files: dict[str, Path], dtype: torc
                 if key not in present:
                     raise MulaLoadError(f"{file}: key {key} listed in the index but absent from the shard")
                 tensor = f.get_tensor(key)
-                if tuple(tensor.shape) != expected[key]:
-                    raise MulaLoadError(
-                        f"{file}: {key} has shape {list(tensor.shape)}, the config expects {list(expected[key])}"
-                    )
                 state[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
-    model.load_state_dict(state, strict=True, assign=True)
+    load_strict(model, state, where, assign=True)
 
 
 def load_mula_model(model_dir: Path, device: torch.device, dtype: torch.dtype) -> HeartMuLa:
@@ -212,7 +172,7 @@ def load_mula_model(model_dir: Path, device: torch.device, dtype: torch.dtype) -
     load_state_dict_strict(model, files, dtype)
     # RoPE tables are non-persistent buffers that meta construction skipped
     model.rope_init()
-    return model.to(device).eval().requires_grad_(False)
+    return freeze(model.to(device))
 
 
 def load_mula(
@@ -228,7 +188,7 @@ def load_mula(
     picks bf16 on capable CUDA devices and float32 otherwise.
     """
     device = resolve_device(device)
-    dtype = parse_dtype(dtype) or resolve_default_dtype(device)
+    dtype = parse_dtype(dtype) or default_dtype(device)
     if path is None:
         from heartcodec_lab.mula.default import build_default_bundle
 

@@ -92,6 +92,93 @@ class _Pending:
     n_chunks: int | None = None
 
 
+class _Assembler:
+    """The main-process side: batch chunks across files, encode them, put each file's tokens back together.
+
+    Steps: :meth:`receive` one worker message -> :meth:`add_chunk` / :meth:`add_last` / :meth:`fail`;
+    full batches go through :meth:`encode`; :meth:`finished` yields every file whose chunks are all in.
+    """
+
+    def __init__(self, encoder: AudioEncoder, items: list[InputFile], batch_chunks: int, device,
+                 on_chunk: Callable[[float], None] | None):
+        self.encoder, self.items, self.batch_chunks, self.device, self.on_chunk = encoder, items, batch_chunks, device, on_chunk
+        self.pending: dict[int, _Pending] = {}
+        self.batch: list[tuple[int, int, torch.Tensor]] = []
+        self.dead: set[int] = set()  # files already reported as failed; later messages about them are ignored
+        self.shortcut = type(encoder).encode_last_chunk is not AudioEncoder.encode_last_chunk
+
+    def receive(self, msg: tuple) -> Iterator[FileResult]:
+        kind, i = msg[0], msg[1]
+        if i in self.dead:
+            return
+        if kind == "chunk":
+            yield from self.add_chunk(i, msg[2], msg[3])
+        elif kind == "last":
+            yield from self.add_last(*msg[1:])
+        else:
+            yield from self.fail(i, stage=msg[2], error=msg[3])
+
+    def add_chunk(self, i: int, k: int, chunk: torch.Tensor) -> Iterator[FileResult]:
+        self.pending.setdefault(i, _Pending())
+        self.batch.append((i, k, chunk))
+        if len(self.batch) >= self.batch_chunks:
+            yield from self.flush()
+
+    def add_last(self, i: int, k: int, chunk: torch.Tensor, info: ChunkStream, sha: str | None) -> Iterator[FileResult]:
+        """The file's final chunk: on its own through ``encode_last_chunk`` when shorter and the encoder has a shortcut."""
+        p = self.pending.setdefault(i, _Pending())
+        p.end, p.n_chunks = (info, sha), k + 1
+        enc = self.encoder
+        frames = enc.num_frames(info.native_samples, enc.native_sample_rate) - k * enc.frames_per_chunk
+        if self.shortcut and 0 < frames < enc.frames_per_chunk:
+            yield from self.encode([(i, k, chunk)], lambda: enc.encode_last_chunk(chunk[None].to(self.device), frames))
+        else:
+            yield from self.add_chunk(i, k, chunk)
+        yield from self.finished()
+
+    def fail(self, i: int, stage: str, error: str) -> Iterator[FileResult]:
+        self.pending.pop(i, None)
+        self.dead.add(i)
+        yield FileResult(i, self.items[i], stage=stage, error=error)
+
+    def flush(self) -> Iterator[FileResult]:
+        """Encode the batch gathered so far."""
+        if not self.batch:
+            return
+        entries, self.batch = self.batch, []
+        stacked = lambda: torch.stack([c for _, _, c in entries]).to(self.device)  # noqa: E731
+        yield from self.encode(entries, lambda: self.encoder.encode_chunks(stacked()))
+
+    def encode(self, entries: list[tuple[int, int, torch.Tensor]], features: Callable[[], torch.Tensor]) -> Iterator[FileResult]:
+        """Quantize ``features()`` of ``entries`` (file, chunk index, chunk) and store their codes."""
+        try:
+            with torch.no_grad():
+                codes = self.encoder.quantize(features()).cpu()  # [B, 8, F]
+        except Exception as err:  # e.g. out of memory: fail these files, keep going
+            last = traceback.format_exception_only(type(err), err)[-1].strip()
+            for i in dict.fromkeys(i for i, _, _ in entries):
+                self.dead.add(i)
+                if self.pending.pop(i, None) is not None:
+                    yield FileResult(i, self.items[i], stage="encode", error=f"encoder failed: {last}")
+            return
+        for (i, k, _), c in zip(entries, codes):
+            if i in self.pending:  # the file may have failed meanwhile
+                self.pending[i].chunks[k] = c
+        if self.on_chunk:
+            self.on_chunk(len(entries) * self.encoder.chunk_seconds)
+        yield from self.finished()
+
+    def finished(self) -> Iterator[FileResult]:
+        """Every file whose chunks are all encoded: tokens ``[8, T]`` cut to the file's own frame count."""
+        enc = self.encoder
+        for i in [i for i, p in self.pending.items() if p.end is not None and len(p.chunks) == p.n_chunks]:
+            p = self.pending.pop(i)
+            info, sha = p.end
+            n_frames = enc.num_frames(info.native_samples, enc.native_sample_rate)
+            tokens = torch.cat([p.chunks[k] for k in range(p.n_chunks)], dim=1)[:, :n_frames]
+            yield FileResult(i, self.items[i], tokens=tokens, info=info, sha256=sha)
+
+
 def tokenize_stream(
     encoder: AudioEncoder,
     items: list[InputFile],
@@ -108,71 +195,8 @@ def tokenize_stream(
     source = ChunkSource(items, encoder.native_sample_rate, encoder.chunk_samples, block_seconds)
     loader = DataLoader(source, batch_size=None, num_workers=num_workers, worker_init_fn=_one_thread,
                         prefetch_factor=2 if num_workers else None, persistent_workers=False)
-    pending: dict[int, _Pending] = {}
-    batch: list[tuple[int, int, torch.Tensor]] = []
-    dead: set[int] = set()  # files already reported as failed; later messages about them are ignored
-
-    shortcut = type(encoder).encode_last_chunk is not AudioEncoder.encode_last_chunk
-
-    def run(entries: list[tuple[int, int, torch.Tensor]], encode: Callable[[], torch.Tensor]) -> Iterator[FileResult]:
-        """Encode ``entries`` (file, chunk index, chunk) with ``encode() -> features``; store their codes."""
-        try:
-            with torch.no_grad():
-                codes = encoder.quantize(encode()).cpu()  # [B, 8, F]
-        except Exception as err:  # e.g. out of memory: fail these files, keep going
-            last = traceback.format_exception_only(type(err), err)[-1].strip()
-            for i in dict.fromkeys(i for i, _, _ in entries):
-                dead.add(i)
-                if pending.pop(i, None) is not None:
-                    yield FileResult(i, items[i], stage="encode", error=f"encoder failed: {last}")
-            return
-        for (i, k, _), c in zip(entries, codes):
-            if i in pending:  # the file may have failed meanwhile
-                pending[i].chunks[k] = c
-        if on_chunk:
-            on_chunk(len(entries) * encoder.chunk_seconds)
-        yield from finished()
-
-    def run_batch() -> Iterator[FileResult]:
-        if not batch:
-            return
-        entries = list(batch)
-        batch.clear()
-        yield from run(entries, lambda: encoder.encode_chunks(torch.stack([c for _, _, c in entries]).to(device)))
-
-    def finished() -> Iterator[FileResult]:
-        for i in [i for i, p in pending.items() if p.end is not None and len(p.chunks) == p.n_chunks]:
-            p = pending.pop(i)
-            info, sha = p.end
-            n_frames = encoder.num_frames(info.native_samples, encoder.native_sample_rate)
-            tokens = torch.cat([p.chunks[k] for k in range(p.n_chunks)], dim=1)[:, :n_frames]
-            yield FileResult(i, items[i], tokens=tokens, info=info, sha256=sha)
-
+    assembler = _Assembler(encoder, items, batch_chunks, device, on_chunk)
     for msg in loader:
-        kind, i = msg[0], msg[1]
-        if i in dead:
-            continue
-        if kind == "chunk":
-            pending.setdefault(i, _Pending())
-            batch.append((i, msg[2], msg[3]))
-            if len(batch) >= batch_chunks:
-                yield from run_batch()
-        elif kind == "last":
-            _, _, k, chunk, info, sha = msg
-            p = pending.setdefault(i, _Pending())
-            p.end, p.n_chunks = (info, sha), k + 1
-            frames = encoder.num_frames(info.native_samples, encoder.native_sample_rate) - k * encoder.frames_per_chunk
-            if shortcut and 0 < frames < encoder.frames_per_chunk:
-                entry = [(i, k, chunk)]
-                yield from run(entry, lambda: encoder.encode_last_chunk(chunk[None].to(device), frames))
-            else:
-                batch.append((i, k, chunk))
-                if len(batch) >= batch_chunks:
-                    yield from run_batch()
-            yield from finished()
-        else:
-            pending.pop(i, None)
-            dead.add(i)
-            yield FileResult(i, items[i], stage=msg[2], error=msg[3])
-    yield from run_batch()
-    yield from finished()
+        yield from assembler.receive(msg)
+    yield from assembler.flush()
+    yield from assembler.finished()

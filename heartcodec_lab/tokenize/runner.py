@@ -12,15 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from heartcodec_lab.codec.runtime import resolve_device
 from heartcodec_lab.tokenize.finalize import finalize
 from heartcodec_lab.tokenize.job import ShardSummary, job_provenance, run_shard
 from heartcodec_lab.tokenize.layout import PARTS_DIR
 
 
-def resolve_device(name: str | None) -> torch.device:
-    if not name or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_encoder(cfg, device: torch.device):

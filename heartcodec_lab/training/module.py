@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from heartcodec_lab.codec.quantizer import straight_through
+from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.training.adapter import LatentAdapter, decode_stereo
 from heartcodec_lab.training.schedule import WarmupCosine
 from heartcodec_lab.training.teacher import teacher_targets
@@ -38,10 +39,6 @@ def _fp32(device: torch.device):
     return nullcontext()
 
 
-def _freeze(module: nn.Module | None) -> None:
-    if module is not None:
-        module.eval()
-        module.requires_grad_(False)
 
 
 class ProjectionTrainingModule(pl.LightningModule):
@@ -76,8 +73,8 @@ class ProjectionTrainingModule(pl.LightningModule):
         self.adapter = adapter if "recon" in self.needs else None
         if self.needs & {"teacher_features", "teacher_codes"} and teacher is None:
             raise ValueError(f"losses need {sorted(self.needs & {'teacher_features', 'teacher_codes'})} but no teacher is configured")
-        _freeze(codec)
-        _freeze(teacher)
+        freeze(codec)
+        freeze(teacher)
         # a plain dict attribute: nn.Module does not register what is inside it
         self._frozen = {"codec": codec, "teacher": teacher}
         self.optim_cfg = {"lr": 3e-4, "betas": (0.9, 0.99), "weight_decay": 0.01, "warmup_steps": 100,

@@ -27,20 +27,6 @@ def _plain(node) -> dict | list | None:
     return OmegaConf.to_container(node, resolve=True) if node is not None else None
 
 
-def build_projection(cfg: DictConfig, codec) -> torch.nn.Module:
-    """The trainable projection from ``cfg.projection`` (``_target_`` + kwargs); null sizes follow the codec."""
-    from hydra.utils import instantiate
-
-    sizes = {}
-    if cfg.projection.get("latent_dim") is None:
-        sizes["latent_dim"] = codec.config.latent_hidden_dim
-    if cfg.projection.get("out_dim") is None:
-        sizes["out_dim"] = codec.config.dim
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(cfg.seed))
-        return instantiate(cfg.projection, **sizes)
-
-
 def run_provenance(cfg: DictConfig):
     """Codec and teacher (when distilling) are both checkpoints or both embedded, unless ``allow_embedded``.
 
@@ -63,6 +49,7 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
     from hydra.utils import instantiate
 
     from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.encoders.projection import default_projection
     from heartcodec_lab.losses import build_losses
     from heartcodec_lab.training.adapter import LatentAdapter
     from heartcodec_lab.training.module import ProjectionTrainingModule
@@ -70,8 +57,10 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
 
     provenance = run_provenance(cfg)
     if codec is None:
-        codec = load_codec(cfg.codec.path, device=device, dtype=getattr(torch, cfg.codec.get("dtype", "float32")))
-    projection = build_projection(cfg, codec)
+        codec = load_codec(cfg.codec.path, device=device, dtype=cfg.codec.get("dtype", "float32"))
+    # the library's builder: sizes left null follow the codec; initialised from the run's seed
+    spec = {k: v for k, v in _plain(cfg.projection).items() if v is not None}
+    projection = default_projection(codec, seed=int(cfg.seed), **spec)
     losses = build_losses(_plain(cfg.loss), codec)
     teacher = build_teacher(_plain(cfg.get("teacher")), codec, projection)
     adapter = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.encoders.base import AudioEncoder
 
 KINDS = ("official", "projection", "random_projection")
@@ -35,9 +36,7 @@ def build_teacher(spec: dict | None, codec: nn.Module, student: nn.Module) -> Au
         teacher = build_encoder(kind, spec.get("path"), codec)
     else:
         raise ValueError(f"unknown teacher kind {kind!r}; choose one of {KINDS}")
-    teacher.eval()
-    teacher.requires_grad_(False)
-    return teacher
+    return freeze(teacher)
 
 
 @torch.no_grad()

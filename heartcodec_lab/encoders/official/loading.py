@@ -16,7 +16,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
+from heartcodec_lab.codec.checkpoints import CheckpointError, check_state, load_strict, locate_checkpoint
+from heartcodec_lab.codec.runtime import freeze
 
 from .model import OfficialEncoder, VQV12Encoder
 
@@ -69,19 +70,11 @@ def read_state(file: Path, expected: dict[str, tuple[tuple[int, ...], torch.dtyp
         foreign = sorted(k for k in keys if not k.startswith(prefix))
         if foreign:
             raise CheckpointError(f"{file}: key {foreign[0]!r} does not start with {prefix!r} ({len(foreign)} such keys)")
-        unexpected = sorted(keys - expected.keys())
-        missing = sorted(expected.keys() - keys)
-        if unexpected:
-            raise CheckpointError(f"{file}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected) for this encoder_config")
-        if missing:
-            raise CheckpointError(f"{file}: missing key {missing[0]!r} ({len(missing)} missing)")
+        check_state({k: handle.get_slice(k).get_shape() for k in keys}, {k: s for k, (s, _) in expected.items()}, file)
         state = {}
         for key in sorted(keys):
-            shape, dtype = expected[key]
-            sliced = handle.get_slice(key)
-            got_shape, got_dtype = tuple(sliced.get_shape()), sliced.get_dtype()
-            if got_shape != shape:
-                raise CheckpointError(f"{file}: {key} has shape {list(got_shape)}, expected {list(shape)}")
+            _, dtype = expected[key]
+            got_dtype = handle.get_slice(key).get_dtype()
             tensor = handle.get_tensor(key)
             if tensor.dtype != dtype:
                 raise CheckpointError(f"{file}: {key} has dtype {got_dtype}, expected {str(dtype).replace('torch.', '')}")
@@ -173,12 +166,6 @@ def load_residual_vq(path: str | Path, prefix: str = RVQ_PREFIX) -> nn.Module:
             if key.endswith("._codebook.initted") and tensor.numel() == 1:
                 tensor = tensor.reshape(()).bool()  # old files: float32 [1]
             state[key] = tensor
-    unexpected, missing = sorted(state.keys() - expected.keys()), sorted(expected.keys() - state.keys())
-    if unexpected or missing:
-        bad = (unexpected or missing)[0]
-        raise CheckpointError(f"{weights}: {'unexpected' if unexpected else 'missing'} key {bad!r}")
-    for key, (shape, _) in expected.items():
-        if tuple(state[key].shape) != shape:
-            raise CheckpointError(f"{weights}: {key} has shape {list(state[key].shape)}, expected {list(shape)}")
-    rvq.load_state_dict({k[len(prefix) :]: v for k, v in state.items()}, strict=True)
-    return rvq.requires_grad_(False).eval()
+    check_state({k: v.shape for k, v in state.items()}, {k: shape for k, (shape, _) in expected.items()}, weights)
+    load_strict(rvq, {k[len(prefix) :]: v for k, v in state.items()}, weights)
+    return freeze(rvq)

@@ -1,6 +1,6 @@
 """Projection encoders: frozen ScalarModel latents -> small trainable projection -> frozen RVQ."""
 
-from .encoder import CHUNK_SAMPLES, FRAMES_PER_CHUNK, LATENT_HOP, ProjectionEncoder, freeze
+from .encoder import CHUNK_SAMPLES, FRAMES_PER_CHUNK, LATENT_HOP, ProjectionEncoder
 from .export import (
     CONFIG_NAME,
     FORMAT_VERSION,
@@ -17,6 +17,6 @@ from .modules import PROJECTIONS, Conv1dProjection, LinearProjection, Projection
 __all__ = [
     "CHUNK_SAMPLES", "CONFIG_NAME", "FORMAT_VERSION", "FRAMES_PER_CHUNK", "LATENT_HOP", "PROJECTIONS",
     "WEIGHTS_NAME", "Conv1dProjection", "LinearProjection", "Projection", "ProjectionCheckpointError",
-    "ProjectionEncoder", "build_projection", "codec_identity", "default_projection", "freeze",
+    "ProjectionEncoder", "build_projection", "codec_identity", "default_projection",
     "load_projection", "load_projection_encoder", "pair_frames", "save_projection",
 ]

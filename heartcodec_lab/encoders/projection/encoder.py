@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.encoders.base import AudioEncoder
 
 from .modules import Projection
@@ -15,11 +16,6 @@ CHUNK_SAMPLES = 1428480  # 29.76 s at 48 kHz, the official encoder's chunk lengt
 FRAMES_PER_CHUNK = CHUNK_SAMPLES // LATENT_HOP // 2  # 372
 
 
-def freeze(module: nn.Module) -> nn.Module:
-    """Eval mode and no gradients (the codec is never trained here)."""
-    module.eval()
-    module.requires_grad_(False)
-    return module
 
 
 class ProjectionEncoder(AudioEncoder):

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
+from heartcodec_lab.codec.checkpoints import CheckpointError, load_strict, locate_checkpoint
 from heartcodec_lab.codec.weights import file_sha256 as _sha256
 
 from .encoder import ProjectionEncoder
@@ -115,21 +115,10 @@ def load_projection(path: str | Path) -> tuple[Projection, dict]:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:
         raise ProjectionCheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
-    _load_strict(projection, state, weights)
+    load_strict(projection, state, weights)
     return projection.eval(), config
 
 
-def _load_strict(module: nn.Module, state: dict, weights: Path) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ProjectionCheckpointError(f"{weights}: keys do not match the {CONFIG_NAME} architecture; "
-                                        f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
-    if wrong:
-        raise ProjectionCheckpointError(f"{weights}: shape mismatch: {'; '.join(wrong[:5])}")
-    module.load_state_dict(state, strict=True)
 
 
 def codec_identity(info: dict | None) -> str:

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import torch
 
+from heartcodec_lab.codec.checkpoints import CheckpointError, load_strict
+
 PREFIX = "projection."
 
 
-class ExportError(ValueError):
-    """A checkpoint that cannot be exported; the message names the file."""
+#: the one checkpoint error type (kept under this name for callers of the export API)
+ExportError = CheckpointError
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
@@ -51,11 +53,7 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, trust_pickle: 
     except (KeyError, ValueError) as err:
         raise ExportError(f"{ckpt_path}: bad projection spec {spec}: {err}") from None
     state = {k[len(PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
-    missing, unexpected = projection.load_state_dict(state, strict=False)
-    shapes = [k for k, v in projection.state_dict().items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        raise ExportError(f"{ckpt_path}: projection weights do not match {spec['kind']} {spec['kwargs']}: "
-                          f"missing {missing}, unexpected {unexpected}")
+    load_strict(projection, state, f"{ckpt_path} (projection {spec['kind']} {spec['kwargs']})")
     run_info = info.get("run_info", {})
     extra = {"source_checkpoint": str(Path(ckpt_path).resolve()), "global_step": int(ckpt.get("global_step", 0)),
              "experiment": run_info.get("experiment")}
