@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from heartcodec_lab.encoders.fingerprint import encoder_fingerprint, rvq_fingerp
 from heartcodec_lab.provenance import Component, Provenance, check_components, encoder_component
 from heartcodec_lab.tokenize.consistency import check_resume
 from heartcodec_lab.tokenize.inputs import InputFile, collect_inputs, select_shard
+from heartcodec_lab.tokenize.job_config import TokenizeJob
 from heartcodec_lab.tokenize.layout import (AUDIO_DIR, PARTS_DIR, Ledger, atomic_write_text, latest_by_file,
                                             read_all_ledgers, save_tokens, shard_tag, tokens_to_file_array)
 from heartcodec_lab.tokenize.pipeline import FileResult, tokenize_stream
@@ -69,100 +71,136 @@ def ensure_audio_link(out: Path, naming: Naming, root: Path, item: InputFile | N
             raise
 
 
-def job_provenance(cfg) -> Provenance:
-    """The codec and the encoder must both be checkpoints or both embedded (unless ``allow_embedded``)."""
-    encoder = cfg.get("encoder") or {}
-    components = [Component("codec", "codec.path", (cfg.get("codec") or {}).get("path")),
-                  encoder_component("encoder", "encoder.path", encoder.get("kind"), encoder.get("path"))]
-    return check_components(components, bool(cfg.get("allow_embedded", False)))
+def job_provenance(job) -> Provenance:
+    """The codec and the encoder must both be checkpoints or both embedded (unless ``allow_embedded``).
+
+    ``job``: a :class:`TokenizeJob` or the tokenize config.
+    """
+    job = job if isinstance(job, TokenizeJob) else TokenizeJob.from_config(job)
+    components = [Component("codec", "codec.path", job.codec_path),
+                  encoder_component("encoder", "encoder.path", job.encoder_kind, job.encoder_path)]
+    return check_components(components, job.allow_embedded)
 
 
-def run_shard(cfg, encoder: AudioEncoder, shard: int, num_shards: int, device="cpu", console=None) -> ShardSummary:
-    """Tokenize shard ``shard`` of ``num_shards`` of the configured input into ``cfg.output_dir``.
+def run_shard(job: TokenizeJob | Mapping, encoder: AudioEncoder, shard: int, num_shards: int, device="cpu",
+              console=None) -> ShardSummary:
+    """Tokenize shard ``shard`` of ``num_shards`` of the job's input into ``job.output_dir``.
 
-    ``cfg`` needs: input_dir / input_manifest, output_dir, extensions, default_tags, instrumental_lyrics,
-    pad_eight_frames, link_audio, num_workers, batch_chunks (None: the encoder's), block_seconds, progress;
-    optional: codec.path / encoder.path / allow_embedded (provenance), reencode (replace another encoder's tokens).
+    ``job``: a :class:`TokenizeJob` (or the tokenize config it is built from). Steps: :func:`prepare_output`
+    (provenance, inputs, this shard's files, the audio link, resume consistency, ``run.json``), :func:`plan`
+    (skip what any shard finished, refresh changed text), :func:`tokenize_files` (encode, write, journal).
     """
     t0 = time.perf_counter()
-    provenance = job_provenance(cfg)
-    out = Path(cfg.output_dir).expanduser().resolve()
+    job = job if isinstance(job, TokenizeJob) else TokenizeJob.from_config(job)
+    shard_out = prepare_output(job, encoder, shard, num_shards)
+    summary = ShardSummary(shard_out.tag)
+    ledger = Ledger(shard_out.part / "ledger.jsonl")
+    try:
+        todo = plan(job, shard_out, ledger, summary)
+        tokenize_files(job, shard_out, todo, encoder, ledger, summary, device, console)
+    finally:
+        ledger.close()
+    summary.wall_s = time.perf_counter() - t0
+    atomic_write_text(shard_out.part / "summary.json", json.dumps(summary.as_dict(), indent=2) + "\n")
+    return summary
+
+
+@dataclass
+class ShardOutput:
+    """Where one shard writes, how it names files, and what identifies its tokens."""
+
+    out: Path
+    tag: str
+    part: Path
+    naming: Naming
+    files: list[InputFile]
+    fingerprint: str
+    embedded: str  # the embedded parts, comma-separated ("" for a fully real run)
+
+
+def prepare_output(job: TokenizeJob, encoder: AudioEncoder, shard: int, num_shards: int) -> ShardOutput:
+    """Step 1: check provenance, collect the inputs, take this shard's share, link the audio, refuse to
+    resume over another encoder's tokens, record the run in ``run.json``."""
+    provenance = job_provenance(job)
+    out = job.output_dir.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     tag = shard_tag(shard, num_shards)
-    root, items = collect_inputs(cfg.get("input_dir"), cfg.get("input_manifest"), tuple(cfg.extensions), exclude=out)
-    mine = select_shard(items, shard, num_shards)
+    root, items = collect_inputs(job.input_dir, job.input_manifest, job.extensions, exclude=out)
     naming = Naming(out, root)
-    manifest_mode = bool(cfg.get("input_manifest"))
-    if cfg.link_audio and not manifest_mode:
+    if job.link_audio and not job.manifest_mode:
         ensure_audio_link(out, naming, root, None)
-
     description = encoder.describe()
     fingerprint = encoder_fingerprint(encoder)
     rvq = rvq_fingerprint(encoder.quantizer)
-    check_resume(out, fingerprint, rvq, reencode=bool(cfg.get("reencode", False)))
+    check_resume(out, fingerprint, rvq, reencode=job.reencode)
     part = out / PARTS_DIR / tag
     part.mkdir(parents=True, exist_ok=True)
     run_info = {"shard": tag, "encoder": description, "encoder_fingerprint": fingerprint, "rvq_fingerprint": rvq,
-                "provenance": provenance.as_dict(), "input_root": str(root), "config": _job_config(cfg)}
+                "provenance": provenance.as_dict(), "input_root": str(root), "config": job.dataset_settings()}
     atomic_write_text(part / "run.json", json.dumps(run_info, indent=2, sort_keys=True, default=str) + "\n")
+    return ShardOutput(out, tag, part, naming, select_shard(items, shard, num_shards), fingerprint,
+                       ",".join(provenance.embedded))
 
-    # -- plan: what is done already (by any shard), what only needs its text refreshed, what to do
-    summary = ShardSummary(tag)
-    embedded = ",".join(provenance.embedded)
+
+def plan(job: TokenizeJob, shard_out: ShardOutput, ledger: Ledger, summary: ShardSummary) -> list[InputFile]:
+    """Step 2: the files still to tokenize. Files any shard finished with this encoder are skipped (their
+    metadata text refreshed when the sidecars changed); the ledger keeps only lines of files not redone."""
+    out, naming = shard_out.out, shard_out.naming
     latest = latest_by_file(read_all_ledgers(out))
     todo: list[InputFile] = []
     refresh: list[tuple[dict, dict]] = []
-    for item in mine:
+    for item in shard_out.files:
         entry = latest.get(naming.file_name(item))
-        if is_done(entry, item, out, fingerprint):
+        if is_done(entry, item, out, shard_out.fingerprint):
             rec = dict(entry["record"])
-            text = text_fields(item, cfg.default_tags, cfg.instrumental_lyrics)
+            text = text_fields(item, job.default_tags, job.instrumental_lyrics)
             summary.skipped += 1
             summary.default_tags += int(text["default_tags"])
-            current = {**text, "embedded": embedded}
+            current = {**text, "embedded": shard_out.embedded}
             if any(k not in rec or rec[k] != v for k, v in current.items()):
                 rec.update(current)
                 refresh.append((rec, entry["source"]))
         else:
             todo.append(item)
     redo = {naming.file_name(it) for it in todo} | {r["file_name"] for r, _ in refresh}
-    ledger = Ledger(part / "ledger.jsonl")
     ledger.rewrite_keeping(lambda e: e["file_name"] not in redo)
     for rec, src in refresh:
         ledger.append(ok_entry(rec, src))
+    return todo
 
-    batch_chunks = int(cfg.get("batch_chunks") or getattr(encoder, "batch_chunks", 1) or 1)
-    progress = TokenizeProgress(enabled=bool(cfg.get("progress", True)), console=console)
+
+def tokenize_files(job: TokenizeJob, shard_out: ShardOutput, todo: list[InputFile], encoder: AudioEncoder,
+                   ledger: Ledger, summary: ShardSummary, device, console) -> None:
+    """Step 3: stream ``todo`` through the encoder; write each file's tokens and journal line as it finishes."""
+    batch_chunks = int(job.batch_chunks or getattr(encoder, "batch_chunks", 1) or 1)
+    progress = TokenizeProgress(enabled=job.progress, console=console)
     progress.start(len(todo), sum(_header_seconds(it.path) for it in todo))
     try:
-        for res in tokenize_stream(encoder, todo, batch_chunks=batch_chunks, num_workers=int(cfg.num_workers),
-                                   device=device, block_seconds=float(cfg.block_seconds)):
-            seconds = _write_result(res, out, naming, ledger, cfg, fingerprint, summary, manifest_mode, tag, embedded)
+        for res in tokenize_stream(encoder, todo, batch_chunks=batch_chunks, num_workers=job.num_workers,
+                                   device=device, block_seconds=job.block_seconds):
+            seconds = _write_result(res, shard_out, ledger, job, summary)
             progress.file_done(seconds, ok=res.ok)
     finally:
         progress.stop()
-        ledger.close()
-    summary.wall_s = time.perf_counter() - t0
-    atomic_write_text(part / "summary.json", json.dumps(summary.as_dict(), indent=2) + "\n")
-    return summary
 
 
-def _write_result(res: FileResult, out: Path, naming: Naming, ledger: Ledger, cfg, fingerprint: str,
-                  summary: ShardSummary, manifest_mode: bool, tag: str, embedded: str = "") -> float:
+def _write_result(res: FileResult, shard_out: ShardOutput, ledger: Ledger, job: TokenizeJob,
+                  summary: ShardSummary) -> float:
     """Write one file's token file (atomically), then its ledger line; return its audio seconds."""
+    out, naming = shard_out.out, shard_out.naming
     name = naming.file_name(res.item)
     if res.ok:
         try:
-            arr, pad = tokens_to_file_array(res.tokens.numpy(), pad_eight=bool(cfg.pad_eight_frames))
-            save_tokens(out / naming.tokens_path(res.item), arr, tag)
-            if cfg.link_audio and manifest_mode:
+            arr, pad = tokens_to_file_array(res.tokens.numpy(), pad_eight=job.pad_eight_frames)
+            save_tokens(out / naming.tokens_path(res.item), arr, shard_out.tag)
+            if job.link_audio and job.manifest_mode:
                 ensure_audio_link(out, naming, Path("/"), res.item)
-            text = text_fields(res.item, cfg.default_tags, cfg.instrumental_lyrics)
+            text = text_fields(res.item, job.default_tags, job.instrumental_lyrics)
             info = res.info
             record = make_record(naming, res.item, text, frames=int(arr.shape[1]), pad_frames=pad,
                                  sample_rate=info.sample_rate, channels=info.channels,
-                                 num_samples=info.num_samples, encoder=fingerprint, sha256=res.sha256,
-                                 embedded=embedded)
+                                 num_samples=info.num_samples, encoder=shard_out.fingerprint, sha256=res.sha256,
+                                 embedded=shard_out.embedded)
             ledger.append(ok_entry(record, source_stat(res.item.path)))
         except Exception as err:  # disk full, permissions, bad codes ...
             res = FileResult(res.index, res.item, info=res.info, stage="write", error=f"{type(err).__name__}: {err}")
@@ -188,9 +226,3 @@ def _header_seconds(path: Path) -> float:
         return frames / sr if sr > 0 and frames > 0 else 0.0
     except Exception:
         return 0.0
-
-
-def _job_config(cfg) -> dict:
-    """The settings that shape the dataset (not paths or machine settings), for dataset_info.json."""
-    keys = ("extensions", "default_tags", "instrumental_lyrics", "pad_eight_frames", "link_audio")
-    return {k: (list(cfg[k]) if k == "extensions" else cfg[k]) for k in keys}

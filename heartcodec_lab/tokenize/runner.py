@@ -15,6 +15,7 @@ from rich.table import Table
 from heartcodec_lab.codec.runtime import resolve_device
 from heartcodec_lab.tokenize.finalize import finalize
 from heartcodec_lab.tokenize.job import ShardSummary, job_provenance, run_shard
+from heartcodec_lab.tokenize.job_config import TokenizeJob
 from heartcodec_lab.tokenize.layout import PARTS_DIR
 
 
@@ -57,7 +58,8 @@ def run(cfg: DictConfig, encoder=None, console: Console | None = None) -> int:
     torch.backends.cudnn.allow_tf32 = False
     device = resolve_device(cfg.get("device"))
     encoder = encoder if encoder is not None else build_encoder(cfg, device)
-    summary = run_shard(cfg, encoder, int(cfg.shard), int(cfg.num_shards), device=device, console=console)
+    summary = run_shard(TokenizeJob.from_config(cfg), encoder, int(cfg.shard), int(cfg.num_shards), device=device,
+                        console=console)
     return _finish(cfg, [summary], console)
 
 
@@ -131,7 +133,8 @@ def _fabric_worker(fabric, plain_cfg: dict, encoder=None) -> int:
     else:
         encoder = encoder.to(device)
     console = Console(stderr=True)
-    run_shard(cfg, encoder, shard, num_shards, device=device, console=console if rank == 0 else Console(quiet=True))
+    run_shard(TokenizeJob.from_config(cfg), encoder, shard, num_shards, device=device,
+              console=console if rank == 0 else Console(quiet=True))
     fabric.barrier()
     code = 0
     if rank == 0:
