@@ -75,7 +75,7 @@ def _train_recipe(cfg: DictConfig, recipe: str, out: Path, codec) -> dict:
     if cfg.codec.get("path"):
         overrides.append(f"codec.path={cfg.codec.path}")
     if recipe == "distill":  # the study distills from the official encoder, whatever the codec
-        overrides += ["teacher.kind=official", f"teacher.path={cfg.official_encoder or 'null'}"]
+        overrides += ["teacher=official", f"teacher.path={cfg.official_encoder or 'null'}"]
     overrides += list(cfg.budget.get("overrides") or [])
     overrides += list((cfg.get("recipe_overrides") or {}).get(recipe) or [])
     start = time.perf_counter()
@@ -114,8 +114,6 @@ def _evaluation_config(values: dict) -> DictConfig:
 
 def run_study(cfg: DictConfig | dict) -> Path:
     """Run the whole study described by ``cfg`` (see ``conf/study.yaml``); returns the report path."""
-    import torch
-
     from heartcodec_lab.codec import load_codec
 
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
@@ -129,8 +127,7 @@ def run_study(cfg: DictConfig | dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     train_files, heldout = split_folder(cfg.audio_dir, out, float(cfg.heldout_fraction), cfg.extensions)
     log.info("study: %d training files, %d held out", len(train_files), len(heldout))
-    codec = load_codec(cfg.codec.get("path"), device="cpu",
-                       dtype=getattr(torch, cfg.codec.get("dtype", "float32")))
+    codec = load_codec(cfg.codec.get("path"), device="cpu", dtype=cfg.codec.get("dtype", "float32"))
     trained = {r: _train_recipe(cfg, r, out, codec) for r in recipes}
     evaluation = _evaluate(cfg, out, trained)
     return write_study_report(out, cfg, trained, evaluation, n_train=len(train_files), n_heldout=len(heldout))

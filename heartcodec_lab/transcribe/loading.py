@@ -7,8 +7,10 @@ from pathlib import Path
 
 import torch
 
+from heartcodec_lab.codec.checkpoints import CheckpointError, locate_checkpoint
+from heartcodec_lab.codec.runtime import parse_dtype
 from heartcodec_lab.transcribe.embedded import EMBEDDED_SEED, build_embedded_transcriber
-from heartcodec_lab.transcribe.model import DTYPES, FOLDER_NAME, HeartTranscriptor
+from heartcodec_lab.transcribe.model import FOLDER_NAME, HeartTranscriptor
 from heartcodec_lab.transcribe.settings import TranscribeSettings
 
 # what transformers' save_pretrained writes for a Whisper model + processor
@@ -22,13 +24,13 @@ _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _TOKENIZER = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 
 
-class TranscriberLoadError(FileNotFoundError):
-    """A transcriber folder that is missing or incomplete; the message names the folder."""
+#: the one checkpoint error type (kept under this name for callers of the transcriber API)
+TranscriberLoadError = CheckpointError
 
 
 def resolve_folder(path: str | Path) -> Path:
     """``path`` itself when it holds ``config.json``, else its ``HeartTranscriptor-oss`` sub-folder."""
-    folder = Path(path).expanduser()
+    folder = locate_checkpoint(path, "transcriber checkpoint")  # a folder or a Hub repo id
     if not folder.is_dir():
         raise TranscriberLoadError(f"{folder}: transcriber folder not found")
     if not (folder / "config.json").is_file() and (folder / FOLDER_NAME / "config.json").is_file():
@@ -64,7 +66,7 @@ def load_transcriber(
     unexpected or resized tensor), else a one-line error names the folder.
     """
     settings = settings if isinstance(settings, TranscribeSettings) else TranscribeSettings.from_dict(settings)
-    dtype = DTYPES[dtype] if isinstance(dtype, str) else (dtype or torch.float32)
+    dtype = parse_dtype(dtype) or torch.float32
     if path is None:
         model, processor = build_embedded_transcriber()
         source = {"kind": "embedded-tiny", "path": None, "seed": EMBEDDED_SEED}

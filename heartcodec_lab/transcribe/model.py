@@ -16,7 +16,6 @@ from heartcodec_lab.transcribe.settings import TranscribeSettings
 
 SAMPLE_RATE = 16000
 FOLDER_NAME = "HeartTranscriptor-oss"
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class HeartTranscriptor:
