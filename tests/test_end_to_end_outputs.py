@@ -19,7 +19,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import load_audio, save_audio
-from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec import DetokenizeSettings, load_codec
 from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.encoders import build_encoder
 from heartcodec_lab.mula import GenerationConfig, generate_tokens, load_mula
@@ -42,7 +42,7 @@ def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir)
     codec_path = fixtures_dir / "heartcodec-tiny"
     target = tmp_path / "out.wav"
     overrides = [f"input={source}", f"output={target}", f"codec.path={codec_path}", "codec.device=cpu",
-                 "encoder=projection", "num_steps=2", "seed=5",
+                 "encoder=projection", "detokenize.num_steps=2", "detokenize.seed=5",
                  "++allow_embedded=true"]  # the untrained projection is embedded next to a checkpoint codec
     assert run(compose_cfg("reconstruct", *overrides)) == 0
     written, rate = sf.read(str(target), always_2d=True, dtype="float32")
@@ -90,7 +90,7 @@ def test_generate_command_gives_the_library_tokens_and_audio(tmp_path, fixtures_
 
     codec = load_codec(codec_path)
     torch.manual_seed(1)
-    wav = decode_tokens(codec, expected, num_steps=2, guidance_scale=1.25)[:, : round(720 * 48)]
+    wav = decode_tokens(codec, expected, DetokenizeSettings(num_steps=2, seed=None))[:, : round(720 * 48)]
     written, rate = sf.read(str(out), always_2d=True, dtype="float32")
     assert rate == 48000 and written.shape == (wav.shape[1], 2)
     assert np.abs(written - wav.T.numpy()).max() <= PCM16_TOL

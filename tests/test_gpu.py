@@ -37,7 +37,7 @@ def _no_tf32():
 def test_auto_resolves_to_cuda_everywhere(fixtures_dir):
     from heartcodec_lab.codec import load_codec
     from heartcodec_lab.mula import load_mula
-    from heartcodec_lab.mula.loading import resolve_default_dtype
+    from heartcodec_lab.codec.runtime import default_dtype as resolve_default_dtype
     from heartcodec_lab.mula.loading import resolve_device as mula_device
     from heartcodec_lab.tokenize.runner import resolve_device as tokenize_device
 
