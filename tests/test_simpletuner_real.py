@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from encoder_fixture import cache_root
-from test_tokenize_support import StandInEncoder, job_config, read_jsonl, tone, write
+from test_tokenize_support import read_jsonl, simpletuner_sample_dataset
 
-from heartcodec_lab.tokenize.runner import run
 from heartcodec_lab.tokenize.simpletuner import check_dataset
 
 VERSION = "4.10.1"
@@ -74,15 +73,7 @@ def simpletuner_python() -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("st-real")
-    src = root / "in"
-    write(src / "a" / "vocal.flac", tone(1.3, 48000, 2, seed=1), 48000)
-    (src / "a" / "vocal.txt").write_text("female vocal, pop")
-    (src / "a" / "vocal.lyrics").write_text("[Chorus]\nsing along")
-    write(src / "inst.wav", tone(2.2, 44100, 1, seed=2), 44100)  # no tags, no lyrics: the placeholders
-    write(src / "clip8.wav", tone(0.6, 48000, 2, seed=3), 48000)  # exactly 8 frames: padded to 9
-    assert run(job_config(src, root / "out"), encoder=StandInEncoder()) == 0
-    return root / "out"
+    return simpletuner_sample_dataset(tmp_path_factory.mktemp("st-real"))
 
 
 def test_simpletuner_reads_the_dataset_and_collates_its_tokens(simpletuner_python, dataset, fixtures_dir, tmp_path):

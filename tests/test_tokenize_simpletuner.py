@@ -8,9 +8,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from test_tokenize_support import StandInEncoder, job_config, read_jsonl, tone, write
+from test_tokenize_support import read_jsonl, simpletuner_sample_dataset
 
-from heartcodec_lab.tokenize.runner import run
 from heartcodec_lab.tokenize.simpletuner import SimpleTunerCheckError, check_dataset, load_tokens_like_simpletuner
 
 AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "opus", "mp3", "m4a", "aac", "aiff", "wma", "alac")
@@ -18,15 +17,7 @@ AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "opus", "mp3", "m4a", "aac", "aiff", "
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("st")
-    src = root / "in"
-    write(src / "a" / "vocal.flac", tone(1.3, 48000, 2, seed=1), 48000)
-    (src / "a" / "vocal.txt").write_text("female vocal, pop")
-    (src / "a" / "vocal.lyrics").write_text("[Chorus]\nsing along")
-    write(src / "inst.wav", tone(2.2, 44100, 1, seed=2), 44100)  # no tags, no lyrics
-    write(src / "clip8.wav", tone(0.6, 48000, 2, seed=3), 48000)  # exactly 8 frames
-    assert run(job_config(src, root / "out"), encoder=StandInEncoder()) == 0
-    return root / "out"
+    return simpletuner_sample_dataset(tmp_path_factory.mktemp("st"))
 
 
 def test_check_dataset_accepts_every_row(dataset):

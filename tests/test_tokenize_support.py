@@ -127,3 +127,17 @@ def snapshot(out: Path) -> dict:
         if p.is_file():
             snap[p.relative_to(out).as_posix()] = p.read_bytes()
     return snap
+
+
+def simpletuner_sample_dataset(root: Path) -> Path:
+    """Tokenize the SimpleTuner sample folder (tags+lyrics, an instrumental, an exactly-8-frame clip) into root/out."""
+    from heartcodec_lab.tokenize.runner import run
+
+    src = root / "in"
+    write(src / "a" / "vocal.flac", tone(1.3, 48000, 2, seed=1), 48000)
+    (src / "a" / "vocal.txt").write_text("female vocal, pop")
+    (src / "a" / "vocal.lyrics").write_text("[Chorus]\nsing along")
+    write(src / "inst.wav", tone(2.2, 44100, 1, seed=2), 44100)  # no tags, no lyrics: the placeholders
+    write(src / "clip8.wav", tone(0.6, 48000, 2, seed=3), 48000)  # exactly 8 frames: padded to 9
+    assert run(job_config(src, root / "out"), encoder=StandInEncoder()) == 0
+    return root / "out"
