@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -57,6 +58,21 @@ def test_built_wheel_contains_configs_and_every_package(tmp_path):
     for pkg in _tree_packages():
         assert pkg.replace(".", "/") + "/__init__.py" in names, pkg
     assert not any(n.startswith("conf/") for n in names), "conf must ship only as heartcodec_lab/conf"
+
+    # The installed package (the wheel unpacked ahead of the editable install on sys.path) finds its configs
+    # with no clone around: a console command composes its config from the wheel's heartcodec_lab.conf.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = "import heartcodec_lab.conf as c; print(c.CONF_DIR)"
+    where = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    assert Path(where.stdout.strip()) == site / "heartcodec_lab" / "conf"
+    job = subprocess.run([sys.executable, "-m", "heartcodec_lab.tokenize", "--cfg", "job"], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert job.returncode == 0, job.stderr
+    assert "codec:" in job.stdout and "encoder:" in job.stdout
     assets = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "heartcodec_lab" / "assets").rglob("*") if p.is_file())
     assert assets and all(a in names for a in assets), "shipped weights missing from the wheel"
 
