@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -47,7 +48,15 @@ def test_installed_package_resolves_configs_to_the_top_level_folder():
 
 @pytest.mark.timeout(300)
 def test_built_wheel_contains_configs_and_every_package(tmp_path):
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)]
+    # Build from a copy of the files git knows, so stale build/ or egg-info folders cannot fill in what
+    # the package configuration forgets.
+    src = tmp_path / "src"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for rel in filter(None, listed.stdout.splitlines()):
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src)]
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True)
     (wheel,) = tmp_path.glob("heartcodec_lab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
