@@ -33,6 +33,14 @@ class MultiMelLoss(nn.Module):
         return total / len(self.mels)
 
 
+def _magnitudes(est: torch.Tensor, ref: torch.Tensor, window: torch.Tensor, max_bin: int | None = None):
+    """|STFT| of ``[N, S]`` estimate and reference with a hop of a quarter window, up to ``max_bin``."""
+    n = window.numel()
+    e = torch.stft(est, n, n // 4, window=window, return_complex=True).abs()[:, :max_bin]
+    r = torch.stft(ref, n, n // 4, window=window, return_complex=True).abs()[:, :max_bin]
+    return e, r
+
+
 class MultiSTFTLoss(nn.Module):
     """Log-magnitude L1 + ``w_sc`` x spectral convergence over several STFT sizes.
 
@@ -50,9 +58,7 @@ class MultiSTFTLoss(nn.Module):
         est, ref = est.flatten(0, 1), ref.flatten(0, 1)
         total = est.new_zeros(())
         for n in self.fft_sizes:
-            win = getattr(self, f"window_{n}")
-            e = torch.stft(est, n, n // 4, window=win, return_complex=True).abs()
-            r = torch.stft(ref, n, n // 4, window=win, return_complex=True).abs()
+            e, r = _magnitudes(est, ref, getattr(self, f"window_{n}"))
             log_l1 = (torch.log(e + self.eps) - torch.log(r + self.eps)).abs().mean()
             sc = torch.linalg.norm(r - e) / (torch.linalg.norm(r) + self.eps)
             total = total + log_l1 + self.w_sc * sc
@@ -77,8 +83,6 @@ class PitchLoss(nn.Module):
         est, ref = est.flatten(0, 1), ref.flatten(0, 1)
         total = est.new_zeros(())
         for n in self.fft_sizes:
-            win, k = getattr(self, f"window_{n}"), self.bins[n]
-            e = torch.stft(est, n, n // 4, window=win, return_complex=True).abs()[:, :k]
-            r = torch.stft(ref, n, n // 4, window=win, return_complex=True).abs()[:, :k]
+            e, r = _magnitudes(est, ref, getattr(self, f"window_{n}"), self.bins[n])
             total = total + (torch.log(e + self.eps) - torch.log(r + self.eps)).abs().mean()
         return total / len(self.fft_sizes)
