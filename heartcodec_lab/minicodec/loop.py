@@ -14,7 +14,18 @@ from typing import Callable
 
 import torch
 
+from heartcodec_lab.training.schedule import WarmupCosine
+
 CHECKPOINT_EVERY = 100
+
+
+def learning_rate(settings, step: int) -> float:
+    """A stage's rate at ``step``: linear warm-up, then cosine to 10 % (the projection training's schedule).
+
+    ``settings`` has ``lr``, ``warmup_steps``, ``steps`` and optional ``schedule_steps`` (both stages' settings do).
+    """
+    total = settings.schedule_steps or settings.steps
+    return settings.lr * WarmupCosine(settings.warmup_steps, total, min_lr_ratio=0.1)(step)
 
 
 def rng_state() -> dict:

@@ -48,34 +48,12 @@ class MultiSTFTLoss(nn.Module):
     that carry the notes, where log losses are dominated by the many quiet bins.
     """
 
-    def __init__(self, fft_sizes=(256, 1024, 4096), eps: float = 1e-5, w_sc: float = 1.0):
+    def __init__(self, fft_sizes=(256, 1024, 4096), eps: float = 1e-5, w_sc: float = 1.0,
+                 max_hz: float | None = None, sample_rate: int = 48000):
         super().__init__()
         self.fft_sizes, self.eps, self.w_sc = tuple(fft_sizes), eps, w_sc
-        for n in self.fft_sizes:
-            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
-
-    def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        est, ref = est.flatten(0, 1), ref.flatten(0, 1)
-        total = est.new_zeros(())
-        for n in self.fft_sizes:
-            e, r = _magnitudes(est, ref, getattr(self, f"window_{n}"))
-            log_l1 = (torch.log(e + self.eps) - torch.log(r + self.eps)).abs().mean()
-            sc = torch.linalg.norm(r - e) / (torch.linalg.norm(r) + self.eps)
-            total = total + log_l1 + self.w_sc * sc
-        return total / len(self.fft_sizes)
-
-
-class PitchLoss(nn.Module):
-    """Log-magnitude L1 of long STFTs (4096 and 8192 points) below ``max_hz``, where harmonics are resolved.
-
-    Mel bands are wider than a semitone below ~1 kHz, so the mel loss cannot tell neighbouring
-    notes apart; these windows (5.9 and 11.7 Hz bins at 48 kHz) can.
-    """
-
-    def __init__(self, sample_rate: int = 48000, fft_sizes=(4096, 8192), max_hz: float = 4000.0, eps: float = 1e-4):
-        super().__init__()
-        self.fft_sizes, self.eps = tuple(fft_sizes), eps
-        self.bins = {n: int(max_hz / sample_rate * n) + 1 for n in self.fft_sizes}
+        # bins kept per size: all, or those up to max_hz
+        self.bins = {n: None if max_hz is None else int(max_hz / sample_rate * n) + 1 for n in self.fft_sizes}
         for n in self.fft_sizes:
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
 
@@ -85,4 +63,17 @@ class PitchLoss(nn.Module):
         for n in self.fft_sizes:
             e, r = _magnitudes(est, ref, getattr(self, f"window_{n}"), self.bins[n])
             total = total + (torch.log(e + self.eps) - torch.log(r + self.eps)).abs().mean()
+            if self.w_sc:
+                total = total + self.w_sc * torch.linalg.norm(r - e) / (torch.linalg.norm(r) + self.eps)
         return total / len(self.fft_sizes)
+
+
+class PitchLoss(MultiSTFTLoss):
+    """Log-magnitude L1 of long STFTs (4096 and 8192 points) below ``max_hz``, where harmonics are resolved.
+
+    Mel bands are wider than a semitone below ~1 kHz, so the mel loss cannot tell neighbouring
+    notes apart; these windows (5.9 and 11.7 Hz bins at 48 kHz) can.
+    """
+
+    def __init__(self, sample_rate: int = 48000, fft_sizes=(4096, 8192), max_hz: float = 4000.0, eps: float = 1e-4):
+        super().__init__(fft_sizes, eps=eps, w_sc=0.0, max_hz=max_hz, sample_rate=sample_rate)

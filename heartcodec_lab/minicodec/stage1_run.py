@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 
 from heartcodec_lab.codec.scalar_model import ScalarModel
-from heartcodec_lab.training.schedule import WarmupCosine
 
 from .config import mini_config
 from .data import SegmentSampler, held_out_pieces, train_bank
-from .loop import run_loop
+from .loop import learning_rate, run_loop
 from .quality import stage1_probe
 from .stage1 import Stage1Loss, autoencode, lsuv_init, rescale_latents
 
@@ -44,11 +43,6 @@ class Stage1Settings:
     eval_every: int = 250
     eval_pieces: int = 2
     eval_seconds: float = 4.0
-
-
-def learning_rate(s: Stage1Settings, step: int) -> float:
-    """Linear warm-up, then cosine decay to 10 % (the projection training's schedule)."""
-    return s.lr * WarmupCosine(s.warmup_steps, s.schedule_steps or s.steps, min_lr_ratio=0.1)(step)
 
 
 def build_stage1(s: Stage1Settings, initialise: bool = True) -> tuple[ScalarModel, SegmentSampler]:

@@ -10,11 +10,10 @@ import torch
 
 from heartcodec_lab.codec.model import HeartCodec
 from heartcodec_lab.codec.scalar_model import quantize_latent
-from heartcodec_lab.training.schedule import WarmupCosine
 
 from .config import mini_config
 from .data import SegmentSampler, held_out_pieces, train_bank
-from .loop import run_loop
+from .loop import learning_rate, run_loop
 from .stage2 import Stage2Loss, build_true_encoder
 
 
@@ -37,11 +36,6 @@ class Stage2Settings:
     eval_every: int = 500
     eval_pieces: int = 2
     eval_seconds: float = 6.0
-
-
-def learning_rate(s: Stage2Settings, step: int) -> float:
-    """Linear warm-up, then cosine decay to 10 % (the projection training's schedule)."""
-    return s.lr * WarmupCosine(s.warmup_steps, s.schedule_steps or s.steps, min_lr_ratio=0.1)(step)
 
 
 @torch.no_grad()
