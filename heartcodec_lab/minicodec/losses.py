@@ -77,3 +77,47 @@ class PitchLoss(MultiSTFTLoss):
 
     def __init__(self, sample_rate: int = 48000, fft_sizes=(4096, 8192), max_hz: float = 4000.0, eps: float = 1e-4):
         super().__init__(fft_sizes, eps=eps, w_sc=0.0, max_hz=max_hz, sample_rate=sample_rate)
+
+
+class LatentPitchReadout(nn.Module):
+    """A throw-away linear readout from the 25 Hz latents to a semitone log-spectrum of the input.
+
+    Without it the encoder and decoder are caught in a loop: the decoder cannot learn to make notes
+    while the latents say nothing about pitch, and the encoder gets no pitch gradient from a decoder
+    that ignores it (a trained model turned steady sines into 125 Hz frame-rate buzz). Asking a linear
+    map to read the pitch content off the latents makes the encoder put it there.
+
+    Target: log(|STFT| + 0.01) of a causal 8192-point window ending at each latent frame's last sample,
+    pooled into ``n_bands`` semitone bands (triangles one semitone wide, linear interpolation where a
+    band falls between two bins) from MIDI ``low_midi`` up. ``latents [B, 128, T]``, ``audio [B, 1, T*hop]``.
+    """
+
+    def __init__(self, latent_dim: int = 128, hop: int = 1920, sample_rate: int = 48000, n_fft: int = 8192,
+                 low_midi: int = 36, n_bands: int = 72):
+        super().__init__()
+        self.hop, self.n_fft = hop, n_fft
+        self.readout = nn.Conv1d(latent_dim, n_bands, 1)
+        freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sample_rate / n_fft
+        centres = 440.0 * 2 ** ((torch.arange(n_bands, dtype=torch.float64) + low_midi - 69) / 12)
+        semis = 12 * torch.log2(freqs.clamp_min(1e-6)[None, :] / centres[:, None])  # [bands, bins]
+        weights = (1 - semis.abs()).clamp_min(0)
+        for j, c in enumerate(centres.tolist()):
+            if weights[j].sum() == 0:  # no bin within a semitone: interpolate the two neighbours
+                k = int(c * n_fft / sample_rate)
+                frac = c * n_fft / sample_rate - k
+                weights[j, k], weights[j, k + 1] = 1 - frac, frac
+        self.register_buffer("bands", (weights / weights.sum(1, keepdim=True)).float(), persistent=False)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    @torch.no_grad()
+    def target(self, audio: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, S]`` -> ``[B, n_bands, S // hop]`` log semitone magnitudes (causal frames)."""
+        x = nn.functional.pad(audio.flatten(0, 1), (self.n_fft - self.hop, 0))
+        mag = torch.stft(x, self.n_fft, self.hop, window=self.window, center=False, return_complex=True).abs()
+        return torch.log(torch.einsum("jk,bkt->bjt", self.bands, mag) + 0.01)
+
+    def forward(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        target = self.target(audio)
+        pred = self.readout(latents)
+        t = min(pred.shape[-1], target.shape[-1])
+        return (pred[..., :t] - target[..., :t]).abs().mean()

@@ -27,7 +27,7 @@ from torch import nn
 
 from heartcodec_lab.codec.scalar_model import LATENT_LEVELS, ScalarModel, quantize_latent
 
-from .losses import MultiMelLoss, MultiSTFTLoss, PitchLoss
+from .losses import LatentPitchReadout, MultiMelLoss, MultiSTFTLoss, PitchLoss
 
 
 #: Output std each conv is set to by :func:`lsuv_init` (residual branches small: identity dominates).
@@ -102,10 +102,13 @@ class Stage1Loss(nn.Module):
 
     def __init__(self, w_mel: float = 15.0, w_stft: float = 1.0, w_wave: float = 1.0, w_usage: float = 1.0,
                  usage_floor: float = 0.15, w_bound: float = 1.0, bound: float = 2.0, w_sc: float = 1.0,
-                 w_pitch: float = 0.0):
+                 w_pitch: float = 0.0, w_readout: float = 0.0):
         super().__init__()
         self.mel, self.stft, self.pitch = MultiMelLoss(), MultiSTFTLoss(w_sc=w_sc), PitchLoss()
-        self.w = {"mel": w_mel, "stft": w_stft, "wave": w_wave, "usage": w_usage, "bound": w_bound, "pitch": w_pitch}
+        # trainable, so only built when used (its weights join the optimizer and the checkpoint)
+        self.readout = LatentPitchReadout() if w_readout else None
+        self.w = {"mel": w_mel, "stft": w_stft, "wave": w_wave, "usage": w_usage, "bound": w_bound,
+                  "pitch": w_pitch, "readout": w_readout}
         self.usage_floor, self.bound = usage_floor, bound
 
     def forward(self, recon: torch.Tensor, audio: torch.Tensor, pre_tanh: torch.Tensor):
@@ -120,6 +123,8 @@ class Stage1Loss(nn.Module):
         }
         if self.w["pitch"]:
             parts["pitch"] = self.pitch(recon, audio)
+        if self.readout is not None:
+            parts["readout"] = self.readout(latents, audio)
         total = sum(self.w[k] * v for k, v in parts.items() if self.w[k])
         return total, parts
 

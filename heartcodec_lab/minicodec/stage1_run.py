@@ -37,6 +37,7 @@ class Stage1Settings:
     w_sc: float = 1.0  # spectral convergence inside the STFT loss
     w_pitch: float = 0.0  # long-window log-STFT below 4 kHz ...
     pitch_from_step: int = 0  # ... from this step on
+    w_readout: float = 0.0  # latents -> semitone log-spectrum readout (the encoder must carry pitch)
     n_pieces: int = 48
     piece_seconds: float = 8.0
     seed: int = 0
@@ -67,9 +68,16 @@ def train_stage1(s: Stage1Settings, run_dir: Path, progress: bool = True, max_se
     (run_dir / "stage1_settings.json").write_text(json.dumps(asdict(s), indent=2))
     model, sampler = build_stage1(s, initialise=not (run_dir / "stage1.pt").is_file())
     model.train()
-    loss_fn = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc)
+    rng = torch.get_rng_state()  # the readout's init (if any) must not shift the training RNG stream
+    torch.manual_seed(s.seed + 3)
+    loss_fn = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc, w_readout=s.w_readout)
     loss_pitch = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc, w_pitch=s.w_pitch)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    loss_pitch.readout = loss_fn.readout
+    loss_pitch.w["readout"] = s.w_readout
+    torch.set_rng_state(rng)
+    modules = {"model": model} | ({"readout": loss_fn.readout} if loss_fn.readout is not None else {})
+    params = [p for m in modules.values() for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=s.lr, betas=(0.8, 0.99), weight_decay=0.0)
     pieces = held_out_pieces(s.eval_pieces, s.eval_seconds) if s.eval_every else None
 
     def step(i: int):
@@ -85,7 +93,7 @@ def train_stage1(s: Stage1Settings, run_dir: Path, progress: bool = True, max_se
             fh.write(json.dumps({"step": done} | res) + "\n")
         return res
 
-    last = run_loop("stage1", run_dir, s.steps, step, {"model": model}, opt, sampler,
+    last = run_loop("stage1", run_dir, s.steps, step, modules, opt, sampler,
                     eval_fn=evaluate if pieces is not None else None, eval_every=s.eval_every,
                     progress=progress, max_seconds=max_seconds)
     return {"loss": last, "model": model}
