@@ -1,6 +1,6 @@
 """Train an encoder projection: ``python train.py +experiment=conv1d [key=value ...]``.
 
-Runs out of the box on the embedded tiny codec and synthetic music; for a real run point
+Runs out of the box on the embedded miniature codec and synthetic music; for a real run point
 ``codec.path`` at a released HeartCodec folder and ``data.train_dir`` at your audio
 (docs/training.md).
 """

@@ -32,7 +32,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
-from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 from heartcodec_lab.codec.flow_matching import interpolate_path, target_velocity
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.encoders.projection import build_projection
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    codec = load_codec(None)
+    codec = load_codec(RANDOM_CODEC)
     t0 = time.time()
     train_items = clip_pool(codec, args.pieces, args.seconds, 0.64, seed=0)
     val_items = clip_pool(codec, args.val_pieces, args.seconds, 0.64, seed=10_000)  # other seeds: never seen in training

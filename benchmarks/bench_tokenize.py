@@ -27,12 +27,12 @@ import soundfile as sf
 def build(kind: str, quick: bool, batch_chunks: int, device: str):
     import torch
 
-    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 
     if quick:
         from heartcodec_lab.encoders import build_encoder
 
-        codec = load_codec(None, device=device)
+        codec = load_codec(RANDOM_CODEC, device=device)
         return build_encoder(kind, None, codec, batch_chunks=batch_chunks).to(device).eval()
     from heartcodec_lab.codec import HeartCodec, HeartCodecConfig
 

@@ -82,14 +82,14 @@ def _freeze(model):
 
 
 def build_codec(tiny: bool, parts=("flow_matching", "scalar_model")):
-    """Our full-size codec with random weights in ``parts`` (others on meta), or the embedded tiny one."""
+    """Our full-size codec with random weights in ``parts`` (others on meta), or the random tiny codec."""
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, load_codec
+    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, RANDOM_CODEC, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
     if tiny:
-        return load_codec(None)
+        return load_codec(RANDOM_CODEC)
     with skip_weight_init(), torch.device("meta"):
         codec = HeartCodec(HeartCodecConfig())
     for name in parts:
@@ -129,7 +129,7 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
     ours_config = tiny_codec.config if tiny else HeartCodecConfig()
     with skip_weight_init(), torch.device("meta"):
         model = modeling.HeartCodec(configuration.HeartCodecConfig(**ours_config.to_dict()))
-    if tiny:  # the embedded tiny codec's trained weights, loaded into the released module tree
+    if tiny:  # the random tiny codec's weights, loaded into the released module tree
         model = model.to_empty(device="cpu")
         model.load_state_dict(tiny_codec.state_dict())
     else:
@@ -193,10 +193,10 @@ def _counted(fn) -> int:
 def _meta_codec(tiny: bool):
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, load_codec
+    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, RANDOM_CODEC, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
-    cfg = load_codec(None).config if tiny else HeartCodecConfig()
+    cfg = load_codec(RANDOM_CODEC).config if tiny else HeartCodecConfig()
     with skip_weight_init(), torch.device("meta"):
         return _freeze(HeartCodec(cfg))
 

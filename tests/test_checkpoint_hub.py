@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from heartcodec_lab.codec import CheckpointError, load_codec, locate_checkpoint
+from heartcodec_lab.codec import CheckpointError, RANDOM_CODEC, load_codec, locate_checkpoint
 from heartcodec_lab.codec.checkpoints import HubRef, hub_cache_dir, parse_hub_id
 from heartcodec_lab.encoders import build_encoder
 from heartcodec_lab.encoders.official.loading import resolve_checkpoint as official_files
@@ -112,7 +112,7 @@ def test_a_missing_repo_is_one_clear_line(cache):
 
 
 def test_every_loader_resolves_ids(cache, codec_files, fixtures_dir):
-    codec = load_codec(None)
+    codec = load_codec(RANDOM_CODEC)
     # HeartMuLa: a repo holding the parent layout (HeartMuLa-oss-<version>/ + tokenizer.json + gen_config.json)
     parent = fixtures_dir / "ckpt-tiny"
     lay_out(cache, "HeartMuLa/HeartMuLaGen", {"HeartMuLa-oss-tiny": parent / "HeartMuLa-oss-tiny",

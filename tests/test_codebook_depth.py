@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 
 
 @pytest.fixture(scope="module")
 def codec():
-    return load_codec(None)
+    return load_codec(RANDOM_CODEC)
 
 
 def _codes(codec, frames=10, seed=0):

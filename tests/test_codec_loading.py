@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from heartcodec_lab.codec import (
+    RANDOM_CODEC,
     CheckpointError,
     ConfigError,
     HeartCodecConfig,
@@ -177,13 +178,13 @@ def test_half_precision_is_refused_unless_forced_and_tf32_is_switched_off(fixtur
     assert wav.shape == (2, 4 * 1920) and wav.dtype == torch.float32 and torch.isfinite(wav).all()
 
 
-def test_embedded_default_is_deterministic_with_real_interface_sizes():
+def test_random_tiny_codec_is_deterministic_with_real_interface_sizes():
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
     a = build_default_codec()
     assert torch.equal(torch.rand(3), expected_next)  # the global RNG was not touched
-    b = load_codec()  # path=None -> the same embedded default, frozen
+    b = load_codec(RANDOM_CODEC)  # the same random tiny codec, frozen
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     for key in sa:

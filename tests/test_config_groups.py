@@ -11,7 +11,7 @@ import torch
 import yaml
 from hydra import compose, initialize_config_module
 
-from heartcodec_lab.codec import DetokenizeSettings, load_codec
+from heartcodec_lab.codec import DetokenizeSettings, RANDOM_CODEC, load_codec
 from heartcodec_lab.conf import CONF_DIR, group_options
 from heartcodec_lab.training.overrides import codec_device, select_experiment
 from heartcodec_lab.training.run import compose_config
@@ -52,7 +52,7 @@ def test_train_py_takes_the_cards_command_verbatim(tmp_path):
 
 
 def test_teacher_is_a_group():
-    assert group_options("teacher") == ["official", "projection", "random_projection"]
+    assert group_options("teacher") == ["minicodec", "official", "projection", "random_projection"]
     assert compose_config(["paths.output_dir=/tmp/unused"]).get("teacher") is None
     cfg = compose_config(["+experiment=distill", "teacher=projection", "teacher.path=/x", "paths.output_dir=/tmp/unused"])
     assert dict(cfg.teacher) == {"kind": "projection", "path": "/x"}
@@ -76,7 +76,7 @@ def test_one_detokenize_group_reaches_every_decoder():
 def test_detokenize_settings_refuse_unknown_keys_and_seed_the_noise():
     with pytest.raises(ValueError, match="unknown setting.*num_step"):
         DetokenizeSettings.from_mapping({"num_step": 2})
-    codec = load_codec(None)
+    codec = load_codec(RANDOM_CODEC)
     codes = torch.randint(0, codec.config.codebook_size, (8, 20))
     settings = DetokenizeSettings(num_steps=1, duration=7.44, seed=11)
     a, b = settings.decode(codec, codes), settings.decode(codec, codes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 from heartcodec_lab.encoders.base import AudioEncoder, num_token_frames
 from heartcodec_lab.encoders.projection import ProjectionEncoder
 from heartcodec_lab.encoders.projection.modules import build_projection
@@ -45,7 +45,7 @@ class CountingEncoder(AudioEncoder):
 
 @pytest.fixture(scope="module")
 def codec():
-    return load_codec(None)
+    return load_codec(RANDOM_CODEC)
 
 
 def test_chunking_batches_full_chunks_and_trims(codec):

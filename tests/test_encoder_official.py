@@ -119,10 +119,10 @@ def test_embedded_default_is_deterministic(tiny):
         assert torch.equal(a, b), name
 
 
-def test_default_quantizer_comes_from_the_embedded_codec():
-    from heartcodec_lab.codec import load_codec
+def test_default_quantizer_comes_from_the_codec():
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 
-    codec = load_codec(None)
+    codec = load_codec(RANDOM_CODEC)
     encoder = build_encoder("official", None, codec, batch_chunks=2)
     assert isinstance(encoder, OfficialEncoder) and encoder.batch_chunks == 2
     assert encoder.quantizer is codec.quantizer

@@ -1,4 +1,4 @@
-"""``heartcodec-evaluate`` as a Hydra app on the embedded tiny codec and encoders (real detokenize)."""
+"""``heartcodec-evaluate`` as a Hydra app on the random tiny codec and embedded encoders (real detokenize)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import save_audio
+from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
 from heartcodec_lab.conf import CONF_DIR
@@ -26,8 +27,8 @@ def evaluate(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_config_composes_with_overrides():
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("evaluate", overrides=["audio_dir=clips", "detokenize.num_steps=2", "mula.enabled=true"])
-    assert cfg.codec.path is None and cfg.reference == "official"
-    assert [e.kind for e in cfg.encoders] == ["official", "projection"]
+    assert cfg.codec.path is None and cfg.reference is None
+    assert [(e.name, e.kind, e.path) for e in cfg.encoders] == [("minicodec", "minicodec", None)]
     assert cfg.detokenize.num_steps == 2 and cfg.mula.enabled and cfg.compare == []
 
 
@@ -46,7 +47,8 @@ def test_cli_on_embedded_models(tmp_path, one_clip, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["heartcodec-evaluate", f"audio_dir={one_clip}", f"out_dir={out}",
-                                      "encoders=[{name: proj, kind: projection}]", "reference=null",
+                                      f"codec.path={RANDOM_CODEC}", "encoders=[{name: proj, kind: projection}]",
+                                      "reference=null",
                                       "detokenize.num_steps=1", "roundtrip=false", "mula.enabled=true"])
     main()
     summary = json.loads((out / "summary.json").read_text())
@@ -75,12 +77,14 @@ def test_cli_full_run_with_dataset_and_compare(tmp_path, one_clip):
     # every feature at once: two encoders with agreement and round trip, a rerun that resumes,
     # a dataset made of the run's own tokens, then a comparison of the two runs
     out = tmp_path / "full"
-    result = evaluate(f"audio_dir={one_clip}", f"out_dir={out}", "detokenize.num_steps=2", cwd=tmp_path)
+    models = [f"codec.path={RANDOM_CODEC}", "reference=official",
+              "encoders=[{name: official, kind: official}, {name: projection, kind: projection}]"]
+    result = evaluate(f"audio_dir={one_clip}", f"out_dir={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["encoders"]["official"]["roundtrip"]["match_rate"]) == 8
     assert len(summary["encoders"]["projection"]["agreement"]["match_rate_first_k"]) == 8
-    again = evaluate(f"audio_dir={one_clip}", f"out_dir={out}", "detokenize.num_steps=2", cwd=tmp_path)
+    again = evaluate(f"audio_dir={one_clip}", f"out_dir={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
     assert again.returncode == 0 and "with official" not in again.stderr + again.stdout
     assert len((out / "items.jsonl").read_text().splitlines()) == 2
     ds = out / "tokens" / "official"

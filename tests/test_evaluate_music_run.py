@@ -8,6 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import save_audio
+from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
@@ -28,7 +29,8 @@ def test_music_lyrics_and_depth_blocks(tmp_path):
     save_audio(clips / "song.flac", synth_music(1.6, seed=3), 48000)
     (clips / "song.lyrics").write_text("[verse]\nHello, little star\n")
     out = tmp_path / "out"
-    summary = run_evaluation(_cfg(f"audio_dir={clips}", f"out_dir={out}", "encoders=[{name: proj, kind: projection}]",
+    summary = run_evaluation(_cfg(f"audio_dir={clips}", f"out_dir={out}", f"codec.path={RANDOM_CODEC}",
+                                  "encoders=[{name: proj, kind: projection}]",
                                   "reference=null", "detokenize.num_steps=1", "roundtrip=false",
                                   "lyrics.enabled=true", "codebook_depth.enabled=true", "codebook_depth.levels=[1,8]"))
     record = read_jsonl(out / "items.jsonl")[0]

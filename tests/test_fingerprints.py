@@ -11,7 +11,7 @@ import torch
 from test_tokenize_support import StandInEncoder, job_config, read_jsonl, tone, write
 from vector_quantize_pytorch import ResidualVQ
 
-from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 from heartcodec_lab.encoders.fingerprint import encoder_fingerprint, rvq_fingerprint
 from heartcodec_lab.encoders.projection import load_projection_encoder, save_projection
 from heartcodec_lab.provenance import ProvenanceError
@@ -51,7 +51,7 @@ def test_another_rvq_changes_the_encoder_fingerprint():
 
 
 def test_projection_fingerprint_follows_weights_not_folder(tmp_path):
-    codec = load_codec(None)
+    codec = load_codec(RANDOM_CODEC)
     untrained = [load_projection_encoder(None, codec, seed=s) for s in (0, 0, 1)]
     assert encoder_fingerprint(untrained[0]) == encoder_fingerprint(untrained[1]) != encoder_fingerprint(untrained[2])
     for folder in ("here", "moved"):

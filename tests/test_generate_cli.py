@@ -24,7 +24,7 @@ def test_config_composes_with_defaults():
     cfg = _cfg()
     assert cfg.mula.path is None and cfg.codec.path is None
     assert cfg.mula.dtype == "auto" and cfg.codec.device == "auto"
-    assert cfg.encoder.kind == "official" and cfg.lazy_load is True
+    assert cfg.encoder.kind == "minicodec" and cfg.lazy_load is True
 
 
 def test_generate_then_continue(tmp_path):

@@ -35,7 +35,7 @@ def _no_tf32():
 
 
 def test_auto_resolves_to_cuda_everywhere(fixtures_dir):
-    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
     from heartcodec_lab.mula import load_mula
     from heartcodec_lab.codec.runtime import default_dtype as resolve_default_dtype
     from heartcodec_lab.mula.loading import resolve_device as mula_device
@@ -71,7 +71,7 @@ def test_official_encoder_on_cuda_gives_the_reference_features_and_tokens(fixtur
 
 def test_projection_tokenize_and_detokenize_on_cuda_equal_cpu(fixtures_dir, monkeypatch):
     import heartcodec_lab.codec.flow_matching as flow_matching
-    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
     from heartcodec_lab.data.synth import synth_music
     from heartcodec_lab.encoders import build_encoder
 
@@ -102,12 +102,12 @@ def test_projection_tokenize_and_detokenize_on_cuda_equal_cpu(fixtures_dir, monk
 
 
 def test_training_step_in_bf16_mixed(tmp_path):
-    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
     from heartcodec_lab.training.run import compose_config, train
 
-    codec = load_codec(None)  # the small embedded default: only the projection trains
+    codec = load_codec(RANDOM_CODEC)  # the random tiny codec: only the projection trains
     before = {k: v.clone() for k, v in codec.state_dict().items()}
-    cfg = compose_config(["+experiment=conv1d", "debug=fast", "trainer=gpu", "trainer.max_steps=2",
+    cfg = compose_config(["+experiment=conv1d", "debug=fast", "trainer=gpu", "trainer.max_steps=2", f"codec.path={RANDOM_CODEC}",
                           f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
                           "callbacks.reconstruction_preview.num_clips=0", "data.samples_per_epoch=4"])
     assert cfg.trainer.precision == "bf16-mixed"

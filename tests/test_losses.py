@@ -348,10 +348,10 @@ def test_flow_matching_condition_dropout_zeroes_mu(flow_matching):
 
 def test_lossset_trains_projection_and_never_the_codec():
     """Projection -> straight-through quantization with the embedded codec -> every feature loss."""
-    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
     from heartcodec_lab.encoders.projection import build_projection
 
-    codec = load_codec(None)
+    codec = load_codec(RANDOM_CODEC)
     codec_state = {k: v.clone() for k, v in codec.state_dict().items()}
     proj = build_projection("linear", hidden_dim=32).train()
     latents = torch.tanh(torch.randn(2, 256, 12))

@@ -161,10 +161,10 @@ def test_token_files(tmp_path):
 @pytest.mark.slow
 def test_history_from_audio_with_an_encoder(default_bundle, tmp_path):
     from heartcodec_lab.audio import save_audio
-    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
     from heartcodec_lab.data.synth import synth_music
 
-    codec = load_codec()
+    codec = load_codec(RANDOM_CODEC)
     path = tmp_path / "clip.wav"
     save_audio(path, synth_music(1.0, seed=1), 48000)
     with pytest.raises(ValueError, match="clip.wav: continuing from audio needs a codec"):

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from vector_quantize_pytorch import ResidualVQ
 
-from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 from heartcodec_lab.encoders import build_encoder, num_token_frames
 from heartcodec_lab.encoders.official import OfficialEncoder
 from heartcodec_lab.encoders.projection import (
@@ -37,7 +37,7 @@ HOP = 1920
 
 @pytest.fixture(scope="module")
 def codec():
-    return load_codec(None)
+    return load_codec(RANDOM_CODEC)
 
 
 class FastScalarModel(nn.Module):

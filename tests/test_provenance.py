@@ -43,8 +43,8 @@ def test_mixed_components_are_refused_naming_the_missing_setting():
                                               r"\(or allow_embedded=true"):
         check_components(parts)
     forced = check_components(parts, allow_embedded=True)
-    assert forced.as_dict() == {"embedded": ["encoder", "teacher"], "checkpoints": {"codec": "/ckpt/HeartCodec-oss"},
-                                "allow_embedded": True}
+    assert forced.as_dict() == {"embedded": ["encoder", "teacher"], "models": {"encoder": "random", "teacher": "random"},
+                                "checkpoints": {"codec": "/ckpt/HeartCodec-oss"}, "allow_embedded": True}
     assert "EMBEDDED components" in forced.headline() and "allow_embedded=true" in forced.headline()
 
 
@@ -66,7 +66,9 @@ def test_tokenize_refuses_embedded_encoder_next_to_real_codec(tmp_path, monkeypa
                     f"codec.path={fixtures_dir / 'heartcodec-tiny'}")
     assert code == 1
     err = one_line(capsys, "heartcodec-tokenize")
-    assert "encoder would be embedded" in err and "set encoder.path=..." in err and "allow_embedded=true" in err
+    # the default encoder is the miniature's: the message names the switch to a real one
+    assert "encoder would be embedded (the shipped miniature HeartCodec" in err and "allow_embedded=true" in err
+    assert "set encoder=official encoder.path=<HeartCodec-oss-encoder folder>" in err
     assert not out.exists()  # refused before any work
 
 
@@ -77,7 +79,8 @@ def test_tokenize_checkpoint_mismatch_is_one_line(tmp_path, monkeypatch, capsys,
     src = tmp_path / "in"
     write(src / "a.wav", tone(0.5, 48000), 48000)
     code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input_dir={src}", f"output_dir={tmp_path / 'o'}",
-                    f"codec.path={fixtures_dir / 'heartcodec-tiny'}", "allow_embedded=true", "num_workers=0")
+                    f"codec.path={fixtures_dir / 'heartcodec-tiny'}", "encoder=official", "allow_embedded=true",
+                    "num_workers=0")
     assert code == 1
     err = one_line(capsys, "heartcodec-tokenize")
     assert "emits 512-d features but the codec's quantizer takes 64-d" in err
@@ -100,7 +103,7 @@ def test_distill_with_real_codec_refuses_the_embedded_teacher(tmp_path, monkeypa
                     f"paths.output_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}")
     assert code == 1
     err = one_line(capsys, "heartcodec-train")
-    assert "teacher would be embedded" in err and "set teacher.path=..." in err
+    assert "teacher would be embedded" in err and "set teacher=official teacher.path=<HeartCodec-oss-encoder folder>" in err
     assert not out.exists()
 
 
@@ -111,8 +114,8 @@ def test_random_projection_teacher_names_the_kind_to_change():
                           "paths.output_dir=unused"])
     with pytest.raises(ProvenanceError, match="set teacher=official teacher.path=..."):
         run_provenance(cfg)
-    cfg = compose_config(["+experiment=distill", "paths.output_dir=unused"])  # the demo: everything embedded
-    assert run_provenance(cfg).embedded == ["codec", "teacher"]
+    cfg = compose_config(["+experiment=distill", "paths.output_dir=unused"])  # the default: the miniature and its encoder
+    assert run_provenance(cfg).models == {"codec": "miniature", "teacher": "miniature"}
 
 
 def test_evaluate_refuses_embedded_encoders_next_to_real_codec(tmp_path, monkeypatch, capsys):
@@ -124,8 +127,8 @@ def test_evaluate_refuses_embedded_encoders_next_to_real_codec(tmp_path, monkeyp
                     f"out_dir={tmp_path / 'eval'}", "codec.path=/ckpt/HeartCodec-oss")
     assert code == 1
     err = one_line(capsys, "heartcodec-evaluate")
-    assert "encoder 'official', encoder 'projection' would be embedded" in err
-    assert "set encoders.0.path=..., encoders.1.path=..." in err
+    assert "encoder 'minicodec' would be embedded" in err
+    assert "set encoders.0.kind=official encoders.0.path=<HeartCodec-oss-encoder folder>" in err
 
 
 def test_evaluate_refuses_real_mula_on_tokens_of_embedded_models(tmp_path):
@@ -150,7 +153,7 @@ def test_generate_refuses_embedded_codec_next_to_real_mula(monkeypatch, capsys, 
     # continuing from audio also needs the encoder
     code = run_main(monkeypatch, cli.main, "heartcodec-generate", "mula.path=/m", "codec.path=/c",
                     f"continue_from={tmp_path / 'clip.wav'}")
-    assert code == 1 and "set encoder.path=..." in one_line(capsys, "heartcodec-generate")
+    assert code == 1 and "set encoder=official encoder.path=" in one_line(capsys, "heartcodec-generate")
 
 
 def test_reconstruct_refuses_embedded_encoder(tmp_path, capsys):
@@ -164,7 +167,7 @@ def test_reconstruct_refuses_embedded_encoder(tmp_path, capsys):
     save_audio(tmp_path / "in.wav", torch.zeros(1, 4800), 48000)
     assert run(config(f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", "codec.path=/ckpt/c")) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "set encoder.path=..." in err
+    assert len(err.splitlines()) == 1 and "set encoder=official encoder.path=" in err
     assert not (tmp_path / "o.wav").exists()
 
 
@@ -174,7 +177,8 @@ def test_dataset_records_embedded_components(tmp_path):
     write(src / "a.wav", tone(0.5, 48000), 48000)
     assert tokenize_run(job_config(src, tmp_path / "out"), encoder=StandInEncoder()) == 0
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
-    assert info["provenance"] == {"embedded": ["codec", "encoder"], "checkpoints": {}, "allow_embedded": False}
+    assert info["provenance"] == {"embedded": ["codec", "encoder"], "models": {"codec": "miniature", "encoder": "random"},
+                                  "checkpoints": {}, "allow_embedded": False}
     assert info["rvq_fingerprint"].startswith("rvq@")
     row = json.loads((tmp_path / "out" / "metadata.jsonl").read_text().splitlines()[0])
     assert row["embedded"] == "codec,encoder"

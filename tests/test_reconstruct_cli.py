@@ -26,11 +26,11 @@ def config(*overrides: str):
 
 def test_config_defaults_compose():
     cfg = config()
-    assert cfg.codec.path is None and cfg.encoder.kind == "official" and cfg.encoder.path is None
+    assert cfg.codec.path is None and cfg.encoder.kind == "minicodec" and cfg.encoder.path is None
     assert cfg.encoder.batch_chunks == 1 and cfg.input is None and cfg.output is None
 
 
-def test_embedded_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, capsys):
+def test_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, capsys):
     source = tmp_path / "in.wav"
     t = torch.arange(int(1.5 * 44100)) / 44100
     save_audio(source, (0.3 * torch.sin(2 * torch.pi * 330 * t))[None], 44100)  # 1.5 s mono 44.1 kHz

@@ -68,7 +68,8 @@ def test_compare_step_writes_the_report(tmp_path):
 def test_study_end_to_end_on_embedded_defaults(songs, tmp_path):
     out = tmp_path / "study"
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("study", overrides=[f"audio_dir={songs}", f"out_dir={out}", *TINY_BUDGET])
+        cfg = compose("study", overrides=[f"audio_dir={songs}", f"out_dir={out}", "codec.path=embedded:random",
+                                          *TINY_BUDGET])
     report = run_study(cfg).read_text()
     for recipe in ("conv1d", "flow", "distill"):
         assert (out / "train" / recipe / "projection").is_dir()

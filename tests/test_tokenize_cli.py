@@ -1,4 +1,5 @@
-"""The Hydra app with the real embedded encoders (tiny codec, untrained projection / embedded vqv12)."""
+"""The Hydra app with the embedded encoders: the default (the miniature codec's true encoder), and on the
+random tiny codec the untrained projection / embedded vqv12."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from test_tokenize_support import read_jsonl, tone, write
 
 from heartcodec_lab.audio import load_audio
+from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.tokenize import cli
 from heartcodec_lab.tokenize.simpletuner import check_dataset
 
@@ -26,7 +28,8 @@ def run_cli(monkeypatch, *overrides) -> int:
     return 0
 
 
-def tokenize_and_compare(tmp_path, monkeypatch, kind: str, *extra):
+def tokenize_and_compare(tmp_path, monkeypatch, kind: str, codec_path: str | None, *extra):
+    """The CLI's tokens equal the library encoder's (``kind`` on ``load_codec(codec_path)``) and form a dataset."""
     from heartcodec_lab.codec import load_codec
     from heartcodec_lab.encoders import build_encoder
 
@@ -41,7 +44,7 @@ def tokenize_and_compare(tmp_path, monkeypatch, kind: str, *extra):
     rows = read_jsonl(out / "metadata.jsonl")
     assert [r["file_name"] for r in rows] == ["audio/clip.wav"]
     assert [f["file_name"] for f in read_jsonl(out / "failures.jsonl")] == ["audio/notes.mp3"]
-    encoder = build_encoder(kind, None, load_codec(None))
+    encoder = build_encoder(kind, None, load_codec(codec_path))
     audio, sr = load_audio(src / "clip.wav", channels="keep")
     expected = encoder.encode(audio, sr).tokens.numpy()
     assert np.array_equal(np.load(out / rows[0]["audio_tokens_path"]), expected)
@@ -49,13 +52,18 @@ def tokenize_and_compare(tmp_path, monkeypatch, kind: str, *extra):
     check_dataset(out)
 
 
+def test_cli_defaults_to_the_miniature_codec_and_its_true_encoder(tmp_path, monkeypatch):
+    tokenize_and_compare(tmp_path, monkeypatch, "minicodec", None)
+
+
 def test_cli_with_embedded_projection_encoder(tmp_path, monkeypatch):
-    tokenize_and_compare(tmp_path, monkeypatch, "projection", "encoder=projection")
+    tokenize_and_compare(tmp_path, monkeypatch, "projection", RANDOM_CODEC, f"codec.path={RANDOM_CODEC}",
+                         "encoder=projection")
 
 
 @pytest.mark.slow
-def test_cli_defaults_to_embedded_official_encoder(tmp_path, monkeypatch):
-    tokenize_and_compare(tmp_path, monkeypatch, "official")
+def test_cli_with_embedded_official_encoder(tmp_path, monkeypatch):
+    tokenize_and_compare(tmp_path, monkeypatch, "official", RANDOM_CODEC, f"codec.path={RANDOM_CODEC}", "encoder=official")
 
 
 def test_cli_bad_input_fails_fast_with_a_clear_message(tmp_path, monkeypatch, capsys):

@@ -16,6 +16,7 @@ def test_ddp_two_cpu_processes_train_in_lockstep(tmp_path):
     cmd = [sys.executable, str(REPO / "train.py"), "+experiment=distill", "debug=fast", "trainer=ddp",
            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=2", "data.samples_per_epoch=8",
            "callbacks.reconstruction_preview.num_clips=0", f"paths.output_dir={out}",
+           "codec.path=embedded:random", "teacher=official",  # plumbing: the random tiny models
            f"paths.cache_dir={tmp_path / 'cache'}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     # cwd: Hydra's own run folder (outputs/...) lands in tmp_path, for both processes

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 from heartcodec_lab.conf import group_options
 from heartcodec_lab.training.export import export_checkpoint
 from heartcodec_lab.training.export import main as export_main
@@ -28,7 +28,7 @@ EXPERIMENTS = group_options("experiment")
 
 @pytest.fixture(scope="module")
 def codec():
-    return load_codec(None)
+    return load_codec(RANDOM_CODEC)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,10 @@ def cache_dir(tmp_path_factory):
 
 def _cfg(experiment: str, out, cache, *extra: str):
     # debug=fast is merged after the experiment: its sizes (2 samples per epoch, ...) hold for every recipe
+    # plumbing: the random tiny codec (distill: the hidden random teacher, as the minicodec one fits only the miniature)
+    pinned = [f"codec.path={RANDOM_CODEC}"] + (["teacher=random_projection"] if experiment == "distill" else [])
     return compose_config([f"+experiment={experiment}", "debug=fast", f"paths.output_dir={out}",
-                           f"paths.cache_dir={cache}", "callbacks.reconstruction_preview.num_clips=0", *extra])
+                           f"paths.cache_dir={cache}", "callbacks.reconstruction_preview.num_clips=0", *pinned, *extra])
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -125,7 +127,8 @@ def test_resume_is_exact_and_checkpoint_exports(codec, cache_dir, tmp_path):
     exported, config = load_projection(tmp_path / "exported")
     own, _ = load_projection(tmp_path / "a" / "projection")
     assert config["kind"] == "conv1d" and config["extra"]["global_step"] == 4
-    assert config["provenance"] == {"embedded": ["codec"], "checkpoints": {}, "allow_embedded": False}
+    assert config["provenance"] == {"embedded": ["codec"], "models": {"codec": "random"}, "checkpoints": {},
+                                    "allow_embedded": False}
     for k, v in own.state_dict().items():
         assert torch.equal(v, exported.state_dict()[k]), k
     assert export_checkpoint(ckpt, tmp_path / "early").is_dir()

@@ -37,6 +37,37 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be found or loaded; the message is one line naming the file or repo."""
 
 
+#: Reserved prefix of ``codec.path`` values that name a codec built into the package, not a folder
+#: (a folder that really is called so is reached as ``./embedded:...``).
+EMBEDDED_PREFIX = "embedded:"
+#: The built-in codecs: ``codec.path: null`` (or ``embedded:minicodec``) is the shipped miniature.
+EMBEDDED_CODECS = {
+    "minicodec": "the shipped miniature HeartCodec, trained here on synthetic music",
+    "random": "the tiny random-weight codec (checks code paths, makes noise)",
+}
+DEFAULT_EMBEDDED = "minicodec"
+RANDOM_CODEC = EMBEDDED_PREFIX + "random"
+
+
+def embedded_codec_name(path) -> str | None:
+    """Which built-in codec a ``codec.path`` value names: ``"minicodec"`` for null / empty /
+    ``embedded:minicodec``, ``"random"`` for ``embedded:random``, None for a checkpoint path.
+
+    An unknown ``embedded:NAME`` raises :class:`CheckpointError` listing the known spellings.
+    """
+    text = "" if path is None else str(path).strip()
+    if text in ("", "null", "None"):
+        return DEFAULT_EMBEDDED
+    if not text.startswith(EMBEDDED_PREFIX):
+        return None
+    name = text[len(EMBEDDED_PREFIX):]
+    if name not in EMBEDDED_CODECS:
+        known = ", ".join(EMBEDDED_PREFIX + n for n in EMBEDDED_CODECS)
+        raise CheckpointError(f"codec.path={text}: unknown built-in codec; known: {known} "
+                              f"(a folder of that name: write ./{text})")
+    return name
+
+
 @dataclass(frozen=True)
 class HubRef:
     repo_id: str

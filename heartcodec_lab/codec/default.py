@@ -1,4 +1,4 @@
-"""The embedded default codec: a tiny HeartCodec built from a fixed seed, no download needed.
+"""The random tiny codec (``codec.path=embedded:random``): a HeartCodec built from a fixed seed, no files.
 
 It keeps every interface size of the released model (48 kHz, strides 3-4-4-4-5
 with pooling 2, 128-d latents, 256 latent channels, RVQ of 8 x 8192 codes on a
@@ -6,9 +6,9 @@ with pooling 2, 128-d latents, 256 latent channels, RVQ of 8 x 8192 codes on a
 base width 2, codebook vectors of 8, a DiT of 2 heads x 8 with 2 + 1 layers).
 
 Its weights are RANDOM: it produces well-formed tokens, latents and audio of
-the right shapes and rates, and NO meaningful audio. It exists so that every
-command, test and notebook runs without the released checkpoints; point
-``codec.path`` at a released folder for real work.
+the right shapes and rates, and NO meaningful audio. It is the cheapest model
+that runs every code path (tests of plumbing use it); the embedded default
+(``codec.path: null``) is the trained miniature (:mod:`.miniature`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _fill(key: str, tensor: torch.Tensor, gen: torch.Generator) -> None:
 
 
 def build_default_codec(seed: int = DEFAULT_SEED) -> HeartCodec:
-    """The embedded tiny codec (random weights, no meaningful audio); bit-identical for a given seed.
+    """The random tiny codec (random weights, no meaningful audio); bit-identical for a given seed.
 
     Uses a private ``torch.Generator``: the global RNG is left untouched.
     """

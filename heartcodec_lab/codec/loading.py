@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 
 from .config import HeartCodecConfig
 from .model import HeartCodec
-from .checkpoints import CheckpointError, locate_checkpoint
+from .checkpoints import RANDOM_CODEC, CheckpointError, embedded_codec_name, locate_checkpoint
 from .runtime import freeze, parse_dtype, resolve_device
 from .weights import adapt_initted, canonical_key, is_initted_flag, skip_weight_init
 
@@ -184,25 +184,37 @@ def load_codec(
     allow_low_precision: bool = False,
     allow_tf32: bool = False,
 ) -> HeartCodec:
-    """Load a HeartCodec checkpoint folder (strict), or build the embedded tiny default when ``path`` is None.
+    """Load a HeartCodec checkpoint folder (strict), or one of the codecs built into the package.
 
     ``path`` is a released folder (``HeartCodec-oss``, ``HeartCodec-oss-20260123``), a
     ``.safetensors`` file inside one, or a Hugging Face Hub repo id (``HeartMuLa/HeartCodec-oss-20260123``,
-    see :mod:`heartcodec_lab.codec.checkpoints`). Returns the model frozen in eval mode on
-    ``device`` ("auto" = CUDA when available). Float32 only unless
-    ``allow_low_precision``; TF32 matmuls are switched off globally unless ``allow_tf32``. The embedded default has random weights: it exercises
-    every code path but makes no meaningful audio.
+    see :mod:`heartcodec_lab.codec.checkpoints`). ``None`` (or ``"embedded:minicodec"``) is the
+    shipped miniature codec (:mod:`heartcodec_lab.codec.miniature`: trained on synthetic music,
+    far smaller than the released one); ``"embedded:random"`` the tiny random-weight codec
+    (:mod:`heartcodec_lab.codec.default`: right shapes, noise). Returns the model frozen in eval
+    mode on ``device`` ("auto" = CUDA when available). Float32 only unless
+    ``allow_low_precision``; TF32 matmuls are switched off globally unless ``allow_tf32``.
     """
+    builtin = embedded_codec_name(path)
     device, dtype = resolve_device(device), _resolve_dtype(dtype)
     configure_precision(dtype, allow_low_precision, allow_tf32)
-    if path is None:
+    if builtin == "random":
         from .default import build_default_codec
 
         return finalize(build_default_codec(), device, dtype)
-    folder = _resolve_folder(path)
+    if builtin == "minicodec":
+        from .miniature import shipped_codec_dir
+
+        folder = shipped_codec_dir()
+        if not (folder / "config.json").is_file():
+            raise CheckpointError(f"{folder}: the miniature codec's weights are not in this installation "
+                                  f"(codec.path={RANDOM_CODEC} builds the random tiny codec)")
+    else:
+        folder = _resolve_folder(path)
     config = HeartCodecConfig.from_json(folder / "config.json")
     with skip_weight_init():
         model = HeartCodec(config)
     files = load_state_strict(model, folder)
-    model.source = {"kind": "checkpoint", "path": str(folder.resolve()), "files": [str(f) for f in files]}
+    kind = "embedded-minicodec" if builtin else "checkpoint"
+    model.source = {"kind": kind, "path": str(folder.resolve()), "files": [str(f) for f in files]}
     return finalize(model, device, dtype)

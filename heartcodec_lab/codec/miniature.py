@@ -3,6 +3,8 @@
 Its weights ship inside the package (``heartcodec_lab/assets/minicodec/``) in the released
 layouts: ``codec/`` (``config.json`` + ``model.safetensors``, for :func:`load_codec`) and
 ``encoder/`` (its true encoder, for ``build_encoder("minicodec", None, codec)``).
+It is the embedded default: ``load_codec(None)`` and ``codec.path: null`` load it (source kind
+``embedded-minicodec``); ``codec.path=embedded:random`` gives the random tiny codec instead.
 """
 
 from __future__ import annotations
@@ -23,12 +25,7 @@ def shipped_encoder_dir() -> Path:
 
 
 def load_minicodec(device: str | torch.device = "cpu"):
-    """The shipped miniature HeartCodec, frozen, float32 (a clear error if the package lacks it)."""
-    from .loading import CheckpointError, load_codec
+    """The shipped miniature HeartCodec, frozen, float32: the same as ``load_codec(None)``."""
+    from .loading import load_codec
 
-    folder = shipped_codec_dir()
-    if not (folder / "config.json").is_file():
-        raise CheckpointError(f"{folder}: the miniature codec's weights are not in this installation")
-    codec = load_codec(folder, device=device)
-    codec.source["kind"] = "embedded-minicodec"
-    return codec
+    return load_codec(None, device=device)

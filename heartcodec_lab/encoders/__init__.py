@@ -30,7 +30,8 @@ def build_encoder(kind: str, path: str | None, codec: nn.Module, **kwargs) -> Au
     """An encoder of ``kind`` ("official", "projection" or "minicodec") loaded from ``path`` (None: embedded default).
 
     The encoder shares ``codec.quantizer``; ``kwargs`` (e.g. ``batch_chunks``) go to the loader.
-    ``allow_codec_mismatch`` only concerns projections (an official encoder records no trained codec).
+    ``allow_codec_mismatch`` only concerns projections and the minicodec encoder (an official encoder
+    records no trained codec). The embedded default encoder is ``"minicodec"`` with ``path=None``.
     """
     if kind == "official":
         from .official import load_official_encoder

@@ -15,14 +15,35 @@ from torch import nn
 
 from .projection import ProjectionEncoder
 
+from heartcodec_lab.codec.checkpoints import CheckpointError
 from heartcodec_lab.codec.miniature import shipped_encoder_dir
 
 
-def load_minicodec_encoder(path: str | Path | None, codec: nn.Module, batch_chunks: int = 1) -> ProjectionEncoder:
-    """The true encoder from ``path`` (None: the one shipped in the package) for ``codec``."""
-    from .projection.export import load_projection_encoder
+def load_minicodec_encoder(path: str | Path | None, codec: nn.Module, batch_chunks: int = 1,
+                           allow_codec_mismatch: bool = False) -> ProjectionEncoder:
+    """The true encoder from ``path`` (None: the one shipped in the package) for ``codec``.
+
+    Its tokens only mean something to the codec it was trained with: with another ``codec`` (the
+    random tiny one, a released folder) it is refused in one line naming the fix, unless
+    ``allow_codec_mismatch`` (then the projection loader warns).
+    """
+    import warnings
+
+    from .projection.export import CONFIG_NAME, _read_config, codec_identity, load_projection_encoder
 
     folder = shipped_encoder_dir() if path is None else Path(path)
-    encoder = load_projection_encoder(folder, codec, batch_chunks)
+    if hasattr(codec, "describe"):
+        trained = _read_config(folder / CONFIG_NAME).get("codec")
+        if codec_identity(trained) != codec_identity(codec.describe()):
+            used = codec.describe()
+            where = used.get("path") or used.get("kind", "another codec")
+            message = (f"encoder.kind=minicodec: {folder} is the true encoder of the miniature codec (codec.path=null) "
+                       f"but the codec here is {where}; set encoder=official encoder.path=<HeartCodec-oss-encoder folder> "
+                       f"for a released codec, encoder=official for codec.path=embedded:random "
+                       f"(or encoder.allow_codec_mismatch=true to force it)")
+            if not allow_codec_mismatch:
+                raise CheckpointError(message)
+            warnings.warn(message, stacklevel=2)
+    encoder = load_projection_encoder(folder, codec, batch_chunks, allow_codec_mismatch=True)
     encoder.encoder_id = "minicodec-true"
     return encoder

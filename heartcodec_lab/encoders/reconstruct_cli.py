@@ -1,9 +1,10 @@
 """``heartcodec-reconstruct``: audio file -> tokens -> 48 kHz stereo audio file (a Hydra app).
 
-    heartcodec-reconstruct input=IN.flac output=OUT.wav [codec.path=DECODER] [encoder=official encoder.path=ENCODER]
+    heartcodec-reconstruct input=IN.flac output=OUT.wav [codec.path=DECODER encoder=official encoder.path=ENCODER]
 
-With no checkpoint options it runs on the embedded tiny codec and encoder (random
-weights: it checks the pipeline, the audio is noise). Prints the token shape, the time
+With no checkpoint options it runs on the embedded miniature codec and its true encoder
+(trained on synthetic music: recognisable rhythm); ``codec.path=embedded:random
+encoder=official`` runs the random tiny models (noise). Prints the token shape, the time
 of each stage and the realtime factor. Hydra is imported only by :func:`main`, so this
 module stays importable from the plain library.
 """
@@ -125,9 +126,9 @@ def run(cfg) -> int:
             raise ReconstructError(f"codec.dtype: {err}") from None
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
-        from heartcodec_lab.provenance import Component, check_components, encoder_component
+        from heartcodec_lab.provenance import check_components, codec_component, encoder_component
 
-        provenance = check_components([Component("codec", "codec.path", cfg.codec.path),
+        provenance = check_components([codec_component(cfg.codec.path),
                                        encoder_component("encoder", "encoder.path", cfg.encoder.kind, cfg.encoder.path)],
                                       bool(cfg.get("allow_embedded", False)))
         if provenance.embedded:

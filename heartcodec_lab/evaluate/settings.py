@@ -18,7 +18,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from heartcodec_lab.encoders.fingerprint import strip_locations, encoder_fingerprint
-from heartcodec_lab.provenance import Component, Provenance, ProvenanceError, check_components, encoder_component
+from heartcodec_lab.provenance import (MINIATURE, RANDOM, Component, Provenance, ProvenanceError, check_components,
+                                       codec_component, encoder_component)
 
 log = logging.getLogger(__name__)
 CHANGED_SETTINGS = ("recompute", "refuse")
@@ -36,7 +37,7 @@ def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> 
     """Codec and encoders (audio mode), HeartMuLa (when on) and the dataset's own tokens (dataset mode)."""
     components = []
     if cfg.get("audio_dir"):
-        components.append(Component("codec", "codec.path", cfg.codec.get("path")))
+        components.append(codec_component(cfg.codec.get("path")))
         for i, spec in enumerate(cfg.encoders):
             components.append(encoder_component(f"encoder '{spec['name']}'", f"encoders.{i}.path", spec.get("kind"),
                                                 spec.get("path")))
@@ -48,11 +49,13 @@ def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> 
         components.append(Component("transcriber", "transcriber.path", (cfg.get("transcriber") or {}).get("path")))
     made_by = (dataset_info or {}).get("provenance")
     if cfg.get("dataset_dir") and made_by is not None:
-        embedded = made_by.get("embedded") or []
+        made = Provenance.from_dict(made_by)
+        embedded = made.embedded
         components.append(Component(
             "dataset tokens", "dataset_dir", None if embedded else cfg.dataset_dir,
             fix=f"dataset_dir=<a dataset tokenized from checkpoints> ({cfg.dataset_dir} was made with embedded "
-                f"{', '.join(embedded)})"))
+                f"{', '.join(embedded)})",
+            model=MINIATURE if embedded and all(made.models.get(n) == MINIATURE for n in embedded) else RANDOM))
     return check_components(components, bool(cfg.get("allow_embedded", False)))
 
 

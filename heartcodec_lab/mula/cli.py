@@ -69,10 +69,10 @@ def _ctrl_c_cancels(event: threading.Event):
 
 def generation_provenance(cfg: DictConfig):
     """HeartMuLa, codec and (when continuing from audio) the encoder: all checkpoints or all embedded."""
-    from heartcodec_lab.provenance import Component, check_components, encoder_component
+    from heartcodec_lab.provenance import Component, check_components, codec_component, encoder_component
 
     components = [Component("HeartMuLa", "mula.path", cfg.mula.get("path")),
-                  Component("codec", "codec.path", cfg.codec.get("path"))]
+                  codec_component(cfg.codec.get("path"))]
     source = cfg.get("continue_from")
     if source and Path(str(source)).suffix.lower() != ".npy":
         components.append(encoder_component("encoder", "encoder.path", cfg.encoder.get("kind"), cfg.encoder.get("path")))

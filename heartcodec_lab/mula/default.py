@@ -1,7 +1,7 @@
 """The embedded tiny HeartMuLa: built in code, deterministic, no files needed.
 
 Random weights, so it makes noise, but its audio vocabulary (8192 codes + 5
-special ids) matches the embedded tiny codec, and every stage of the pipeline
+special ids) matches both embedded codecs, and every stage of the pipeline
 (prompt, KV-cached generation, guidance, continuation, scoring, decoding) runs
 on it. Its tokenizer is a byte-level BPE without merges (one token per UTF-8
 byte) built with the ``tokenizers`` library.

@@ -95,7 +95,7 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
     speed = encode_speed(items)
     parts = ["# Encoder study\n", f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}. "
              f"Audio: `{cfg.audio_dir}` ({n_train} training files, {n_heldout} held out in `heldout/`). "
-             f"Codec: `{cfg.codec.get('path') or 'embedded tiny (random weights)'}`; official encoder: "
+             f"Codec: `{cfg.codec.get('path') or 'embedded miniature (codec.path=null)'}`; official encoder: "
              f"`{cfg.get('official_encoder') or 'embedded tiny (random weights)'}`. Training budget: "
              f"{int(cfg.budget.max_steps)} steps per recipe.\n"]
     rows = [[r, _fmt(s.get("global_step")), _fmt(s.get("seconds")),

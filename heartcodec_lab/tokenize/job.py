@@ -12,7 +12,7 @@ from pathlib import Path
 from heartcodec_lab.audio import audio_info
 from heartcodec_lab.encoders.base import AudioEncoder
 from heartcodec_lab.encoders.fingerprint import encoder_fingerprint, rvq_fingerprint
-from heartcodec_lab.provenance import Component, Provenance, check_components, encoder_component
+from heartcodec_lab.provenance import Provenance, check_components, codec_component, encoder_component
 from heartcodec_lab.tokenize.consistency import check_resume
 from heartcodec_lab.tokenize.inputs import InputFile, collect_inputs, select_shard
 from heartcodec_lab.tokenize.job_config import TokenizeJob
@@ -77,7 +77,7 @@ def job_provenance(job) -> Provenance:
     ``job``: a :class:`TokenizeJob` or the tokenize config.
     """
     job = job if isinstance(job, TokenizeJob) else TokenizeJob.from_config(job)
-    components = [Component("codec", "codec.path", job.codec_path),
+    components = [codec_component(job.codec_path),
                   encoder_component("encoder", "encoder.path", job.encoder_kind, job.encoder_path)]
     return check_components(components, job.allow_embedded)
 

@@ -6,12 +6,15 @@ from omegaconf import OmegaConf
 
 
 def _embedded(codec_path, demo_value, real_value):
-    """``${hc.embedded:${codec.path},A,B}``: A for the embedded tiny codec (path null), else B.
+    """``${hc.embedded:${codec.path},A,B}``: A for a codec built into the package (path null: the
+    miniature; ``embedded:random``), else B.
 
     Lets one config carry small CPU-friendly defaults for the demo and real-sized ones for a
     released checkpoint, without a separate file per case.
     """
-    return demo_value if codec_path in (None, "", "null", "None") else real_value
+    from heartcodec_lab.provenance import is_embedded
+
+    return demo_value if is_embedded(codec_path) else real_value
 
 
 def register_resolvers() -> None:

@@ -32,9 +32,9 @@ def run_provenance(cfg: DictConfig):
 
     A ``random_projection`` teacher is embedded by definition (a hidden random projection for the demo).
     """
-    from heartcodec_lab.provenance import Component, check_components, encoder_component
+    from heartcodec_lab.provenance import Component, check_components, codec_component, encoder_component
 
-    components = [Component("codec", "codec.path", cfg.codec.get("path"))]
+    components = [codec_component(cfg.codec.get("path"))]
     teacher = cfg.get("teacher")
     if teacher:
         if teacher.get("kind") == "random_projection":

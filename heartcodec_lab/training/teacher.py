@@ -2,6 +2,8 @@
 
 * ``official``: the released vqv12 encoder (``path`` = its folder; None = the embedded tiny one);
 * ``projection``: an exported projection checkpoint (``path``);
+* ``minicodec``: the miniature codec's true encoder (``path`` None = the shipped one): the default,
+  a real teacher for the embedded miniature codec;
 * ``random_projection``: a hidden, randomly initialised projection of the student's own family
   (same kind and sizes, another seed), so the task is exactly realizable: the proof that the
   training loop learns, on CPU with the tiny codec.
@@ -15,7 +17,7 @@ from torch import nn
 from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.encoders.base import AudioEncoder
 
-KINDS = ("official", "projection", "random_projection")
+KINDS = ("official", "projection", "minicodec", "random_projection")
 
 
 def build_teacher(spec: dict | None, codec: nn.Module, student: nn.Module) -> AudioEncoder | None:
@@ -30,7 +32,7 @@ def build_teacher(spec: dict | None, codec: nn.Module, student: nn.Module) -> Au
             torch.manual_seed(int(spec.get("seed", 1234)))
             hidden = build_projection(student.kind, **student.config)
         teacher = ProjectionEncoder(codec, hidden)
-    elif kind in ("official", "projection"):
+    elif kind in ("official", "projection", "minicodec"):
         from heartcodec_lab.encoders import build_encoder
 
         teacher = build_encoder(kind, spec.get("path"), codec)

@@ -111,14 +111,14 @@ def load_official_encoder(
 
     ``path``: an ``HeartCodec-oss-encoder`` folder (or its ``encoder.safetensors``);
     ``None`` builds the embedded tiny encoder (random, deterministic, a few MB).
-    The RVQ is ``quantizer`` if given, else ``codec.quantizer``, else the embedded
-    tiny codec's (``load_codec(None)``). ``device`` defaults to the quantizer's.
+    The RVQ is ``quantizer`` if given, else ``codec.quantizer``, else the random tiny
+    codec's (``load_codec("embedded:random")``). ``device`` defaults to the quantizer's.
     """
     if quantizer is None:
         if codec is None:
-            from heartcodec_lab.codec import load_codec
+            from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 
-            codec = load_codec(None)
+            codec = load_codec(RANDOM_CODEC)
         quantizer = codec.quantizer
     quantizer.eval()
     if device is None:
