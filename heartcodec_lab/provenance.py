@@ -41,7 +41,8 @@ _EMBEDDED_PREFIX = "embedded:"  # heartcodec_lab.codec.checkpoints.EMBEDDED_PREF
 
 def is_embedded(path) -> bool:
     """True when a ``*.path`` setting names no checkpoint (null / empty / a built-in ``embedded:NAME``)."""
-    return path is None or str(path).strip() in ("", "null", "None") or str(path).strip().startswith(_EMBEDDED_PREFIX)
+    text = "" if path is None else str(path).strip()
+    return text in ("", "null", "None") or text.startswith(_EMBEDDED_PREFIX)
 
 
 @dataclass(frozen=True)

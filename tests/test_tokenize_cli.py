@@ -3,6 +3,7 @@ random tiny codec the untrained projection / embedded vqv12."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -54,6 +55,8 @@ def tokenize_and_compare(tmp_path, monkeypatch, kind: str, codec_path: str | Non
 
 def test_cli_defaults_to_the_miniature_codec_and_its_true_encoder(tmp_path, monkeypatch):
     tokenize_and_compare(tmp_path, monkeypatch, "minicodec", None)
+    info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
+    assert info["provenance"]["models"] == {"codec": "miniature", "encoder": "miniature"}
 
 
 def test_cli_with_embedded_projection_encoder(tmp_path, monkeypatch):

@@ -206,7 +206,7 @@ def _codec_identity(codec: dict) -> str:
 
 
 def _provenance_lines(runs: list[RunData]) -> list[str]:
-    """First lines of a report: which models were embedded (random) in each run, and in its dataset."""
+    """First lines of a report: which models were embedded (miniature or random) in each run, and in its dataset."""
     from heartcodec_lab.provenance import Provenance
 
     lines = []
@@ -216,7 +216,7 @@ def _provenance_lines(runs: list[RunData]) -> list[str]:
             lines.append(f"**{prefix}{Provenance.from_dict(run.summary['provenance']).headline()}**\n")
         dataset = (run.summary.get("dataset") or {}).get("provenance")
         if dataset and dataset.get("embedded"):
-            lines.append(f"**{prefix}Dataset tokens made with EMBEDDED components: {', '.join(dataset['embedded'])}.**\n")
+            lines.append(f"**{prefix}Dataset tokens made with {Provenance.from_dict(dataset).headline()}**\n")
     return lines
 
 
