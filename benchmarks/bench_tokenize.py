@@ -133,6 +133,8 @@ def main() -> None:
     p.add_argument("--long-minutes", type=float, nargs="*", default=[1, 20], help="--scale: one-file memory runs")
     p.add_argument("--long-width", type=int, default=8, help="--scale: init_channel of the memory runs (64 = full)")
     p.add_argument("--threads", type=int, default=1, help="--scale: torch threads of the encoding process")
+    p.add_argument("--scale-width", type=int, default=64, help="--scale: init_channel of the encoder-alone and "
+                   "mixed-folder runs (64 = full size; smaller = a lower bound on the ratio, much cheaper)")
     p.add_argument("--width", type=int, default=64, help=argparse.SUPPRESS)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()

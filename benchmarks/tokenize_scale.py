@@ -11,6 +11,10 @@ Three kinds of child process, each on its own so its CPU time and peak RSS are i
 * ``long:M``: the bulk job on one M-minute 44.1 kHz file at ``--long-width`` (ScalarModel
   ``init_channel``; 64 = full size): peak RSS of a 1-minute against a 20-minute file.
 
+``--scale-width`` runs the first two at a reduced ScalarModel width: the encoder's work shrinks
+about with the square of the width while the job's own costs (decoding, resampling, hashing,
+writing) do not, so a reduced width gives a lower bound on the full-size ratio.
+
 CPU seconds = the child's own process time plus its finished workers (``RUSAGE_CHILDREN``);
 the ratio compares audio seconds per CPU second of the bulk job with the single stream.
 Weights: full-size, key-seeded random (``codec_models.randomize_``), untrained conv1d projection.
@@ -139,7 +143,8 @@ def run_scale(bench: str, args) -> list[dict]:
     common = ["--threads", str(args.threads), "--workers", str(args.workers)]
     rows = []
     if args.single_chunks:
-        rows.append(_spawn(bench, ["--child", f"single:{args.single_chunks}", "--width", "64", *common]))
+        rows.append(_spawn(bench, ["--child", f"single:{args.single_chunks}", "--width", str(args.scale_width),
+                                   *common]))
         print(f"single: {rows[-1]}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.mix:
@@ -147,7 +152,8 @@ def run_scale(bench: str, args) -> list[dict]:
             folder.mkdir()
             write_mix(folder, args.mix)
             for k in range(2):
-                rows.append(_spawn(bench, ["--child", f"shard:{k}:{folder}", "--width", "64", *common]))
+                rows.append(_spawn(bench, ["--child", f"shard:{k}:{folder}", "--width", str(args.scale_width),
+                                       *common]))
                 print(f"shard {k}: {rows[-1]}", file=sys.stderr, flush=True)
         for minutes in args.long_minutes or []:
             folder = Path(tmp) / f"long{minutes:g}"
@@ -183,7 +189,8 @@ def print_scale(rows: list[dict], args) -> None:
         rows = rows + [{"run": "bulk job, whole folder (both shards)", **total,
                         "peak_rss_main_gib": max(r["peak_rss_main_gib"] for r in shards),
                         "peak_rss_worker_gib": max(r["peak_rss_worker_gib"] for r in shards)}]
-    table = Table(title=f"Projection encoder, full-size ScalarModel, CPU, {args.threads} thread(s), "
+    size = "full-size ScalarModel" if args.scale_width == 64 else f"ScalarModel init_channel {args.scale_width}"
+    table = Table(title=f"Projection encoder, {size}, CPU, {args.threads} thread(s), "
                         f"{args.workers} decoding workers, load {os.getloadavg()[0]:.1f}")
     for col in ("run", "audio s", "wall s", "CPU s (main + workers)", "x-realtime (wall)", "audio s / CPU s",
                 "ratio to encoder alone (CPU)", "peak RSS main / workers GiB"):

@@ -183,6 +183,7 @@ def load_codec(
     *,
     allow_low_precision: bool = False,
     allow_tf32: bool = False,
+    compile: bool = False,
 ) -> HeartCodec:
     """Load a HeartCodec checkpoint folder (strict), or build the embedded tiny default when ``path`` is None.
 
@@ -192,17 +193,27 @@ def load_codec(
     ``device`` ("auto" = CUDA when available). Float32 only unless
     ``allow_low_precision``; TF32 matmuls are switched off globally unless ``allow_tf32``. The embedded default has random weights: it exercises
     every code path but makes no meaningful audio.
+    ``compile=True`` compiles the flow-matching estimator with inductor (opt-in; see
+    :mod:`heartcodec_lab.codec.compiling`: the first detokenize pays the compilation).
     """
     device, dtype = resolve_device(device), _resolve_dtype(dtype)
     configure_precision(dtype, allow_low_precision, allow_tf32)
     if path is None:
         from .default import build_default_codec
 
-        return finalize(build_default_codec(), device, dtype)
+        return _maybe_compile(finalize(build_default_codec(), device, dtype), compile)
     folder = _resolve_folder(path)
     config = HeartCodecConfig.from_json(folder / "config.json")
     with skip_weight_init():
         model = HeartCodec(config)
     files = load_state_strict(model, folder)
     model.source = {"kind": "checkpoint", "path": str(folder.resolve()), "files": [str(f) for f in files]}
-    return finalize(model, device, dtype)
+    return _maybe_compile(finalize(model, device, dtype), compile)
+
+
+def _maybe_compile(model: HeartCodec, compile: bool) -> HeartCodec:
+    if compile:
+        from .compiling import compile_estimator
+
+        compile_estimator(model)
+    return model
