@@ -63,3 +63,11 @@ def test_compiled_estimator_equals_eager(codec):
     torch.testing.assert_close(compiled, eager, atol=ATOL, rtol=RTOL)
     torch.testing.assert_close(again, eager_again, atol=ATOL, rtol=RTOL)
     assert not torch.equal(again, compiled)
+
+
+def test_evaluation_records_keep_their_key_unless_compile_is_on():
+    from heartcodec_lab.evaluate.settings import decoder_settings, digest
+
+    before = {"num_steps": 10, "guidance_scale": 1.25, "duration": 29.76, "seed": 0}
+    assert digest(decoder_settings({**before, "compile": False})) == digest(before)
+    assert digest(decoder_settings({**before, "compile": True})) != digest(before)

@@ -1,8 +1,8 @@
 """One set of decoder settings for every caller of :meth:`HeartCodec.detokenize`.
 
 Reconstruction, generation, evaluation and the training preview all decode tokens ``[8, T]``
-to 48 kHz stereo ``[2, T * 3840]`` with the same settings (the ``detokenize`` config group): Euler steps, guidance, window length,
-the seed of the flow-matching noise, and ``compile`` (opt-in inductor compilation of the
+to 48 kHz stereo ``[2, T * 3840]`` with the same settings (the ``detokenize`` config group):
+Euler steps, guidance, window length, the seed of the flow-matching noise, and ``compile`` (opt-in inductor compilation of the
 estimator, :mod:`heartcodec_lab.codec.compiling`; off by default).
 """
 
