@@ -4,6 +4,10 @@
                                                         # full-size ScalarModel encoder): needs a GPU or patience
     python benchmarks/bench_tokenize.py --quick         # embedded tiny encoders, 3 short files: a CPU smoke run
     python benchmarks/bench_tokenize.py --memory        # peak RSS of streaming a 1-min vs a 20-min file
+    python benchmarks/bench_tokenize.py --scale         # projection encoder on the full-size ScalarModel:
+                                                        # encoder alone vs the bulk job on mixed files (10 s to
+                                                        # 5 min), x-realtime, ratio, peak RSS 1 vs 20 min
+                                                        # (see tokenize_scale.py; about 15 CPU-minutes)
 
 Each encoder runs in its own child process so peak RSS (``ru_maxrss``, main process; workers reported
 separately) is that encoder's alone. Prints files/s, x-realtime and peak RSS.
@@ -123,11 +127,28 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-chunks", type=int, default=None)
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--scale", action="store_true", help="bulk scale of the full-size projection encoder (CPU)")
+    p.add_argument("--single-chunks", type=int, default=2, help="--scale: in-memory chunks for the encoder alone")
+    p.add_argument("--mix", type=float, nargs="*", default=[10, 30, 60, 300], help="--scale: file lengths (s)")
+    p.add_argument("--long-minutes", type=float, nargs="*", default=[1, 20], help="--scale: one-file memory runs")
+    p.add_argument("--long-width", type=int, default=8, help="--scale: init_channel of the memory runs (64 = full)")
+    p.add_argument("--threads", type=int, default=1, help="--scale: torch threads of the encoding process")
+    p.add_argument("--scale-width", type=int, default=64, help="--scale: init_channel of the encoder-alone and "
+                   "mixed-folder runs (64 = full size; smaller = a lower bound on the ratio, much cheaper)")
+    p.add_argument("--width", type=int, default=64, help=argparse.SUPPRESS)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.files = args.files or (3 if args.quick else 16)
     args.seconds = args.seconds or (8.0 if args.quick else 120.0)
     args.batch_chunks = args.batch_chunks or (1 if args.quick or args.device == "cpu" else 4)
+    if args.scale or (args.child and args.child.split(":")[0] in ("single", "shard", "long")):
+        import tokenize_scale
+
+        if args.child:
+            print(json.dumps(tokenize_scale.scale_child(args.child, args)))
+        else:
+            tokenize_scale.print_scale(tokenize_scale.run_scale(__file__, args), args)
+        return
     if args.child:
         kind, _, arg = args.child.partition(":")
         print(json.dumps(memory_child(float(arg)) if kind == "memory" else child(kind, args)))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from heartcodec_lab.codec import load_codec
+from heartcodec_lab.codec.scalar_model import DEFAULT_BLOCK_FRAMES
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,22 @@ def test_detokenize_decodes_each_window_before_generating_the_next(codec, monkey
     assert wav.shape == (2, 106 * 3840)
     # The second window is decoded only as far as the output reaches (26 of 93 frames).
     assert calls == ["generate", ("decode", 186, 93 * 3840), "generate", ("decode", 186, 26 * 3840)]
+
+
+@pytest.mark.parametrize("threads, streams", [(1, True), (2, False)])
+def test_encode_streams_by_default_on_one_cpu_thread_only(codec, monkeypatch, threads, streams):
+    sm = codec.scalar_model
+    wav = torch.randn(1, 1, (2 * DEFAULT_BLOCK_FRAMES + 7) * 1920, generator=torch.Generator().manual_seed(3)) * 0.3
+    entered = []
+    real = sm._streaming
+    monkeypatch.setattr(sm, "_streaming", lambda layers: entered.append(layers) or real(layers))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            auto = sm.encode(wav)
+    finally:
+        torch.set_num_threads(before)
+    assert bool(entered) is streams
+    with torch.inference_mode():
+        torch.testing.assert_close(auto, sm.encode(wav, block_frames=0), atol=2e-6, rtol=1e-5)

@@ -183,6 +183,7 @@ def load_codec(
     *,
     allow_low_precision: bool = False,
     allow_tf32: bool = False,
+    compile: bool = False,
 ) -> HeartCodec:
     """Load a HeartCodec checkpoint folder (strict), or one of the codecs built into the package.
 
@@ -194,6 +195,8 @@ def load_codec(
     (:mod:`heartcodec_lab.codec.default`: right shapes, noise). Returns the model frozen in eval
     mode on ``device`` ("auto" = CUDA when available). Float32 only unless
     ``allow_low_precision``; TF32 matmuls are switched off globally unless ``allow_tf32``.
+    ``compile=True`` compiles the flow-matching estimator with inductor (opt-in; see
+    :mod:`heartcodec_lab.codec.compiling`: the first detokenize pays the compilation).
     """
     builtin = embedded_codec_name(path)
     device, dtype = resolve_device(device), _resolve_dtype(dtype)
@@ -201,7 +204,7 @@ def load_codec(
     if builtin == "random":
         from .default import build_default_codec
 
-        return finalize(build_default_codec(), device, dtype)
+        return _maybe_compile(finalize(build_default_codec(), device, dtype), compile)
     if builtin == "minicodec":
         from .miniature import shipped_codec_dir
 
@@ -217,4 +220,12 @@ def load_codec(
     files = load_state_strict(model, folder)
     kind = "embedded-minicodec" if builtin else "checkpoint"
     model.source = {"kind": kind, "path": str(folder.resolve()), "files": [str(f) for f in files]}
-    return finalize(model, device, dtype)
+    return _maybe_compile(finalize(model, device, dtype), compile)
+
+
+def _maybe_compile(model: HeartCodec, compile: bool) -> HeartCodec:
+    if compile:
+        from .compiling import compile_estimator
+
+        compile_estimator(model)
+    return model

@@ -33,6 +33,15 @@ def digest(value) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def decoder_settings(detokenize) -> dict:
+    """The detokenize settings that key records; ``compile: false`` is left out so records made
+    before the option existed keep their key."""
+    values = OmegaConf.to_container(detokenize, resolve=True) if isinstance(detokenize, DictConfig) else dict(detokenize)
+    if not values.get("compile", False):
+        values.pop("compile", None)
+    return values
+
+
 def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> Provenance:
     """Codec and encoders (audio mode), HeartMuLa (when on) and the dataset's own tokens (dataset mode)."""
     components = []
@@ -65,7 +74,7 @@ def audio_settings(cfg: DictConfig, ctx, spec: dict, reference_spec: dict | None
     settings = {
         "encoder": digest([spec.get("kind"), encoder_fingerprint(encoder)]),
         "codec": digest(ctx.codec.describe() if hasattr(ctx.codec, "describe") else repr(type(ctx.codec))),
-        "decoder": digest(cfg.detokenize),
+        "decoder": digest(decoder_settings(cfg.detokenize)),
         "metrics": digest({"metrics": cfg.get("metrics"), "reconstruction": bool(cfg.reconstruction),
                            "roundtrip": bool(cfg.roundtrip), "sample_rate": ctx.sample_rate,
                            "music_metrics": cfg.get("music_metrics"), "lyrics": cfg.get("lyrics"),
