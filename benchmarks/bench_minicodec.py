@@ -13,76 +13,56 @@ multi-scale STFT distance (lower is better), averaged over pieces.
 
     python benchmarks/bench_minicodec.py [--pieces 4] [--seconds 8] [--codec DIR --encoder DIR] [--json FILE]
         [--projection NAME=DIR ...]   # also: projection checkpoints trained against the miniature, with their
-                                      # per-level and first-k token agreement with its true encoder
+                                      # per-level (q0..q7) and all-8 token agreement with its true encoder
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
+import sys
 import time
 
 import torch
 
-from heartcodec_lab.codec import load_codec
-from heartcodec_lab.encoders import build_encoder
-from heartcodec_lab.evaluate.metrics.audio import log_mel_l1, loudness_lufs, mstft_distance
-from heartcodec_lab.evaluate.metrics.music import chroma_similarity, onset_corr
-from heartcodec_lab.minicodec.data import held_out_pieces
-from heartcodec_lab.minicodec.quality import scalar_roundtrip
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from minicodec_eval import (  # noqa: E402  (sibling module of the benchmarks folder)
+    METRIC_HEADER,
+    SR,
+    agreement_cells,
+    agreement_header,
+    load_miniature,
+    markdown_table,
+    mean_metrics,
+    metric_cells,
+    metrics,
+    roundtrip,
+    same_loudness,
+    score_encoders,
+)
 
-SR = 48000
-METRICS = ("chroma_similarity", "onset_correlation", "log_mel_l1", "mstft_distance")
-
-
-def metrics(ref: torch.Tensor, est: torch.Tensor) -> dict[str, float]:
-    return {
-        "chroma_similarity": chroma_similarity(ref, est, SR),
-        "onset_correlation": onset_corr(ref, est, SR),
-        "log_mel_l1": log_mel_l1(ref, est, SR),
-        "mstft_distance": mstft_distance(ref, est),
-    }
-
-
-def same_loudness(reference: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    gain_db = loudness_lufs(reference, SR) - loudness_lufs(other, SR)
-    return other * 10 ** (gain_db / 20) if math.isfinite(gain_db) else other
-
-
-def roundtrip(codec, encoder, audio: torch.Tensor, seed: int) -> torch.Tensor:
-    tokens = encoder.encode(audio, SR).tokens
-    torch.manual_seed(seed)
-    return codec.detokenize(tokens)
+from heartcodec_lab.encoders import build_encoder  # noqa: E402
+from heartcodec_lab.minicodec.data import held_out_pieces  # noqa: E402
+from heartcodec_lab.minicodec.quality import scalar_roundtrip  # noqa: E402
 
 
 def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: str | None = None,
-        projections: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+        projections: dict[str, str] | None = None) -> dict[str, dict]:
+    """``{row: {<METRICS>...}}``; the miniature and each projection row also hold ``agreement``
+    (``level_agreement`` with the true encoder's tokens)."""
     audio = held_out_pieces(pieces, seconds)
-    mini = load_codec(codec_dir) if codec_dir else None
-    if mini is None:
-        from heartcodec_lab.codec.miniature import load_minicodec
-
-        mini = load_minicodec()
-    mini_enc = build_encoder("minicodec", encoder_dir, mini)
+    mini, mini_enc = load_miniature(codec_dir, encoder_dir)
     from heartcodec_lab.codec.default import build_default_codec
     from heartcodec_lab.codec.loading import finalize
 
     rand = finalize(build_default_codec(), "cpu", torch.float32)
     rand_enc = build_encoder("official", None, rand)
-    rows: dict[str, list[dict]] = {"minicodec": [], "minicodec stage 1": [], "random codec": [], "other piece": []}
     extra = {name: build_encoder("projection", path, mini) for name, path in (projections or {}).items()}
-    agreement: dict[str, list[dict]] = {name: [] for name in extra}
+    scored = score_encoders(mini, mini_enc, extra, audio, seed, true_name="minicodec")
+    rows: dict[str, list[dict]] = {"minicodec stage 1": [], "random codec": [], "other piece": []}
     for i, piece in enumerate(audio):
-        if extra:
-            from heartcodec_lab.evaluate.metrics.agreement import match_counts
-
-            true_tokens = mini_enc.encode(piece, SR).tokens
-            for name, enc in extra.items():
-                agreement[name].append(match_counts(enc.encode(piece, SR).tokens, true_tokens))
-                rows.setdefault(name, []).append(metrics(piece, roundtrip(mini, enc, piece, seed)))
         outs = {
-            "minicodec": roundtrip(mini, mini_enc, piece, seed),
             "minicodec stage 1": scalar_roundtrip(mini.scalar_model, piece),
             "random codec": roundtrip(rand, rand_enc, piece, seed),
             "other piece": same_loudness(piece, audio[(i + 1) % len(audio)]),
@@ -93,17 +73,11 @@ def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: st
             from heartcodec_lab.evaluate.plots import spectrogram_comparison
 
             # the random codec is left out: its loud noise would set the colour scale for all panels
-            panels = {"original (held-out)": piece} | {k: outs[k] for k in ("minicodec", "minicodec stage 1")}
+            panels = {"original (held-out)": piece, "minicodec": roundtrip(mini, mini_enc, piece, seed),
+                      "minicodec stage 1": outs["minicodec stage 1"]}
             spectrogram_comparison(panels, SR, plot, title="held-out piece: original and reconstructions")
-    table = {name: {m: sum(r[m] for r in rs) / len(rs) for m in METRICS} for name, rs in rows.items()}
-    if extra:
-        from heartcodec_lab.evaluate.metrics.agreement import match_rates, sum_match_counts
-
-        for name, counts in agreement.items():
-            rates = match_rates(sum_match_counts(counts))
-            table[name]["match_rate"] = rates["match_rate"]
-            table[name]["match_rate_first_k"] = rates["match_rate_first_k"]
-    return table
+    baselines = {name: mean_metrics(rs) for name, rs in rows.items()}
+    return {"minicodec": scored.pop("minicodec"), **baselines, **scored}
 
 
 def main() -> None:
@@ -124,15 +98,12 @@ def main() -> None:
     projections = dict(item.split("=", 1) for item in a.projection)
     table = run(a.pieces, a.seconds, a.codec, a.encoder, a.seed, a.plot, projections)
     print(f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs), {time.time() - t0:.0f} s")
-    print(f"| {'':18} | " + " | ".join(f"{m:>17}" for m in METRICS) + " |")
-    print(f"| {'-' * 18} | " + " | ".join("-" * 17 for _ in METRICS) + " |")
-    for name, row in table.items():
-        print(f"| {name:18} | " + " | ".join(f"{row[m]:17.3f}" for m in METRICS) + " |")
-    for name, row in table.items():
-        if "match_rate" in row:
-            levels = " ".join(f"{r:.2f}" for r in row["match_rate"])
-            print(f"{name}: token match with the true encoder per level [{levels}], first quantizer "
-                  f"{row['match_rate'][0]:.3f}, all 8 {row['match_rate_first_k'][-1]:.3f}")
+    print(markdown_table(["", *METRIC_HEADER], [[name, *metric_cells(row)] for name, row in table.items()]))
+    if projections:
+        print("\ntoken agreement with the true encoder, per level (each on its own) and all 8 exact:")
+        print(markdown_table(["", *agreement_header()],
+                             [[name, *agreement_cells(row["agreement"])] for name, row in table.items()
+                              if "agreement" in row]))
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(table, fh, indent=2)

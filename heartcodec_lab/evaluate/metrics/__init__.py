@@ -1,6 +1,12 @@
 """Metrics, each implemented once: codebook usage, reconstruction, token agreement."""
 
-from heartcodec_lab.evaluate.metrics.agreement import match_counts, match_rates, sum_match_counts, token_agreement
+from heartcodec_lab.evaluate.metrics.agreement import (
+    level_agreement,
+    match_counts,
+    match_rates,
+    sum_match_counts,
+    token_agreement,
+)
 from heartcodec_lab.evaluate.metrics.audio import (
     LogMelParams,
     MstftParams,
@@ -25,6 +31,7 @@ __all__ = [
     "codebook_usage",
     "count_codes",
     "entropy_bits",
+    "level_agreement",
     "log_mel_l1",
     "loudness_diff_lu",
     "loudness_lufs",

@@ -58,3 +58,18 @@ def sum_match_counts(items: list[dict]) -> dict:
         "per_quantizer": np.sum([c["per_quantizer"] for c in items], axis=0).tolist(),
         "first_k": np.sum([c["first_k"] for c in items], axis=0).tolist(),
     }
+
+
+def level_agreement(pairs) -> dict:
+    """Per-level agreement of an encoder with a reference over several items, frame-weighted.
+
+    ``pairs``: ``(tokens [Q, T], reference [Q, T'])`` per item (common frames only). Returns
+    ``frames`` (all items), ``per_level`` ``[Q]`` (share of frames where level q agrees, each level
+    on its own) and ``all_levels`` (share of frames where all Q levels agree: the exact token).
+    """
+    counts = [match_counts(tokens, reference) for tokens, reference in pairs]
+    if not counts:
+        raise ValueError("no token pairs to compare")
+    rates = match_rates(sum_match_counts(counts))
+    return {"frames": sum(c["frames"] for c in counts), "per_level": rates["match_rate"],
+            "all_levels": rates["match_rate_first_k"][-1]}
