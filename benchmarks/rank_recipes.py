@@ -167,7 +167,8 @@ def ranking_markdown(scores: dict[str, dict], records: dict[str, dict]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     codec_default, encoder_default = shipped_miniature_dirs()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--codec", type=Path, default=codec_default, help="frozen codec folder (default: the shipped miniature)")
+    p.add_argument("--codec", type=Path, default=codec_default,
+                   help="frozen codec folder (default: the shipped miniature)")
     p.add_argument("--encoder", type=Path, default=encoder_default, help="its true encoder (default: the shipped one)")
     p.add_argument("--steps", type=int, required=True, help="training steps per recipe")
     p.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), help="experiments of conf/experiment/")
@@ -180,7 +181,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--piece-seconds", type=float, default=8.0)
     p.add_argument("--warmup", type=int, default=None, help="learning-rate warm-up steps (default: steps / 10)")
     p.add_argument("--ckpt-every", type=int, default=None, help="checkpoint interval (default: max(50, steps / 10))")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra train.py override, every recipe")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra train.py override, every recipe")
     p.add_argument("--pieces", type=int, default=4, help="held-out pieces")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each held-out piece")
     p.add_argument("--quiet", action="store_true", help="training output to <run>/console.log instead of the terminal")

@@ -67,8 +67,8 @@ def test_ranking_table_has_per_level_columns_and_budget(rank):
     agree = {"frames": 40, "per_level": [0.5, 0.25] + [0.0] * 6, "all_levels": 0.0}
     full = {"frames": 40, "per_level": [1.0] * 8, "all_levels": 1.0}
     metrics = {"chroma_similarity": 0.5, "onset_correlation": 0.875, "log_mel_l1": 1.25, "mstft_distance": 2.0}
-    table = rank.ranking_markdown({"true encoder": {**metrics, "agreement": full}, "flow": {**metrics, "agreement": agree}},
-                                  {"flow": {"global_step": 100, "cpu_s": 90.0}})
+    scores = {"true encoder": {**metrics, "agreement": full}, "flow": {**metrics, "agreement": agree}}
+    table = rank.ranking_markdown(scores, {"flow": {"global_step": 100, "cpu_s": 90.0}})
     header, rule, truth, flow = table.splitlines()
     cells = [c.strip() for c in flow.strip("|").split("|")]
     assert [c.strip() for c in header.strip("|").split("|")][:4] == ["recipe", "steps", "CPU min", "q0 %"]
@@ -87,7 +87,8 @@ def test_overrides_distil_the_true_encoder_and_the_folder_tracks_settings(rank, 
     folder = rank.run_folder(tmp_path, "flow", 300, flow, weights)
     assert folder == rank.run_folder(tmp_path, "flow", 300, list(flow), dict(weights))
     assert folder != rank.run_folder(tmp_path, "flow", 300, flow, {"codec": "other", "encoder": "b"})
-    more = rank.recipe_overrides("flow", Path("/c"), Path("/e"), rank.parse_args(["--steps", "300", "--set", "loss.flow.weight=2"]))
+    heavier = rank.parse_args(["--steps", "300", "--set", "loss.flow.weight=2"])
+    more = rank.recipe_overrides("flow", Path("/c"), Path("/e"), heavier)
     assert folder != rank.run_folder(tmp_path, "flow", 300, more, weights)
 
 
@@ -142,7 +143,8 @@ def test_rank_recipes_trains_three_recipes_and_scores_them_with_the_true_encoder
         agreement = scores[recipe]["agreement"]
         # 4 s at 12.5 Hz (the encoders pad the last frame): the same frames as the true encoder's
         assert agreement["frames"] == scores["true encoder"]["agreement"]["frames"] in (50, 51)
-        assert all(0 <= r <= 1 for r in agreement["per_level"]) and agreement["all_levels"] <= min(agreement["per_level"])
+        assert all(0 <= r <= 1 for r in agreement["per_level"])
+        assert agreement["all_levels"] <= min(agreement["per_level"])
         assert all(math.isfinite(scores[recipe][m]) for m in ("log_mel_l1", "mstft_distance"))
     assert "teacher.kind=projection" in result["records"]["distill"]["overrides"]
     # three differently trained projections decode to different audio
