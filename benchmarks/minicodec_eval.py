@@ -66,9 +66,9 @@ def load_miniature(codec_dir: str | None = None, encoder_dir: str | None = None)
 
 def shipped_miniature_dirs() -> tuple[Path, Path]:
     """(codec folder, true-encoder folder) of the miniature shipped in the package."""
-    from heartcodec_lab.codec.miniature import ASSETS_DIR
+    from heartcodec_lab.codec.miniature import shipped_codec_dir, shipped_encoder_dir
 
-    return Path(ASSETS_DIR) / "codec", Path(ASSETS_DIR) / "encoder"
+    return Path(shipped_codec_dir()), Path(shipped_encoder_dir())
 
 
 @torch.no_grad()

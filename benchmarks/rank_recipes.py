@@ -186,6 +186,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pieces", type=int, default=4, help="held-out pieces")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each held-out piece")
     p.add_argument("--quiet", action="store_true", help="training output to <run>/console.log instead of the terminal")
+    p.add_argument("--train-only", action="store_true", help="train (or skip) the recipes, score nothing")
     return p.parse_args(argv)
 
 
@@ -198,6 +199,8 @@ def main(argv: list[str] | None = None) -> dict:
         overrides = recipe_overrides(recipe, codec_dir, encoder_dir, a)
         runs[recipe] = run_folder(out, recipe, a.steps, overrides, weights)
         records[recipe] = train_recipe(recipe, runs[recipe], overrides, a.threads, a.quiet)
+    if a.train_only:
+        return {"runs": {r: str(p) for r, p in runs.items()}, "records": records}
     import torch
 
     torch.set_num_threads(a.threads)
