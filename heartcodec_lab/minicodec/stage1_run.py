@@ -20,7 +20,7 @@ from .stage1 import Stage1Loss, autoencode, lsuv_init, rescale_latents
 @dataclass
 class Stage1Settings:
     width: int = 8
-    steps: int = 3000
+    steps: int = 8000
     schedule_steps: int = 0  # length of the cosine learning-rate schedule; 0 = steps
     batch: int = 8
     segment_frames: int = 12  # 12 x 1920 samples = 0.48 s
@@ -37,7 +37,7 @@ class Stage1Settings:
     w_sc: float = 1.0  # spectral convergence inside the STFT loss
     w_pitch: float = 0.0  # long-window log-STFT below 4 kHz ...
     pitch_from_step: int = 0  # ... from this step on
-    w_readout: float = 0.0  # latents -> semitone log-spectrum readout (the encoder must carry pitch)
+    w_readout: float = 2.0  # latents -> semitone log-spectrum readout (the encoder must carry pitch); 0 = off
     n_pieces: int = 48
     piece_seconds: float = 8.0
     seed: int = 0

@@ -21,7 +21,7 @@ from .stage2 import Stage2Loss, build_true_encoder
 class Stage2Settings:
     width: int = 8  # must match stage 1
     codebook_dim: int = 8  # 16 would cost 2 MB more in the package
-    steps: int = 2000
+    steps: int = 1000
     schedule_steps: int = 0  # length of the cosine learning-rate schedule; 0 = steps
     batch: int = 16
     segment_frames: int = 64  # latent frames (2.56 s), 32 token frames
