@@ -12,6 +12,8 @@ flight are held in memory.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -154,6 +156,7 @@ class _Assembler:
         try:
             with torch.no_grad():
                 codes = self.encoder.quantize(features()).cpu()  # [B, 8, F]
+            trim_heap()
         except Exception as err:  # e.g. out of memory: fail these files, keep going
             last = traceback.format_exception_only(type(err), err)[-1].strip()
             for i in dict.fromkeys(i for i, _, _ in entries):
@@ -177,6 +180,26 @@ class _Assembler:
             n_frames = enc.num_frames(info.native_samples, enc.native_sample_rate)
             tokens = torch.cat([p.chunks[k] for k in range(p.n_chunks)], dim=1)[:, :n_frames]
             yield FileResult(i, self.items[i], tokens=tokens, info=info, sha256=sha)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+def trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Called after every encoded batch: a chunk's activations are freed and re-allocated in
+    slightly different places each time, and without the trim glibc keeps the freed pages
+    resident, so peak RSS crept up with file length (+0.36 GiB for 20 minutes against 1).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def tokenize_stream(
