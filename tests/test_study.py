@@ -65,17 +65,32 @@ def test_compare_step_writes_the_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_study_end_to_end_on_embedded_defaults(songs, tmp_path):
+@pytest.mark.parametrize("codec_path, reference", [("embedded:random", "official"), (None, "minicodec")])
+def test_study_end_to_end_on_embedded_defaults(songs, tmp_path, codec_path, reference):
     out = tmp_path / "study"
+    codec = [f"codec.path={codec_path}"] if codec_path else []  # None: the default (the miniature)
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("study", overrides=[f"audio_dir={songs}", f"out_dir={out}", "codec.path=embedded:random",
-                                          *TINY_BUDGET])
+        cfg = compose("study", overrides=[f"audio_dir={songs}", f"out_dir={out}", *codec, *TINY_BUDGET])
     report = run_study(cfg).read_text()
     for recipe in ("conv1d", "flow", "distill"):
         assert (out / "train" / recipe / "projection").is_dir()
         assert f"| {recipe} |" in report
     summary = json.loads((out / "eval" / "summary.json").read_text())
-    assert set(summary["encoders"]) == {"official", "conv1d", "flow", "distill"}
+    assert set(summary["encoders"]) == {reference, "conv1d", "flow", "distill"}
     assert len(summary["encoders"]["distill"]["agreement"]["match_rate"]) == 8
     assert summary["encoders"]["conv1d"]["music"]["chroma_similarity"]["n"] == 1
     assert (out / "plots" / "agreement_per_quantizer.png").is_file() and (out / "eval" / "report.md").is_file()
+
+
+def test_reference_encoder_is_the_codecs_own_without_an_official_path():
+    from heartcodec_lab.study.run import reference_encoder
+
+    def ref(codec_path, official):
+        return reference_encoder(OmegaConf.create({"codec": {"path": codec_path}, "official_encoder": official}))
+
+    # the default codec is measured against its true encoder, never against a random tiny vqv12
+    assert ref(None, None) == {"name": "minicodec", "kind": "minicodec", "path": None}
+    assert ref("embedded:minicodec", None)["kind"] == "minicodec"
+    assert ref("embedded:random", None) == {"name": "official", "kind": "official", "path": None}
+    assert ref(None, "/ckpt/enc") == {"name": "official", "kind": "official", "path": "/ckpt/enc"}
+    assert ref("/ckpt/codec", "/ckpt/enc")["path"] == "/ckpt/enc"

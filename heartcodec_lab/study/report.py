@@ -69,7 +69,7 @@ def _agreement_plot(encoders: dict, path: Path) -> bool:
             ax.plot(range(len(rates)), rates, marker="o", label=name)
             drawn = True
     ax.set_xlabel("quantizer")
-    ax.set_ylabel("token match rate with the official encoder")
+    ax.set_ylabel("token match rate with the reference encoder")
     ax.set_ylim(0, 1)
     if drawn:
         ax.legend(fontsize=8)
@@ -88,6 +88,15 @@ def _speed_plot(speed: dict[str, float], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def _reference_text(cfg) -> str:
+    from .run import reference_encoder
+
+    ref = reference_encoder(cfg)
+    if ref["kind"] == "minicodec":
+        return "the miniature's true encoder (`minicodec`, embedded)"
+    return f"official, `{ref['path'] or 'embedded tiny (random weights)'}`"
+
+
 def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dict, n_train: int,
                        n_heldout: int) -> Path:
     encoders = evaluation.get("encoders", {})
@@ -95,8 +104,8 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
     speed = encode_speed(items)
     parts = ["# Encoder study\n", f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}. "
              f"Audio: `{cfg.audio_dir}` ({n_train} training files, {n_heldout} held out in `heldout/`). "
-             f"Codec: `{cfg.codec.get('path') or 'embedded miniature (codec.path=null)'}`; official encoder: "
-             f"`{cfg.get('official_encoder') or 'embedded tiny (random weights)'}`. Training budget: "
+             f"Codec: `{cfg.codec.get('path') or 'embedded miniature (codec.path=null)'}`; reference encoder: "
+             f"{_reference_text(cfg)}. Training budget: "
              f"{int(cfg.budget.max_steps)} steps per recipe.\n"]
     rows = [[r, _fmt(s.get("global_step")), _fmt(s.get("seconds")),
              _fmt(s.get("metrics", {}).get("train/loss/total")), _fmt(s.get("metrics", {}).get("val/loss/total")),
@@ -106,7 +115,7 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
     rows = [[name] + [_fmt(_get(block, path)) for _, path, _ in HEADLINE] + [_fmt(speed.get(name))]
             for name, block in encoders.items()]
     parts += ["## Held-out comparison\n",
-              "Agreement: token match rate with the official encoder (q0 = first quantizer; mean over the 8). "
+              "Agreement: token match rate with the reference encoder (q0 = first quantizer; mean over the 8). "
               "Reconstruction and music metrics: original vs detokenized tokens. wer/cer: transcript of the "
               "reconstruction vs that of the original (when `evaluate.lyrics.enabled`). Speed: seconds of audio "
               "tokenized per second (higher is faster).\n", _table(header, rows)]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from heartcodec_lab.codec.checkpoints import embedded_codec_name
 from heartcodec_lab.study.report import write_study_report
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,16 @@ def split_folder(audio_dir: str | Path, out: Path, heldout_fraction: float, exte
     return train, heldout
 
 
+def reference_encoder(cfg: DictConfig) -> dict:
+    """The study's yardstick (and distillation teacher): the official encoder at ``official_encoder``;
+    without one, the default codec's own true encoder (a random tiny vqv12 would measure nothing),
+    or the random tiny official encoder when the codec is ``embedded:random``."""
+    path = cfg.get("official_encoder")
+    if not path and embedded_codec_name(cfg.codec.get("path")) == "minicodec":
+        return {"name": "minicodec", "kind": "minicodec", "path": None}
+    return {"name": "official", "kind": "official", "path": path}
+
+
 def _train_recipe(cfg: DictConfig, recipe: str, out: Path, codec) -> dict:
     from heartcodec_lab.training.run import compose_config, train
 
@@ -74,8 +85,9 @@ def _train_recipe(cfg: DictConfig, recipe: str, out: Path, codec) -> dict:
                  f"trainer.max_steps={int(cfg.budget.max_steps)}"]
     if cfg.codec.get("path"):
         overrides.append(f"codec.path={cfg.codec.path}")
-    if recipe == "distill":  # the study distills from the official encoder, whatever the codec
-        overrides += ["teacher=official", f"teacher.path={cfg.official_encoder or 'null'}"]
+    if recipe == "distill":  # the study distills from its reference encoder
+        ref = reference_encoder(cfg)
+        overrides += [f"teacher={ref['kind']}", f"teacher.path={ref['path'] or 'null'}"]
     overrides += list(cfg.budget.get("overrides") or [])
     overrides += list((cfg.get("recipe_overrides") or {}).get(recipe) or [])
     start = time.perf_counter()
@@ -88,11 +100,11 @@ def _train_recipe(cfg: DictConfig, recipe: str, out: Path, codec) -> dict:
 def _evaluate(cfg: DictConfig, out: Path, trained: dict[str, dict]) -> dict:
     from heartcodec_lab.evaluate import run_evaluation
 
-    encoders = [{"name": "official", "kind": "official", "path": cfg.get("official_encoder")}]
-    encoders += [{"name": r, "kind": "projection", "path": s["projection_export"]} for r, s in trained.items()]
+    ref = reference_encoder(cfg)
+    encoders = [ref] + [{"name": r, "kind": "projection", "path": s["projection_export"]} for r, s in trained.items()]
     ev = OmegaConf.to_container(cfg.evaluate, resolve=True)
     ev.update({"audio_dir": str(out / "heldout"), "out_dir": str(out / "eval"), "encoders": encoders,
-               "reference": "official", "codec": OmegaConf.to_container(cfg.codec, resolve=True),
+               "reference": ref["name"], "codec": OmegaConf.to_container(cfg.codec, resolve=True),
                "transcriber": OmegaConf.to_container(cfg.transcriber, resolve=True),
                "label": "study", "resume": bool(cfg.get("resume", True))})
     return run_evaluation(_evaluation_config(ev))
