@@ -68,13 +68,10 @@ def train_stage1(s: Stage1Settings, run_dir: Path, progress: bool = True, max_se
     (run_dir / "stage1_settings.json").write_text(json.dumps(asdict(s), indent=2))
     model, sampler = build_stage1(s, initialise=not (run_dir / "stage1.pt").is_file())
     model.train()
-    rng = torch.get_rng_state()  # the readout's init (if any) must not shift the training RNG stream
-    torch.manual_seed(s.seed + 3)
-    loss_fn = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc, w_readout=s.w_readout)
-    loss_pitch = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc, w_pitch=s.w_pitch)
-    loss_pitch.readout = loss_fn.readout
-    loss_pitch.w["readout"] = s.w_readout
-    torch.set_rng_state(rng)
+    with torch.random.fork_rng(devices=[]):  # the readout's init must not shift the training RNG stream
+        torch.manual_seed(s.seed + 3)
+        loss_fn = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc,
+                             w_readout=s.w_readout)
     modules = {"model": model} | ({"readout": loss_fn.readout} if loss_fn.readout is not None else {})
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=s.lr, betas=(0.8, 0.99), weight_decay=0.0)
@@ -85,7 +82,8 @@ def train_stage1(s: Stage1Settings, run_dir: Path, progress: bool = True, max_se
             g["lr"] = learning_rate(s, i)
         audio = sampler()
         recon, pre_tanh = autoencode(model, audio, "noise" if i < s.noise_steps else "round")
-        return (loss_pitch if s.w_pitch and i >= s.pitch_from_step else loss_fn)(recon, audio, pre_tanh)
+        loss_fn.w["pitch"] = s.w_pitch if i >= s.pitch_from_step else 0.0  # the pitch term is off until then
+        return loss_fn(recon, audio, pre_tanh)
 
     def evaluate(done: int) -> dict:
         res = stage1_probe(model, pieces)
