@@ -33,7 +33,7 @@ def prepare(cfg) -> None:
     if sum(sources) != 1:
         raise TestFolderError("give exactly one of conditions=[DIR,...], encoders=[{name, kind, path}, ...] "
                               "or evaluation=RUN_DIR")
-    conditions = OmegaConf.to_container(cfg.conditions, resolve=True)
+    conditions = OmegaConf.to_container(cfg.conditions, resolve=True) if cfg.conditions else None
     reference, excerpted = cfg.reference, False
     if cfg.evaluation:
         run_reference, conditions = conditions_from_evaluation(cfg.evaluation)

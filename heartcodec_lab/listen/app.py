@@ -9,8 +9,8 @@ JSON API (every error is ``{"error": message}`` with a 4xx status and changes no
 * ``GET /api/trials?listener=ID`` -> ``{"listener", "total", "done", "trials": [{"id", "position", "reference",
   "conditions": [stimulus id, ...], "done"}]}`` in this listener's order (hidden reference and anchors included)
 * ``POST /api/rating`` ``{"listener", "trial", "condition", "score"}`` -> 201 (one rating)
-* ``POST /api/trial`` ``{"listener", "trial", "ratings": {condition id: score, ...}}`` -> 201 (a whole trial,
-  every condition, in one transaction: what the page sends)
+* ``POST /api/trial`` ``{"listener", "trial", "ratings": {condition id: score, ...}}`` -> 201 (the rest of a
+  trial: with what is stored, every condition; one transaction; what the page sends)
 * ``GET /audio/{id}`` -> the stimulus WAV
 
 With a token, every request needs it: ``?token=T``, header ``X-Listen-Token: T`` or the cookie the pages set.
@@ -205,9 +205,10 @@ class ListeningApp:
             if not isinstance(score, (int, float)) or isinstance(score, bool):
                 raise ApiError(400, f"score of {stimulus[:40]!r} must be a number")
             rows.append((self._condition(trial["id"], stimulus), stimulus, self._score(score)))
-        missing = len(trial["stimuli"]) - len(rows)
+        stored = (await run_in_threadpool(self.store.rated, listener)).get(trial["id"], set())
+        missing = set(trial["stimuli"]) - {name for name, _, _ in rows} - stored
         if missing:
-            raise ApiError(422, f"trial {trial['id']}: {missing} condition(s) not rated; rate every one")
+            raise ApiError(422, f"trial {trial['id']}: {len(missing)} condition(s) not rated; rate every one")
         await run_in_threadpool(self.store.add_ratings, listener, trial["id"], rows)
         return JSONResponse({"stored": len(rows)}, status_code=201)
 

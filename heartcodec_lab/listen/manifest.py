@@ -28,6 +28,8 @@ HIDDEN_REFERENCE = "hidden_reference"
 class TestFolderError(ValueError):
     """A listening-test folder that cannot be used (missing, incomplete or changed since it was prepared)."""
 
+    __test__ = False  # not a pytest test class
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
