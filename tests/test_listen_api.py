@@ -8,12 +8,12 @@ import sqlite3
 import pytest
 
 pytest.importorskip("starlette", reason="needs the listen extra (starlette, httpx)")
-from starlette.testclient import TestClient  # noqa: E402
+from listen_helpers import make_test
+from starlette.testclient import TestClient
 
-from heartcodec_lab.listen import Manifest  # noqa: E402
-from heartcodec_lab.listen.app import create_app  # noqa: E402
-from heartcodec_lab.listen.manifest import TestFolderError  # noqa: E402
-from listen_helpers import make_test  # noqa: E402
+from heartcodec_lab.listen import Manifest
+from heartcodec_lab.listen.app import create_app
+from heartcodec_lab.listen.manifest import TestFolderError
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +37,14 @@ def _rows(test) -> int:
 
 def _start(client) -> tuple[str, list[dict]]:
     listener = client.post("/api/listeners", json={"name": "ann"}).json()["listener"]
-    return listener, client.get("/api/trials", params={"listener": listener}).json()["trials"]
+    return listener, client.get("/api/trials", params={"listener": listener}).json()
 
 
 def test_trials_give_each_listener_a_stable_order_with_every_condition(fresh):
     client = TestClient(create_app(fresh))
     manifest = Manifest(fresh)
     first, trials = _start(client)
-    assert client.get("/api/trials", params={"listener": first}).json()["trials"] == trials  # a reload: same order
+    assert client.get("/api/trials", params={"listener": first}).json() == trials  # a reload: same order
     assert sorted(t["id"] for t in trials) == ["t001", "t002"]
     for trial in trials:
         names = sorted(manifest.condition_of(trial["id"], s) for s in trial["conditions"])
@@ -58,24 +58,29 @@ def test_ratings_are_stored_and_a_restarted_server_resumes(fresh):
     client = TestClient(create_app(fresh))
     listener, trials = _start(client)
     first = trials[0]
-    response = client.post("/api/rating", json={"listener": listener, "trial": first["id"],
-                                                "condition": first["conditions"][0], "score": 42.5})
+    response = client.post(
+        "/api/rating",
+        json={"listener": listener, "trial": first["id"], "condition": first["conditions"][0], "score": 42.5},
+    )
     assert response.status_code == 201
     rest = {s: 70 for s in first["conditions"][1:]}
-    assert client.post("/api/trial", json={"listener": listener, "trial": first["id"],
-                                           "ratings": rest}).status_code == 201
+    assert (
+        client.post("/api/trial", json={"listener": listener, "trial": first["id"], "ratings": rest}).status_code == 201
+    )
     assert _rows(fresh) == len(first["conditions"])
     # a new app on the same folder (a restarted server): the first trial is done, the page goes on at the second
     again = TestClient(create_app(fresh))
     state = again.get("/api/trials", params={"listener": listener}).json()
-    assert state["done"] == 1 and [t["done"] for t in state["trials"]] == [True, False]
+    assert [t["done"] for t in state] == [True, False] and [t["position"] for t in state] == [1, 2]
     redirect = again.get(f"/listen/{listener}", follow_redirects=False)
     assert redirect.status_code == 303 and redirect.headers["location"] == f"/listen/{listener}/2"
     page = again.get(f"/listen/{listener}/2")
     assert page.status_code == 200 and 'data-position="2"' in page.text and "Trial 2 of 2" in page.text
-    second = state["trials"][1]
-    again.post("/api/trial", json={"listener": listener, "trial": second["id"],
-                                   "ratings": {s: 10 for s in second["conditions"]}})
+    second = state[1]
+    again.post(
+        "/api/trial",
+        json={"listener": listener, "trial": second["id"], "ratings": {s: 10 for s in second["conditions"]}},
+    )
     assert again.get(f"/listen/{listener}", follow_redirects=False).headers["location"] == f"/thanks/{listener}"
 
 
@@ -94,8 +99,8 @@ def test_bad_requests_are_refused_with_a_message_and_change_nothing(fresh, test_
         (dict(good, trial="t999"), 404, "unknown trial"),
         (dict(good, trial="../manifest.json"), 404, "unknown trial"),
         (dict(good, condition=other["conditions"][0]), 404, "unknown condition"),  # a stimulus of another trial
-        (dict(good, condition=trial["reference"]), 404, "unknown condition"),      # the labelled reference
-        (dict(good, condition="hidden_reference"), 404, "unknown condition"),     # names are not ids
+        (dict(good, condition=trial["reference"]), 404, "unknown condition"),  # the labelled reference
+        (dict(good, condition="hidden_reference"), 404, "unknown condition"),  # names are not ids
         (dict(good, listener="0123456789ab"), 404, "unknown listener"),
         (good, 409, "duplicate"),
         (dict(good, extra=1), 400, "unexpected field"),
@@ -111,18 +116,24 @@ def test_bad_requests_are_refused_with_a_message_and_change_nothing(fresh, test_
     assert client.post("/api/rating", content=b" " * 70000).status_code == 413
     # a whole trial is all or nothing: one bad score, a missing condition or a duplicate refuses every rating
     full = {s: 60 for s in other["conditions"]}
-    for ratings, status in [({**full, other["conditions"][2]: 150}, 422),
-                            (dict(list(full.items())[:-1]), 422),
-                            ({**full, trial["conditions"][0]: 10}, 404)]:
+    for ratings, status in [
+        ({**full, other["conditions"][2]: 150}, 422),
+        (dict(list(full.items())[:-1]), 422),
+        ({**full, trial["conditions"][0]: 10}, 404),
+    ]:
         response = client.post("/api/trial", json={"listener": listener, "trial": other["id"], "ratings": ratings})
         assert response.status_code == status and response.json()["error"]
     rest = {s: 50 for s in trial["conditions"][1:]}
-    for ratings, status in [({**rest, trial["conditions"][0]: 50}, 409),   # the first is already stored
-                            (dict(list(rest.items())[:-1]), 422)]:         # one condition left unrated
+    for ratings, status in [
+        ({**rest, trial["conditions"][0]: 50}, 409),  # the first is already stored
+        (dict(list(rest.items())[:-1]), 422),
+    ]:  # one condition left unrated
         response = client.post("/api/trial", json={"listener": listener, "trial": trial["id"], "ratings": ratings})
         assert response.status_code == status and response.json()["error"]
     assert _rows(fresh) == before
-    assert client.post("/api/trial", json={"listener": listener, "trial": trial["id"], "ratings": rest}).status_code == 201
+    assert (
+        client.post("/api/trial", json={"listener": listener, "trial": trial["id"], "ratings": rest}).status_code == 201
+    )
     assert _rows(fresh) == before + len(rest)
 
 
@@ -133,8 +144,16 @@ def test_audio_is_served_only_by_manifest_id(fresh):
     response = client.get(f"/audio/{stim.id}")
     assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
     assert response.content == stim.path.read_bytes()
-    for bad in ["../manifest.json", "..%2Fmanifest.json", "%2e%2e%2fmanifest.json", "stimuli/t001/noisy.wav",
-                "hidden_reference", stim.id.upper(), stim.id + "0", "/etc/passwd"]:
+    for bad in [
+        "../manifest.json",
+        "..%2Fmanifest.json",
+        "%2e%2e%2fmanifest.json",
+        "stimuli/t001/noisy.wav",
+        "hidden_reference",
+        stim.id.upper(),
+        stim.id + "0",
+        "/etc/passwd",
+    ]:
         response = client.get(f"/audio/{bad}")
         assert response.status_code == 404, bad
         assert b"RIFF" not in response.content and b"format_version" not in response.content

@@ -17,8 +17,10 @@ import pytest
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 pytestmark = [
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs Debian's chromium and chromium-driver (./run setup-browser)"),
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="needs Debian's chromium and chromium-driver (./run setup-browser)",
+    ),
     pytest.mark.timeout(300),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
@@ -36,7 +38,8 @@ def _free_port() -> int:
 
 def _serve(test: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "heartcodec_lab.cli.listen", "serve", f"test={test}", f"port={port}"]
-    proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -56,32 +59,46 @@ def _browser():
 
     options = Options()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=900,760"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--mute-audio",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=900,760",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
 def _wait(driver, condition, what: str, seconds: float = 30):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, seconds).until(lambda d: condition(d), message=what)
+    # a page may be replaced between finding an element and reading it (navigation): look again
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, seconds, ignored_exceptions=ignored).until(condition, message=what)
 
 
 def _rate_trial(driver, manifest, shot: Path | None = None) -> str:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    _wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", "trial page ready")
+    _wait(driver, lambda d: d.execute_script("return document.body.dataset.ready") == "1", "trial page ready")
     heading = driver.find_element(By.TAG_NAME, "h1").text
     next_button = driver.find_element(By.ID, "next")
     assert not next_button.is_enabled(), "Next must wait until every slider is moved"
     # the stimuli load and play: the reference, then a condition (switching keeps the position)
     buttons = driver.find_elements(By.CSS_SELECTOR, "button.play")
     assert len(buttons) == 1 + len(PLAN)
-    _wait(driver, lambda d: d.execute_script(
-        "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1 && a.duration > 1)"),
-        "every stimulus loaded (a WAV the browser decodes)")
+    _wait(
+        driver,
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1 && a.duration > 1)"
+        ),
+        "every stimulus loaded (a WAV the browser decodes)",
+    )
     buttons[0].click()
     _wait(driver, lambda d: d.execute_script("return !document.querySelectorAll('audio')[0].paused"), "reference plays")
     buttons[1].click()
@@ -110,9 +127,18 @@ def test_mushra_in_chromium_with_a_killed_server(tmp_path):
     write_synth_folder(tmp_path / "clips", n=2, seconds=2.0, seed=3)
     test = tmp_path / "test"
     # the embedded default: the miniature codec with its true encoder, and an untrained projection
-    main(["prepare", f"reference={tmp_path / 'clips'}", f"output={test}", "excerpt.seconds=1.5", "threads=1",
-          "detokenize.num_steps=2", "title=Browser test",
-          "encoders=[{name: minicodec, kind: minicodec, path: null},{name: untrained, kind: projection, path: null}]"])
+    main(
+        [
+            "prepare",
+            f"reference={tmp_path / 'clips'}",
+            f"output={test}",
+            "excerpt.seconds=1.5",
+            "threads=1",
+            "detokenize.num_steps=2",
+            "title=Browser test",
+            "encoders=[{name: minicodec, kind: minicodec, path: null},{name: untrained, kind: projection, path: null}]",
+        ]
+    )
     manifest = Manifest(test)
     assert manifest.conditions == ["hidden_reference", "anchor_3500hz", "anchor_7000hz", "minicodec", "untrained"]
     port, log = _free_port(), tmp_path / "server.log"

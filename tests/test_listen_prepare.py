@@ -10,11 +10,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from listen_helpers import make_sources
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.listen import Manifest, TestFolderError, conditions_from_evaluation, prepare_test
+from heartcodec_lab.listen import (
+    Manifest,
+    TestFolderError,
+    conditions_from_evaluation,
+    prepare_test,
+)
 from heartcodec_lab.listen.signal import integrated_loudness
-from listen_helpers import make_sources
 
 SR = 48000
 
@@ -47,7 +52,7 @@ def test_manifest_lists_every_stimulus_with_its_hash(prepared):
     data = json.loads((prepared / "manifest.json").read_text())
     assert data["settings"]["anchors_hz"] == [3500.0, 7000.0] and data["skipped"] == []
     for trial in manifest.trials:
-        for name, entry in trial["stimuli"].items():
+        for entry in trial["stimuli"].values():
             audio, rate, subtype = _read(prepared / entry["file"])
             assert (rate, subtype, audio.shape) == (SR, "PCM_16", (2, int(1.2 * SR)))
             assert abs(audio[:, 0]).max() < 1e-3  # faded in
@@ -59,12 +64,13 @@ def test_stimuli_are_loudness_matched_and_the_excerpt_is_the_same_span(prepared,
     files = {name: _read(prepared / e["file"])[0] for name, e in trial["stimuli"].items()}
     levels = {name: integrated_loudness(x, SR) for name, x in files.items()}
     assert max(levels.values()) - min(levels.values()) < 0.3, levels
-    assert trial["stimuli"]["quiet"]["gain_db"] == pytest.approx(trial["stimuli"]["hidden_reference"]["gain_db"] + 6.02,
-                                                                abs=0.05)
+    assert trial["stimuli"]["quiet"]["gain_db"] == pytest.approx(
+        trial["stimuli"]["hidden_reference"]["gain_db"] + 6.02, abs=0.05
+    )
     # the reference at -6 dB, matched back: the same samples as the hidden reference (16-bit rounding apart)
     assert (files["quiet"] - files["hidden_reference"]).abs().max() < 3 / 32768
     # the hidden reference is the reference's span from 0.2 s, scaled by the recorded gain (away from the fades)
-    ref = _read(sources[0] / "song_0.flac")[0][:, int(0.2 * SR): int(1.4 * SR)]
+    ref = _read(sources[0] / "song_0.flac")[0][:, int(0.2 * SR) : int(1.4 * SR)]
     gain = 10 ** (trial["stimuli"]["hidden_reference"]["gain_db"] / 20)
     mid = slice(SR // 10, SR)
     assert torch.allclose(files["hidden_reference"][:, mid], ref[:, mid] * gain, atol=3 / 32768)
@@ -78,11 +84,12 @@ def test_anchors_are_the_reference_low_passed(prepared, name, cutoff):
     freqs = np.fft.rfftfreq(anchor.shape[-1], 1 / SR)
     a, r = (np.abs(np.fft.rfft(x.numpy(), axis=-1)) ** 2 for x in (anchor, ref))
     above, below = freqs > cutoff + 100, freqs < cutoff - 200
-    assert a[:, above].sum() < 1e-5 * a.sum()                      # nothing left above the cut-off
-    assert r[:, above].sum() > 1e-3 * r.sum()                      # where the reference has energy
-    ratio = a[:, below].sum() / r[:, below].sum()                  # below it: the reference, gain apart
-    assert ratio == pytest.approx(10 ** ((trial["stimuli"][name]["gain_db"]
-                                          - trial["stimuli"]["hidden_reference"]["gain_db"]) / 10), rel=0.05)
+    assert a[:, above].sum() < 1e-5 * a.sum()  # nothing left above the cut-off
+    assert r[:, above].sum() > 1e-3 * r.sum()  # where the reference has energy
+    ratio = a[:, below].sum() / r[:, below].sum()  # below it: the reference, gain apart
+    assert ratio == pytest.approx(
+        10 ** ((trial["stimuli"][name]["gain_db"] - trial["stimuli"]["hidden_reference"]["gain_db"]) / 10), rel=0.05
+    )
 
 
 def test_items_missing_from_a_condition_are_left_out_and_listed(sources, tmp_path):
@@ -128,12 +135,23 @@ def test_an_evaluation_run_supplies_reference_and_conditions(sources, tmp_path):
     with pytest.raises(TestFolderError, match="no summary.json"):
         conditions_from_evaluation(run)
     with initialize_config_module("heartcodec_lab.conf", version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"audio_dir={ref}", f"estimate_dir={conditions['noisy']}",
-                                             f"out_dir={run}", "music_metrics=false", "estimate_name=noisy"])
+        cfg = compose(
+            "evaluate",
+            overrides=[
+                f"audio_dir={ref}",
+                f"estimate_dir={conditions['noisy']}",
+                f"out_dir={run}",
+                "music_metrics=false",
+                "estimate_name=noisy",
+            ],
+        )
     run_evaluation(cfg)
     # the names heartcodec-evaluate gives saved reconstructions: the original's file name + .wav
-    shutil.copy(conditions["quiet"] / "song_0.wav", (run / "reconstructions" / "quiet").mkdir(parents=True) or
-                run / "reconstructions" / "quiet" / "song_0.flac.wav")
+    shutil.copy(
+        conditions["quiet"] / "song_0.wav",
+        (run / "reconstructions" / "quiet").mkdir(parents=True)
+        or run / "reconstructions" / "quiet" / "song_0.flac.wav",
+    )
     reference, found = conditions_from_evaluation(run)
     assert reference == ref and found == {"quiet": run / "reconstructions" / "quiet", "noisy": conditions["noisy"]}
     prepare_test(tmp_path / "test", reference, found, seconds=1.0)
@@ -146,8 +164,16 @@ def test_console_command(sources, tmp_path, capsys):
     from heartcodec_lab.cli.listen import main
 
     ref, conditions = sources
-    main(["prepare", f"reference={ref}", f"conditions={{a: {conditions['quiet']}, b: {conditions['noisy']}}}",
-          f"output={tmp_path / 'test'}", "excerpt.seconds=1.0", "title=Two codecs"])
+    main(
+        [
+            "prepare",
+            f"reference={ref}",
+            f"conditions={{a: {conditions['quiet']}, b: {conditions['noisy']}}}",
+            f"output={tmp_path / 'test'}",
+            "excerpt.seconds=1.0",
+            "title=Two codecs",
+        ]
+    )
     manifest = Manifest(tmp_path / "test")
     assert manifest.title == "Two codecs" and manifest.conditions[-2:] == ["a", "b"]
     assert "next: heartcodec-listen serve" in capsys.readouterr().out

@@ -25,14 +25,19 @@ def compose(overrides: list[str]):
 def prepare(cfg) -> None:
     from omegaconf import OmegaConf
 
-    from heartcodec_lab.listen import TestFolderError, conditions_from_evaluation, prepare_test
+    from heartcodec_lab.listen import (
+        TestFolderError,
+        conditions_from_evaluation,
+        prepare_test,
+    )
 
     if not cfg.output:
         raise TestFolderError("no output: pass output=TEST_DIR")
     sources = [bool(cfg.conditions), bool(cfg.encoders), bool(cfg.evaluation)]
     if sum(sources) != 1:
-        raise TestFolderError("give exactly one of conditions=[DIR,...], encoders=[{name, kind, path}, ...] "
-                              "or evaluation=RUN_DIR")
+        raise TestFolderError(
+            "give exactly one of conditions=[DIR,...], encoders=[{name, kind, path}, ...] or evaluation=RUN_DIR"
+        )
     conditions = OmegaConf.to_container(cfg.conditions, resolve=True) if cfg.conditions else None
     reference, excerpted = cfg.reference, False
     if cfg.evaluation:
@@ -42,10 +47,19 @@ def prepare(cfg) -> None:
         raise TestFolderError("no reference: pass reference=DIR (the originals)")
     if cfg.encoders:
         conditions, excerpted = _reconstruct(cfg, reference), True
-    path = prepare_test(cfg.output, reference, conditions, seconds=float(cfg.excerpt.seconds),
-                        start=float(cfg.excerpt.start), fade_ms=float(cfg.excerpt.fade_ms),
-                        target_lufs=float(cfg.loudness.target_lufs), anchors=list(cfg.anchors_hz), title=cfg.title,
-                        max_items=cfg.max_items, excerpted=excerpted)
+    path = prepare_test(
+        cfg.output,
+        reference,
+        conditions,
+        seconds=float(cfg.excerpt.seconds),
+        start=float(cfg.excerpt.start),
+        fade_ms=float(cfg.excerpt.fade_ms),
+        target_lufs=float(cfg.loudness.target_lufs),
+        anchors=list(cfg.anchors_hz),
+        title=cfg.title,
+        max_items=cfg.max_items,
+        excerpted=excerpted,
+    )
     print(f"test written: {path}\nnext: heartcodec-listen serve test={cfg.output}")
 
 
@@ -55,15 +69,21 @@ def _reconstruct(cfg, reference):
 
     from heartcodec_lab.codec import DetokenizeSettings, load_codec
     from heartcodec_lab.listen.prepare import reconstruct_conditions
-    from heartcodec_lab.provenance import check_components, codec_component, encoder_component
+    from heartcodec_lab.provenance import (
+        check_components,
+        codec_component,
+        encoder_component,
+    )
 
     specs = OmegaConf.to_container(cfg.encoders, resolve=True)
     for spec in specs:
         if not isinstance(spec, dict) or not {"name", "kind"} <= set(spec):
             raise ValueError(f"encoders: every entry needs name and kind (and path), got {spec!r}")
-    provenance = check_components([codec_component(cfg.codec.path)] + [
-        encoder_component(s["name"], f"encoders.{s['name']}.path", s["kind"], s.get("path")) for s in specs],
-        bool(cfg.allow_embedded))
+    provenance = check_components(
+        [codec_component(cfg.codec.path)]
+        + [encoder_component(s["name"], f"encoders.{s['name']}.path", s["kind"], s.get("path")) for s in specs],
+        bool(cfg.allow_embedded),
+    )
     if provenance.embedded:
         print(provenance.headline())
     if cfg.threads:
@@ -71,9 +91,16 @@ def _reconstruct(cfg, reference):
     codec = load_codec(cfg.codec.path, device=cfg.codec.device)
     from pathlib import Path
 
-    return reconstruct_conditions(Path(reference), specs, codec, Path(cfg.output) / "sources",
-                                  float(cfg.excerpt.start), float(cfg.excerpt.seconds),
-                                  DetokenizeSettings.from_mapping(cfg.detokenize), cfg.max_items)
+    return reconstruct_conditions(
+        Path(reference),
+        specs,
+        codec,
+        Path(cfg.output) / "sources",
+        float(cfg.excerpt.start),
+        float(cfg.excerpt.seconds),
+        DetokenizeSettings.from_mapping(cfg.detokenize),
+        cfg.max_items,
+    )
 
 
 def serve(cfg) -> None:
@@ -86,8 +113,10 @@ def serve(cfg) -> None:
         raise TestFolderError("no test: pass test=TEST_DIR")
     token = secrets.token_urlsafe(16) if cfg.token == "auto" else (str(cfg.token) if cfg.token else None)
     if str(cfg.host) not in LOCAL_HOSTS and not token:
-        raise TestFolderError(f"host={cfg.host} shares the test beyond this machine: set token=SECRET "
-                              "(or token=auto) so only people with the link can rate")
+        raise TestFolderError(
+            f"host={cfg.host} shares the test beyond this machine: set token=SECRET "
+            "(or token=auto) so only people with the link can rate"
+        )
     app = create_app(cfg.test, token=token)
     shown = "127.0.0.1" if str(cfg.host) in ("0.0.0.0", "::") else cfg.host
     link = f"http://{shown}:{cfg.port}/" + (f"?token={token}" if token else "")
@@ -102,8 +131,12 @@ def results(cfg) -> None:
         from heartcodec_lab.listen.manifest import TestFolderError
 
         raise TestFolderError("no test: pass test=TEST_DIR")
-    path = write_results(cfg.test, threshold=float(cfg.screening.threshold),
-                         max_fraction=float(cfg.screening.max_fraction), anchor_rule=bool(cfg.screening.anchor_rule))
+    path = write_results(
+        cfg.test,
+        threshold=float(cfg.screening.threshold),
+        max_fraction=float(cfg.screening.max_fraction),
+        anchor_rule=bool(cfg.screening.anchor_rule),
+    )
     print(path.read_text(encoding="utf-8"))
     print(f"written: {path.parent}/ (results.md, results.json, ratings.csv, conditions.csv, items.csv, plots/)")
 

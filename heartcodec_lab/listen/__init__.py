@@ -10,12 +10,27 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
-    "Manifest": "manifest", "TestFolderError": "manifest",
-    "conditions_from_evaluation": "prepare", "prepare_test": "prepare", "reconstruct_conditions": "prepare",
-    "compute_results": "results", "listening_section": "results", "write_results": "results",
+    "Manifest": "manifest",
+    "TestFolderError": "manifest",
+    "conditions_from_evaluation": "prepare",
+    "prepare_test": "prepare",
+    "reconstruct_conditions": "prepare",
+    "compute_results": "results",
+    "listening_section": "results",
+    "write_results": "results",
     "create_app": "app",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "Manifest",
+    "TestFolderError",
+    "compute_results",
+    "conditions_from_evaluation",
+    "create_app",
+    "listening_section",
+    "prepare_test",
+    "reconstruct_conditions",
+    "write_results",
+]
 
 
 def __getattr__(name: str):

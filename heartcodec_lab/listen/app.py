@@ -6,8 +6,8 @@ and the stimuli, served by manifest id only.
 JSON API (every error is ``{"error": message}`` with a 4xx status and changes nothing):
 
 * ``POST /api/listeners`` ``{"name": str (optional)}`` -> 201 ``{"listener": id}``
-* ``GET /api/trials?listener=ID`` -> ``{"listener", "total", "done", "trials": [{"id", "position", "reference",
-  "conditions": [stimulus id, ...], "done"}]}`` in this listener's order (hidden reference and anchors included)
+* ``GET /api/trials?listener=ID`` -> ``[{"id", "position", "reference", "conditions": [condition id, ...], "done"}]``,
+  the trials in this listener's order, each trial's conditions shuffled (hidden reference and anchors included)
 * ``POST /api/rating`` ``{"listener", "trial", "condition", "score"}`` -> 201 (one rating)
 * ``POST /api/trial`` ``{"listener", "trial", "ratings": {condition id: score, ...}}`` -> 201 (the rest of a
   trial: with what is stored, every condition; one transaction; what the page sends)
@@ -33,7 +33,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from heartcodec_lab.listen.manifest import Manifest
@@ -131,8 +137,13 @@ class ListeningApp:
 
     # -- pages ----------------------------------------------------------------------------------------------
     async def start(self, request: Request) -> Response:
-        return _page("start.html", title=self.manifest.title, test=self.manifest.test_id, trials=len(self.manifest.trials),
-                     conditions=len(self.manifest.conditions))
+        return _page(
+            "start.html",
+            title=self.manifest.title,
+            test=self.manifest.test_id,
+            trials=len(self.manifest.trials),
+            conditions=len(self.manifest.conditions),
+        )
 
     async def resume(self, request: Request) -> Response:
         listener = request.path_params["listener"]
@@ -153,8 +164,14 @@ class ListeningApp:
             return HTMLResponse(f"<p>{err.message}</p>", status_code=404)
         if not 1 <= position <= len(self.manifest.trials):
             return HTMLResponse(f"<p>no trial {position}</p>", status_code=404)
-        return _page("trial.html", title=self.manifest.title, test=self.manifest.test_id, listener=listener, position=position,
-                     total=len(self.manifest.trials))
+        return _page(
+            "trial.html",
+            title=self.manifest.title,
+            test=self.manifest.test_id,
+            listener=listener,
+            position=position,
+            total=len(self.manifest.trials),
+        )
 
     async def thanks(self, request: Request) -> Response:
         return _page("thanks.html", title=self.manifest.title)
@@ -184,8 +201,7 @@ class ListeningApp:
     async def trials(self, request: Request) -> Response:
         listener = self._listener(request.query_params.get("listener"))
         trials = await run_in_threadpool(self._progress, listener)
-        return JSONResponse({"listener": listener, "total": len(trials), "done": sum(t["done"] for t in trials),
-                             "trials": trials})
+        return JSONResponse(trials)
 
     async def rating(self, request: Request) -> Response:
         data = await self._json(request, {"listener": str, "trial": str, "condition": str, "score": (int, float)})
@@ -216,8 +232,12 @@ class ListeningApp:
     def allowed(self, request: Request) -> bool:
         if not self.token:
             return True
-        given = (request.query_params.get("token") or request.headers.get("x-listen-token")
-                 or request.cookies.get(TOKEN_COOKIE) or "")
+        given = (
+            request.query_params.get("token")
+            or request.headers.get("x-listen-token")
+            or request.cookies.get(TOKEN_COOKIE)
+            or ""
+        )
         return hmac.compare_digest(given.encode(), self.token.encode())
 
 
@@ -233,6 +253,7 @@ def create_app(test_dir: str | Path, token: str | None = None) -> Starlette:
                 return JSONResponse({"error": err.message}, status_code=err.status)
             except DuplicateRating as err:
                 return JSONResponse({"error": f"duplicate: {err}"}, status_code=409)
+
         return wrapped
 
     routes = [
@@ -247,6 +268,7 @@ def create_app(test_dir: str | Path, token: str | None = None) -> Starlette:
         Route("/api/rating", api(state.rating), methods=["POST"]),
         Route("/api/trial", api(state.trial_ratings), methods=["POST"]),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
@@ -254,14 +276,15 @@ def create_app(test_dir: str | Path, token: str | None = None) -> Starlette:
 
     async def check_token(request: Request, call_next):
         if not state.allowed(request):
-            return JSONResponse({"error": "missing or wrong access token (add ?token=... from the link you were given)"},
-                                status_code=403)
+            return JSONResponse(
+                {"error": "missing or wrong access token (add ?token=... from the link you were given)"},
+                status_code=403,
+            )
         response = await call_next(request)
         if state.token and request.query_params.get("token"):
             response.set_cookie(TOKEN_COOKIE, state.token, httponly=True, samesite="strict")
         return response
 
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(BaseHTTPMiddleware, dispatch=check_token)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BaseHTTPMiddleware, dispatch=check_token)])
     app.state.listening = state
     return app

@@ -54,15 +54,17 @@ class Manifest:
         self.folder = Path(folder)
         path = self.folder / MANIFEST
         if not path.is_file():
-            raise TestFolderError(f"{self.folder}: not a listening test (no {MANIFEST}); "
-                                  "make one with `heartcodec-listen prepare`")
+            raise TestFolderError(
+                f"{self.folder}: not a listening test (no {MANIFEST}); make one with `heartcodec-listen prepare`"
+            )
         try:
             self.data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise TestFolderError(f"{path}: not valid JSON ({err})") from None
         if self.data.get("format_version") != FORMAT_VERSION:
-            raise TestFolderError(f"{path}: format_version {self.data.get('format_version')!r}, "
-                                  f"this toolkit reads {FORMAT_VERSION}")
+            raise TestFolderError(
+                f"{path}: format_version {self.data.get('format_version')!r}, this toolkit reads {FORMAT_VERSION}"
+            )
         self.test_id: str = self.data["test_id"]
         self.title: str = self.data.get("title") or "Listening test"
         self.conditions: list[str] = list(self.data["conditions"])
@@ -82,8 +84,10 @@ class Manifest:
                 if not path.is_file():
                     raise TestFolderError(f"{path}: stimulus file missing (trial {trial['id']}, {condition})")
                 if sha256_file(path) != entry["sha256"]:
-                    raise TestFolderError(f"{path}: content changed since the test was prepared "
-                                          "(sha256 differs from the manifest); prepare the test again")
+                    raise TestFolderError(
+                        f"{path}: content changed since the test was prepared "
+                        "(sha256 differs from the manifest); prepare the test again"
+                    )
 
     def condition_of(self, trial_id: str, stimulus_id: str) -> str | None:
         """The condition name behind ``stimulus_id`` in ``trial_id`` (None: not one of the rated conditions)."""

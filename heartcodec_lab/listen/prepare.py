@@ -19,8 +19,20 @@ from pathlib import Path
 import torch
 
 from heartcodec_lab.audio import AUDIO_EXTENSIONS, load_audio, save_audio
-from heartcodec_lab.listen.manifest import FORMAT_VERSION, HIDDEN_REFERENCE, MANIFEST, TestFolderError, sha256_file
-from heartcodec_lab.listen.signal import ANCHOR_CUTOFFS_HZ, anchor_name, fade, lowpass, match_loudness
+from heartcodec_lab.listen.manifest import (
+    FORMAT_VERSION,
+    HIDDEN_REFERENCE,
+    MANIFEST,
+    TestFolderError,
+    sha256_file,
+)
+from heartcodec_lab.listen.signal import (
+    ANCHOR_CUTOFFS_HZ,
+    anchor_name,
+    fade,
+    lowpass,
+    match_loudness,
+)
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 48000
@@ -61,14 +73,16 @@ def condition_folders(conditions: Sequence[str] | Mapping[str, str]) -> dict[str
         for d in conditions:
             name = Path(d).resolve().name
             if name in named:
-                raise TestFolderError(f"two condition folders are named {name!r}; name them: "
-                                      "conditions='{a: DIR_A, b: DIR_B}'")
+                raise TestFolderError(
+                    f"two condition folders are named {name!r}; name them: conditions='{{a: DIR_A, b: DIR_B}}'"
+                )
             named[name] = Path(d)
     reserved = {HIDDEN_REFERENCE, "reference", *(anchor_name(c) for c in ANCHOR_CUTOFFS_HZ)}
     for name, folder in named.items():
         if not NAME.match(name) or name in reserved:
-            raise TestFolderError(f"condition name {name!r} ({folder}): use letters, digits, '_', '.', '-' "
-                                  f"and none of {sorted(reserved)}")
+            raise TestFolderError(
+                f"condition name {name!r} ({folder}): use letters, digits, '_', '.', '-' and none of {sorted(reserved)}"
+            )
         if not folder.is_dir():
             raise TestFolderError(f"{folder}: condition folder not found")
     return named
@@ -91,13 +105,23 @@ def conditions_from_evaluation(run_dir: str | Path) -> tuple[Path, dict[str, Pat
     if config.get("estimate_dir"):
         conditions[config.get("estimate_name") or "estimate"] = Path(config["estimate_dir"])
     if not conditions:
-        raise TestFolderError(f"{run_dir}: no reconstructions/ folder; rerun heartcodec-evaluate with "
-                              "save_reconstructions=true (and resume=false if its items are already done)")
+        raise TestFolderError(
+            f"{run_dir}: no reconstructions/ folder; rerun heartcodec-evaluate with "
+            "save_reconstructions=true (and resume=false if its items are already done)"
+        )
     return Path(config["audio_dir"]), conditions
 
 
-def reconstruct_conditions(reference: Path, encoders: Sequence[Mapping], codec, out: Path, start_s: float,
-                           seconds: float, detokenize=None, max_items: int | None = None) -> dict[str, Path]:
+def reconstruct_conditions(
+    reference: Path,
+    encoders: Sequence[Mapping],
+    codec,
+    out: Path,
+    start_s: float,
+    seconds: float,
+    detokenize=None,
+    max_items: int | None = None,
+) -> dict[str, Path]:
     """Encode + detokenize the excerpt of every reference file with each encoder ``{name, kind, path}`` into
     ``out/<name>/<key>.wav``; returns the condition folders. Files already there are kept (a rerun resumes)."""
     from heartcodec_lab.codec import DetokenizeSettings
@@ -124,16 +148,27 @@ def reconstruct_conditions(reference: Path, encoders: Sequence[Mapping], codec, 
 
 def _excerpt(path: Path, start_s: float, seconds: float) -> torch.Tensor:
     audio, _ = load_audio(path, sample_rate=SAMPLE_RATE, channels="stereo")
-    start = int(round(start_s * SAMPLE_RATE))
+    start = round(start_s * SAMPLE_RATE)
     if start >= audio.shape[-1]:
         raise TestFolderError(f"{path}: shorter ({audio.shape[-1] / SAMPLE_RATE:.2f} s) than excerpt.start={start_s}")
-    return audio[:, start: start + int(round(seconds * SAMPLE_RATE))]
+    return audio[:, start : start + round(seconds * SAMPLE_RATE)]
 
 
-def prepare_test(output: str | Path, reference: str | Path, conditions: Sequence[str] | Mapping[str, str], *,
-                 seconds: float = 10.0, start: float = 0.0, fade_ms: float = 20.0, target_lufs: float = -23.0,
-                 anchors: Sequence[float] = ANCHOR_CUTOFFS_HZ, title: str = "Listening test",
-                 max_items: int | None = None, min_seconds: float = 1.0, excerpted: bool = False) -> Path:
+def prepare_test(
+    output: str | Path,
+    reference: str | Path,
+    conditions: Sequence[str] | Mapping[str, str],
+    *,
+    seconds: float = 10.0,
+    start: float = 0.0,
+    fade_ms: float = 20.0,
+    target_lufs: float = -23.0,
+    anchors: Sequence[float] = ANCHOR_CUTOFFS_HZ,
+    title: str = "Listening test",
+    max_items: int | None = None,
+    min_seconds: float = 1.0,
+    excerpted: bool = False,
+) -> Path:
     """Write a test folder; returns the manifest path.
 
     ``excerpted``: the condition files already hold the excerpt (they start at ``start`` of the reference),
@@ -155,12 +190,17 @@ def prepare_test(output: str | Path, reference: str | Path, conditions: Sequence
         missing = [name for name, files in indexed.items() if key not in files]
         (skipped.append({"item": key, "missing": missing}) if missing else keys.append(key))
     if skipped:
-        log.warning("%d reference file(s) lack a condition and are left out: %s", len(skipped),
-                    ", ".join(s["item"] for s in skipped[:5]))
+        log.warning(
+            "%d reference file(s) lack a condition and are left out: %s",
+            len(skipped),
+            ", ".join(s["item"] for s in skipped[:5]),
+        )
     keys = keys[: max_items or None]
     if not keys:
-        raise TestFolderError(f"{reference}: no file name appears in every condition folder "
-                              f"({', '.join(f'{n}: {f}' for n, f in folders.items())})")
+        raise TestFolderError(
+            f"{reference}: no file name appears in every condition folder "
+            f"({', '.join(f'{n}: {f}' for n, f in folders.items())})"
+        )
     trials, used = [], set()
     for index, key in enumerate(keys, start=1):
         trial_id = f"t{index:03d}"
@@ -170,8 +210,10 @@ def prepare_test(output: str | Path, reference: str | Path, conditions: Sequence
             signals[name] = _excerpt(files[key], 0.0 if excerpted else start, seconds)
         length = min(x.shape[-1] for x in signals.values())
         if length < min_seconds * SAMPLE_RATE:
-            raise TestFolderError(f"item {key!r}: only {length / SAMPLE_RATE:.2f} s in common after "
-                                  f"excerpt.start={start}; at least {min_seconds} s needed")
+            raise TestFolderError(
+                f"item {key!r}: only {length / SAMPLE_RATE:.2f} s in common after "
+                f"excerpt.start={start}; at least {min_seconds} s needed"
+            )
         signals = {name: x[:, :length] for name, x in signals.items()}
         for cutoff in anchors:
             signals[anchor_name(cutoff)] = lowpass(signals[HIDDEN_REFERENCE], SAMPLE_RATE, float(cutoff))
@@ -180,14 +222,25 @@ def prepare_test(output: str | Path, reference: str | Path, conditions: Sequence
         stimuli = {}
         for name, audio in matched.items():
             path = save_audio(output / "stimuli" / trial_id / f"{name}.wav", audio, SAMPLE_RATE, subtype="PCM_16")
-            stimuli[name] = {"id": _new_id(used), "file": path.relative_to(output).as_posix(),
-                             "sha256": sha256_file(path), "source": str(refs[key] if name == HIDDEN_REFERENCE
-                                                                          or name.startswith("anchor_")
-                                                                          else indexed[name][key]),
-                             **levels[name]}
+            stimuli[name] = {
+                "id": _new_id(used),
+                "file": path.relative_to(output).as_posix(),
+                "sha256": sha256_file(path),
+                "source": str(
+                    refs[key] if name == HIDDEN_REFERENCE or name.startswith("anchor_") else indexed[name][key]
+                ),
+                **levels[name],
+            }
         reference_entry = {**stimuli[HIDDEN_REFERENCE], "id": _new_id(used)}
-        trials.append({"id": trial_id, "item": key, "seconds": length / SAMPLE_RATE, "reference": reference_entry,
-                       "stimuli": stimuli})
+        trials.append(
+            {
+                "id": trial_id,
+                "item": key,
+                "seconds": length / SAMPLE_RATE,
+                "reference": reference_entry,
+                "stimuli": stimuli,
+            }
+        )
         log.info("trial %s: %s (%d conditions)", trial_id, key, len(stimuli))
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -195,9 +248,15 @@ def prepare_test(output: str | Path, reference: str | Path, conditions: Sequence
         "title": title,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "sample_rate": SAMPLE_RATE,
-        "settings": {"seconds": seconds, "start": start, "fade_ms": fade_ms, "target_lufs": target_lufs,
-                     "anchors_hz": [float(c) for c in anchors], "loudness": "ITU-R BS.1770-4 (torchaudio), "
-                     "then one common shift per trial keeping every peak at or below -1 dBFS"},
+        "settings": {
+            "seconds": seconds,
+            "start": start,
+            "fade_ms": fade_ms,
+            "target_lufs": target_lufs,
+            "anchors_hz": [float(c) for c in anchors],
+            "loudness": "ITU-R BS.1770-4 (torchaudio), "
+            "then one common shift per trial keeping every peak at or below -1 dBFS",
+        },
         "sources": {"reference": str(reference), "conditions": {n: str(f) for n, f in folders.items()}},
         "conditions": [HIDDEN_REFERENCE, *(anchor_name(c) for c in anchors), *folders],
         "trials": trials,

@@ -28,16 +28,21 @@ MID_ANCHOR = anchor_name(7000)
 class ListenerScreening:
     listener: str
     name: str
-    trials: int              # complete trials
-    reference_below: int     # trials with the hidden reference rated below the threshold
-    anchor_above: int        # trials with the mid-range anchor rated above the threshold
+    trials: int  # complete trials
+    reference_below: int  # trials with the hidden reference rated below the threshold
+    anchor_above: int  # trials with the mid-range anchor rated above the threshold
     excluded: bool
     reason: str
 
 
-def screen_listeners(scores: dict[str, dict[str, dict[str, float]]], names: dict[str, str] | None = None,
-                     threshold: float = 90.0, max_fraction: float = 0.15, anchor_rule: bool = True,
-                     mid_anchor: str = MID_ANCHOR) -> list[ListenerScreening]:
+def screen_listeners(
+    scores: dict[str, dict[str, dict[str, float]]],
+    names: dict[str, str] | None = None,
+    threshold: float = 90.0,
+    max_fraction: float = 0.15,
+    anchor_rule: bool = True,
+    mid_anchor: str = MID_ANCHOR,
+) -> list[ListenerScreening]:
     """``scores[listener][trial][condition]`` of complete trials -> one verdict per listener."""
     out = []
     for listener, trials in scores.items():
@@ -46,15 +51,22 @@ def screen_listeners(scores: dict[str, dict[str, dict[str, float]]], names: dict
         above = sum(1 for t in trials.values() if mid_anchor in t and t[mid_anchor] > threshold) if anchor_rule else 0
         reasons = []
         if n and below / n > max_fraction:
-            reasons.append(f"hidden reference rated below {threshold:g} in {below} of {n} trials "
-                           f"({100 * below / n:.0f} % > {100 * max_fraction:g} %)")
+            reasons.append(
+                f"hidden reference rated below {threshold:g} in {below} of {n} trials "
+                f"({100 * below / n:.0f} % > {100 * max_fraction:g} %)"
+            )
         if n and above / n > max_fraction:
-            reasons.append(f"mid-range anchor ({mid_anchor}) rated above {threshold:g} in {above} of {n} trials "
-                           f"({100 * above / n:.0f} % > {100 * max_fraction:g} %)")
+            reasons.append(
+                f"mid-range anchor ({mid_anchor}) rated above {threshold:g} in {above} of {n} trials "
+                f"({100 * above / n:.0f} % > {100 * max_fraction:g} %)"
+            )
         if not n:
             reasons.append("no complete trial")
-        out.append(ListenerScreening(listener, (names or {}).get(listener, ""), n, below, above, bool(reasons),
-                                     "; ".join(reasons)))
+        out.append(
+            ListenerScreening(
+                listener, (names or {}).get(listener, ""), n, below, above, bool(reasons), "; ".join(reasons)
+            )
+        )
     return out
 
 
@@ -87,8 +99,9 @@ def complete_scores(manifest: Manifest, ratings: list[dict]) -> dict[str, dict[s
     return scores
 
 
-def compute_results(test_dir: str | Path, threshold: float = 90.0, max_fraction: float = 0.15,
-                    anchor_rule: bool = True) -> dict:
+def compute_results(
+    test_dir: str | Path, threshold: float = 90.0, max_fraction: float = 0.15, anchor_rule: bool = True
+) -> dict:
     """Screen the listeners of ``test_dir`` and summarise the kept listeners' ratings."""
     manifest = Manifest(test_dir)
     ratings, listeners = read_ratings(Path(test_dir) / "ratings.sqlite")
@@ -133,10 +146,13 @@ def screening_lines(results: dict) -> list[str]:
     listeners = results["listeners"]
     excluded = [s for s in listeners if s["excluded"]]
     rule = results["screening_rule"]
-    out = [f"{len(listeners)} listener(s), {len(listeners) - len(excluded)} kept after post-screening "
-           f"(ITU-R BS.1534-3: excluded when the hidden reference is rated below {rule['threshold']:g} in more than "
-           f"{100 * rule['max_fraction']:g} % of their complete trials"
-           + (", or the 7 kHz anchor above it as often" if rule["anchor_rule"] else "") + ").\n"]
+    out = [
+        f"{len(listeners)} listener(s), {len(listeners) - len(excluded)} kept after post-screening "
+        f"(ITU-R BS.1534-3: excluded when the hidden reference is rated below {rule['threshold']:g} in more than "
+        f"{100 * rule['max_fraction']:g} % of their complete trials"
+        + (", or the 7 kHz anchor above it as often" if rule["anchor_rule"] else "")
+        + ").\n"
+    ]
     for s in excluded:
         who = f"{s['listener']}" + (f" ({s['name']})" if s["name"] else "")
         out.append(f"- excluded {who}: {s['reason']}")
@@ -170,7 +186,7 @@ def boxplot_items(results: dict, path: Path, max_items: int = 24) -> Path:
         ax.set_xticks(range(1, len(conds) + 1), list(conds), rotation=30, ha="right", fontsize=7)
         ax.set_ylim(-2, 102)
         ax.set_title(item, fontsize=9)
-    for ax in axes[len(items):]:
+    for ax in axes[len(items) :]:
         ax.set_visible(False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,8 +207,18 @@ def write_results(test_dir: str | Path, out: str | Path | None = None, **screeni
         writer.writerow(["listener", "name", "trial", "item", "condition", "score", "created", "excluded"])
         items = {t["id"]: t["item"] for t in Manifest(test_dir).trials}
         for r in results["ratings"]:
-            writer.writerow([r["listener"], r["name"], r["trial"], items.get(r["trial"], ""), r["condition"],
-                             r["score"], r["created"], int(r["listener"] in excluded)])
+            writer.writerow(
+                [
+                    r["listener"],
+                    r["name"],
+                    r["trial"],
+                    items.get(r["trial"], ""),
+                    r["condition"],
+                    r["score"],
+                    r["created"],
+                    int(r["listener"] in excluded),
+                ]
+            )
     with open(out / "conditions.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["condition", "n", "mean", "std", "ci95", "low", "high"])
@@ -208,11 +234,20 @@ def write_results(test_dir: str | Path, out: str | Path | None = None, **screeni
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     boxplot_conditions(results, out / "plots" / "conditions.png")
     boxplot_items(results, out / "plots" / "items.png")
-    parts = [f"# Listening test results: {results['title']}\n", f"Test folder `{test_dir}`.\n",
-             *screening_lines(results), "Per condition, the kept listeners' complete trials (mean with the 95 % "
-             "confidence interval of the mean, Student's t):\n", condition_table(results),
-             "![scores per condition](plots/conditions.png)\n", "Per item:\n", "![scores per item](plots/items.png)\n",
-             "Files: `ratings.csv` (every rating, with the listener's screening verdict), `conditions.csv`, `items.csv`.\n"]
+    parts = [
+        f"# Listening test results: {results['title']}\n",
+        f"Test folder `{test_dir}`.\n",
+        *screening_lines(results),
+        (
+            "Per condition, the kept listeners' complete trials (mean with the 95 % "
+            "confidence interval of the mean, Student's t):\n"
+        ),
+        condition_table(results),
+        "![scores per condition](plots/conditions.png)\n",
+        "Per item:\n",
+        "![scores per item](plots/items.png)\n",
+        "Files: `ratings.csv` (every rating, with the listener's screening verdict), `conditions.csv`, `items.csv`.\n",
+    ]
     path = out / "results.md"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
@@ -222,6 +257,10 @@ def listening_section(test_dir: str | Path, out: str | Path) -> list[str]:
     """Markdown lines for an evaluation or study report (a box plot goes to ``out/plots/``)."""
     results = compute_results(test_dir)
     plot = boxplot_conditions(results, Path(out) / "plots" / "listening_conditions.png")
-    return ["## Listening test (MUSHRA)\n", f"Test folder `{test_dir}` ({len(results['items'])} items). ",
-            *screening_lines(results), condition_table(results),
-            f"![listening test scores]({plot.relative_to(out).as_posix()})\n"]
+    return [
+        "## Listening test (MUSHRA)\n",
+        f"Test folder `{test_dir}` ({len(results['items'])} items). ",
+        *screening_lines(results),
+        condition_table(results),
+        f"![listening test scores]({plot.relative_to(out).as_posix()})\n",
+    ]

@@ -18,7 +18,7 @@ PEAK_CEILING = 10 ** (-1 / 20)
 
 def anchor_name(cutoff_hz: float) -> str:
     """Condition name of a low-pass anchor: ``anchor_3500hz``."""
-    return f"anchor_{int(round(cutoff_hz))}hz"
+    return f"anchor_{round(cutoff_hz)}hz"
 
 
 def lowpass(audio: torch.Tensor, sample_rate: int, cutoff_hz: float, transition_hz: float = 100.0) -> torch.Tensor:
@@ -49,7 +49,7 @@ def integrated_loudness(audio: torch.Tensor, sample_rate: int) -> float | None:
 
 def fade(audio: torch.Tensor, sample_rate: int, fade_ms: float) -> torch.Tensor:
     """Raised-cosine fade-in and fade-out of ``fade_ms`` each (no click at the start, end or loop point)."""
-    n = min(int(round(fade_ms * sample_rate / 1000)), audio.shape[-1] // 2)
+    n = min(round(fade_ms * sample_rate / 1000), audio.shape[-1] // 2)
     if n <= 0:
         return audio
     ramp = 0.5 * (1 - torch.cos(torch.linspace(0, math.pi, n, dtype=audio.dtype)))

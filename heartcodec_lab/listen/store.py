@@ -62,8 +62,9 @@ class RatingStore:
             while True:
                 listener = secrets.token_hex(6)
                 try:
-                    self._db.execute("INSERT INTO listeners (id, name, created) VALUES (?, ?, ?)",
-                                     (listener, name, _now()))
+                    self._db.execute(
+                        "INSERT INTO listeners (id, name, created) VALUES (?, ?, ?)", (listener, name, _now())
+                    )
                     return listener
                 except sqlite3.IntegrityError:  # drawn twice: draw again
                     continue
@@ -78,14 +79,17 @@ class RatingStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for condition, _, _ in ratings:
-                    row = self._db.execute("SELECT 1 FROM ratings WHERE listener = ? AND trial = ? AND condition = ?",
-                                           (listener, trial, condition)).fetchone()
+                    row = self._db.execute(
+                        "SELECT 1 FROM ratings WHERE listener = ? AND trial = ? AND condition = ?",
+                        (listener, trial, condition),
+                    ).fetchone()
                     if row is not None:
                         raise DuplicateRating(f"trial {trial}: this listener already rated that condition")
                 now = _now()
                 self._db.executemany(
                     "INSERT INTO ratings (listener, trial, condition, stimulus, score, created) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(listener, trial, c, s, float(v), now) for c, s, v in ratings])
+                    [(listener, trial, c, s, float(v), now) for c, s, v in ratings],
+                )
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -104,7 +108,8 @@ class RatingStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT r.listener, l.name, r.trial, r.condition, r.stimulus, r.score, r.created FROM ratings r "
-                "JOIN listeners l ON l.id = r.listener ORDER BY r.listener, r.trial, r.condition").fetchall()
+                "JOIN listeners l ON l.id = r.listener ORDER BY r.listener, r.trial, r.condition"
+            ).fetchall()
         keys = ("listener", "name", "trial", "condition", "stimulus", "score", "created")
         return [dict(zip(keys, row)) for row in rows]
 

@@ -78,7 +78,7 @@ async function mushraTrial() {
   localStorage.setItem(storageKey(), listener);
   const { status, data } = await api("GET", "/api/trials?listener=" + encodeURIComponent(listener));
   if (status !== 200) { showError(data.error || "cannot load the trials (" + status + ")"); return; }
-  const trial = data.trials[position - 1];
+  const trial = data[position - 1];
   if (trial.done) { location.replace("/listen/" + listener); return; }  // a reload after submitting: go on
 
   addPlayer(document.getElementById("reference-row"), trial.reference, "Reference");
