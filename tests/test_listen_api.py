@@ -158,6 +158,8 @@ def test_audio_is_served_only_by_manifest_id(fresh):
         assert response.status_code == 404, bad
         assert b"RIFF" not in response.content and b"format_version" not in response.content
     assert client.get("/static/../manifest.json").status_code == 404
+    page = client.get("/listen/<img src=x onerror=alert(1)>")
+    assert page.status_code == 404 and "unknown listener" in page.text and "<img" not in page.text
     assert client.get("/static/mushra.js").status_code == 200
 
 

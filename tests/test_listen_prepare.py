@@ -158,6 +158,11 @@ def test_an_evaluation_run_supplies_reference_and_conditions(sources, tmp_path):
     data = json.loads((tmp_path / "test" / "manifest.json").read_text())
     assert [t["item"] for t in data["trials"]] == ["song_0"]  # only song_0 was reconstructed
     assert data["skipped"] == [{"item": "song_1", "missing": ["quiet"]}]
+    # the evaluation's report includes the test's (here: empty) screened results when given the folder
+    cfg.listening_test = str(tmp_path / "test")
+    run_evaluation(cfg)
+    report = (run / "report.md").read_text()
+    assert "## Listening test (MUSHRA)" in report and "| hidden_reference | 0 | n/a |" in report
 
 
 def test_console_command(sources, tmp_path, capsys):

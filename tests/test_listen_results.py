@@ -122,3 +122,24 @@ def test_evaluation_report_includes_the_listening_test(rated, tmp_path):
     assert "## Listening test (MUSHRA)" in report and "| hidden_reference | 4 | 98.0 |" in report
     assert "4 listener(s), 2 kept" in report
     assert (tmp_path / "report" / "plots" / "listening_conditions.png").is_file()
+
+
+def test_study_report_includes_the_listening_test(rated, tmp_path):
+    from omegaconf import OmegaConf
+
+    from heartcodec_lab.study.report import write_study_report
+
+    test, _ = rated
+    out = tmp_path / "study"
+    (out / "eval").mkdir(parents=True)
+    cfg = OmegaConf.create(
+        {
+            "audio_dir": "songs",
+            "codec": {"path": None},
+            "official_encoder": None,
+            "budget": {"max_steps": 1},
+            "evaluate": {"listening_test": str(test)},
+        }
+    )
+    report = write_study_report(out, cfg, {}, {"encoders": {}}, n_train=1, n_heldout=1).read_text()
+    assert "## Listening test (MUSHRA)" in report and "| noisy | 4 | 50.0 |" in report

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import html
 import json
 import math
 import re
@@ -62,8 +63,6 @@ def _asset(name: str) -> str:
 
 
 def _page(name: str, **values) -> HTMLResponse:
-    import html
-
     safe = {k: html.escape(str(v), quote=True) for k, v in values.items()}
     return HTMLResponse(Template(_asset(name)).substitute(safe))
 
@@ -150,7 +149,7 @@ class ListeningApp:
         try:
             self._listener(listener)
         except ApiError as err:
-            return HTMLResponse(f"<p>{err.message}</p><p><a href='/{self._suffix()}'>start</a></p>", status_code=404)
+            return HTMLResponse(f"<p>{html.escape(err.message)}</p><p><a href='/'>start</a></p>", status_code=404)
         trials = await run_in_threadpool(self._progress, listener)
         todo = next((t for t in trials if not t["done"]), None)
         target = f"/listen/{listener}/{todo['position']}" if todo else f"/thanks/{listener}"
@@ -161,7 +160,7 @@ class ListeningApp:
         try:
             self._listener(listener)
         except ApiError as err:
-            return HTMLResponse(f"<p>{err.message}</p>", status_code=404)
+            return HTMLResponse(f"<p>{html.escape(err.message)}</p>", status_code=404)
         if not 1 <= position <= len(self.manifest.trials):
             return HTMLResponse(f"<p>no trial {position}</p>", status_code=404)
         return _page(
