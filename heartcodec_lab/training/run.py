@@ -8,7 +8,6 @@ composed ``conf/train.yaml``; tests call it with a config from
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -107,8 +106,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     """
     import lightning.pytorch as pl
 
+    from heartcodec_lab.atomic import atomic_write_json
     from heartcodec_lab.encoders.projection import save_projection
-    from heartcodec_lab.training.console import configure_console
+    from heartcodec_lab.training.console import configure_console, listening_files, run_summary
 
     configure_console()
 
@@ -157,7 +157,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
                                                 "experiment": cfg.get("experiment_name")},
                                          provenance=provenance.as_dict())
             summary["projection_export"] = str(export_dir)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary["listening_files"] = [str(p) for p in listening_files(out_dir)]
+        atomic_write_json(out_dir / "summary.json", summary)
+        print(run_summary(summary, out_dir), flush=True)
     return summary
 
 
