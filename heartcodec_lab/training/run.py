@@ -120,6 +120,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     # mid-epoch resume is exact here: the sampler restarts from the module's restored batch count
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+    # resuming into a new run folder (Hydra makes one per run) is the normal case; the checkpoint callback keeps
+    # no metric-ranked state (save_top_k=1 of the newest, save_last), so nothing it says is lost matters here
+    warnings.filterwarnings("ignore", message="The dirpath has changed from")
     provenance = run_provenance(cfg)  # refuses embedded parts next to checkpoints before any work
     if provenance.embedded:
         logging.getLogger(__name__).warning("%s", provenance.headline())
