@@ -74,7 +74,7 @@ def summarise(runs: dict, gemms: list[dict], args) -> list[dict]:
     """Median per (case, length, impl), FLOP rate as a share of the GEMM rate, released/ours ratio."""
     gemm_cpu = statistics.median(g["gflops_cpu"] for g in gemms)
     rows = []
-    for (case, seconds, impl), rs in runs.items():
+    for (case, seconds, _impl), rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_seconds", "peak_rss_gb", "model_rss_gb")}
         flops = case_flops(case, seconds, args.steps, args.tiny)
         rows.append({**rs[0], **med, "length_s": seconds, "repeats": len(rs), "gflop": flops / 1e9,
