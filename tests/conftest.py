@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-
-from heartcodec_lab.conf import CONF_DIR
 
 # The suite never reaches the network: Hub repo ids resolve from a cache folder or fail clearly.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -29,9 +25,11 @@ def fixtures_dir() -> Path:
 
 
 def compose_config(name: str, *overrides: str, hydra: bool = False):
-    """The config ``conf/<name>.yaml`` with ``overrides``, as its command composes it (``hydra``: keep that node)."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(name, overrides=[str(o) for o in overrides], return_hydra_config=hydra)
+    """The config ``conf/<name>.yaml`` with ``overrides``, as its command composes it (``+experiment=`` as the
+    experiment slot, the ``scale`` chosen from ``codec.path``, the schemas checked; ``hydra``: keep that node)."""
+    from heartcodec_lab.training.run import compose_config as compose_packaged
+
+    return compose_packaged([str(o) for o in overrides], config_name=name, return_hydra_config=hydra)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from heartcodec_lab.mula.cli import quote_free_text, run
+from heartcodec_lab.cli.generate import quote_free_text, run
 
 
 @pytest.fixture

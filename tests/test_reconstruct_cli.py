@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.encoders.reconstruct_cli import run
+from heartcodec_lab.cli.reconstruct import run
 
 
 @pytest.fixture
@@ -54,12 +54,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case, recons
         save_audio(source, torch.zeros(1, 4800), 48000)
         target = tmp_path / "out.xyz"
     overrides = [f"output={target}"] + ([] if case == "no_input" else [f"input={source}"])
-    assert run(reconstruct_cfg(*overrides)) == 1
+    assert run(reconstruct_cfg(*overrides)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("heartcodec-reconstruct: error: ") and "\n" not in err
     named = {"no_input": "input=", "bad_suffix": str(target)}.get(case, str(source))
     assert named in err
-    assert not target.exists() and not list(tmp_path.glob(".*partial"))
+    assert not target.exists() and not list(tmp_path.glob("*.tmp-*"))  # no partial file either
 
 
 def test_console_command_fails_cleanly(tmp_path):

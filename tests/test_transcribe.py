@@ -11,8 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from heartcodec_lab.audio import save_audio
 from heartcodec_lab.data.synth import synth_music
+from heartcodec_lab.cli.transcribe import run
 from heartcodec_lab.transcribe import WHISPER_SAMPLE_RATE, TranscriberLoadError, TranscribeSettings, load_transcriber
-from heartcodec_lab.transcribe.cli import run
 from heartcodec_lab.transcribe.embedded import build_embedded_transcriber
 
 # few new tokens: the tiny random model rarely says end-of-text, and every token costs a decoder step
