@@ -26,7 +26,7 @@ from heartcodec_lab.mula.generation import decode_tokens
 PCM16_TOL = 2 / 32768
 
 
-def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir):
+def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir, compose):
     from heartcodec_lab.cli.reconstruct import run
 
     source = tmp_path / "in.wav"

@@ -55,8 +55,7 @@ def stream_chunks(
     else:
         blocks = _soundfile_blocks(path, info, block_seconds)
     resampler: BlockResampler | None = None
-    pending: list[torch.Tensor] = []
-    pending_len = 0
+    chunker = _Chunker(chunk_samples)
     for block in blocks:
         if not torch.isfinite(block).all():
             bad = int((~torch.isfinite(block)).sum())
@@ -66,11 +65,7 @@ def stream_chunks(
         if resampler is None:
             resampler = BlockResampler(info.sample_rate, native_rate)
         info.num_samples += block.shape[-1]
-        out = resampler.push(to_stereo(block, source=str(path)))
-        pending.append(out)
-        pending_len += out.shape[-1]
-        while pending_len >= chunk_samples:
-            chunk, pending, pending_len = _cut(pending, chunk_samples)
+        for chunk in chunker.add(resampler.push(to_stereo(block, source=str(path)))):
             info.native_samples += chunk_samples
             yield chunk
     if info.num_samples == 0 or resampler is None:
@@ -78,24 +73,33 @@ def stream_chunks(
     if info.num_samples < TOKEN_FRAME_SECONDS * info.sample_rate:
         raise AudioError(path, f"too short: {info.num_samples / info.sample_rate * 1000:.1f} ms is under one "
                          f"80 ms token frame", stage="check")
-    tail = resampler.flush()
-    if tail.numel():
-        pending.append(tail)
-        pending_len += tail.shape[-1]
-    while pending_len >= chunk_samples:
-        chunk, pending, pending_len = _cut(pending, chunk_samples)
+    for chunk in chunker.add(resampler.flush()):
         info.native_samples += chunk_samples
         yield chunk
-    if pending_len or info.native_samples == 0:
-        rest = torch.cat(pending, dim=-1) if pending else torch.zeros(2, 0)
-        info.native_samples += pending_len
-        yield torch.nn.functional.pad(rest, (0, chunk_samples - pending_len))
+    if chunker.length or info.native_samples == 0:
+        info.native_samples += chunker.length
+        yield chunker.padded_rest()
 
 
-def _cut(pending: list[torch.Tensor], n: int) -> tuple[torch.Tensor, list[torch.Tensor], int]:
-    joined = torch.cat(pending, dim=-1)
-    rest = joined[:, n:]
-    return joined[:, :n].contiguous(), [rest], rest.shape[-1]
+class _Chunker:
+    """Collects resampled pieces ``[2, k]`` and hands out whole chunks ``[2, n]``; the rest waits for more."""
+
+    def __init__(self, n: int):
+        self.n, self.pending, self.length = n, [], 0
+
+    def add(self, piece: torch.Tensor) -> Iterator[torch.Tensor]:
+        if piece.numel():
+            self.pending.append(piece)
+            self.length += piece.shape[-1]
+        while self.length >= self.n:
+            joined = torch.cat(self.pending, dim=-1)
+            self.pending, self.length = [joined[:, self.n:]], joined.shape[-1] - self.n
+            yield joined[:, : self.n].contiguous()
+
+    def padded_rest(self) -> torch.Tensor:
+        """What is left, zero-padded to one chunk (a chunk of zeros when nothing is)."""
+        rest = torch.cat(self.pending, dim=-1) if self.pending else torch.zeros(2, 0)
+        return torch.nn.functional.pad(rest, (0, self.n - self.length))
 
 
 def _soundfile_blocks(path: Path, info: ChunkStream, block_seconds: float) -> Iterator[torch.Tensor]:
