@@ -184,10 +184,10 @@ def test_console_command(sources, tmp_path, capsys):
     assert "next: heartcodec-listen serve" in capsys.readouterr().out
     for args, code, message in [
         (["prepare", "excerpt.secnds=3"], 2, "excerpt.secnds"),
-        (["prepare", f"output={tmp_path / 'x'}", f"reference={ref}"], 1, "give exactly one of"),
-        (["serve", f"test={tmp_path / 'test'}", "host=0.0.0.0"], 1, "set token="),
-        (["serve", f"test={tmp_path / 'nowhere'}"], 1, "not a listening test"),
-        (["results"], 1, "no test: pass test=TEST_DIR"),
+        (["prepare", f"output={tmp_path / 'x'}", f"reference={ref}"], 2, "give exactly one of"),
+        (["serve", f"test={tmp_path / 'test'}", "host=0.0.0.0"], 2, "set token="),
+        (["serve", f"test={tmp_path / 'nowhere'}"], 2, "not a listening test"),
+        (["results"], 2, "no test: pass test=TEST_DIR"),
         (["listen"], 2, "usage: heartcodec-listen"),
     ]:
         with pytest.raises(SystemExit) as exit_info:

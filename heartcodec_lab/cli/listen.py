@@ -1,25 +1,19 @@
 """``heartcodec-listen prepare | serve | results key=value ...``: MUSHRA listening tests (docs/listening.md).
 
-The sub-command picks the job; the key=value arguments override ``conf/listen.yaml`` (Hydra compose).
+The sub-command picks the job (it becomes ``action=``); the key=value arguments override ``conf/listen.yaml``;
+the shared runner (:mod:`heartcodec_lab.cli.runner`) composes, checks and runs it.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
+
+from heartcodec_lab.cli.runner import Command, run_command
 
 COMMANDS = ("prepare", "serve", "results")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 USAGE = "usage: heartcodec-listen {prepare|serve|results} [key=value ...]  (see conf/listen.yaml, docs/listening.md)"
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-
-    with initialize_config_module("heartcodec_lab.conf", version_base="1.3"):
-        return hydra_compose("listen", overrides=overrides)
 
 
 def prepare(cfg) -> None:
@@ -141,25 +135,27 @@ def results(cfg) -> None:
     print(f"written: {path.parent}/ (results.md, results.json, ratings.csv, conditions.csv, items.csv, plots/)")
 
 
+def _rewrite(args: list[str]) -> list[str]:
+    """The sub-command word (``prepare``, ``serve``, ``results``) -> ``action=WORD``."""
+    return [f"action={a}" if i == 0 and a in COMMANDS else a for i, a in enumerate(args)]
+
+
+def _listen(cfg) -> None:
+    if cfg.action not in COMMANDS:
+        raise ValueError(f"action={cfg.action}: " + USAGE.removeprefix("usage: "))
+    {"prepare": prepare, "serve": serve, "results": results}[cfg.action](cfg)
+
+
+# ValueError covers TestFolderError (it names the folder or file and the problem)
+COMMAND = Command("heartcodec-listen", "listen", _listen, errors=(ValueError, OSError), rewrite=_rewrite)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] not in COMMANDS:
+    if not argv or argv[0] not in COMMANDS and not argv[0].startswith("-"):
         print(USAGE, file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        cfg = compose(argv[1:])
-    except (HydraException, OmegaConfBaseException) as err:
-        print(f"heartcodec-listen: error: {' '.join(str(err).split())}", file=sys.stderr)
-        sys.exit(2)
-    from heartcodec_lab.provenance import one_line_errors
-
-    job = {"prepare": prepare, "serve": serve, "results": results}[argv[0]]
-    # ValueError covers TestFolderError and AudioError (both name the file and the problem)
-    one_line_errors("heartcodec-listen", extra=(ValueError, OSError))(job)(cfg)
+    run_command(COMMAND, argv)
 
 
 if __name__ == "__main__":

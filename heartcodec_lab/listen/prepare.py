@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from heartcodec_lab.audio import AUDIO_EXTENSIONS, load_audio, save_audio
+from heartcodec_lab.atomic import atomic_write_text
+from heartcodec_lab.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio, save_audio
 from heartcodec_lab.listen.manifest import (
     FORMAT_VERSION,
     HIDDEN_REFERENCE,
@@ -35,7 +36,6 @@ from heartcodec_lab.listen.signal import (
 )
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 48000
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -262,11 +262,8 @@ def prepare_test(
         "trials": trials,
         "skipped": skipped,
     }
-    path = output / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.partial")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)  # written last: a prepare killed half-way leaves no manifest, and a rerun starts clean
-    return path
+    # written last: a prepare killed half-way leaves no manifest, and a rerun starts clean
+    return atomic_write_text(output / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def _new_id(used: set) -> str:
