@@ -25,16 +25,17 @@ from heartcodec_lab.evaluate.stability import (
 RATE = 1000  # the toy encoder's rate: one token frame = 80 samples
 
 
-def toy_rvq() -> ResidualVQ:
-    """2 levels on the first feature channel: level 0 codes {0, 1} (boundary 0.5), level 1 {-0.25, +0.25}
-    (boundary 0 of the residual)."""
-    rvq = ResidualVQ(dim=512, codebook_size=2, num_quantizers=2, codebook_dim=1).eval()
+def toy_rvq(levels: int = 2) -> ResidualVQ:
+    """Levels on the first feature channel: level 0 codes {0, 1} (boundary 0.5), level q >= 1 codes
+    {-0.5^(q+1), +0.5^(q+1)} (boundary 0 of the residual)."""
+    rvq = ResidualVQ(dim=512, codebook_size=2, num_quantizers=levels, codebook_dim=1).eval()
     with torch.no_grad():
         rvq.project_in.weight.zero_()
         rvq.project_in.weight[0, 0] = 1.0
         rvq.project_in.bias.zero_()
         rvq.layers[0]._codebook.embed.copy_(torch.tensor([0.0, 1.0]).view(1, 2, 1))
-        rvq.layers[1]._codebook.embed.copy_(torch.tensor([-0.25, 0.25]).view(1, 2, 1))
+        for q in range(1, levels):
+            rvq.layers[q]._codebook.embed.copy_(torch.tensor([-1.0, 1.0]).view(1, 2, 1) * 0.5 ** (q + 1))
     return rvq
 
 

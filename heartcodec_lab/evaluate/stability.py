@@ -170,14 +170,17 @@ def aligned_counts(changed: torch.Tensor, original: torch.Tensor, shift: int) ->
 
 
 def _project_in(encoder) -> Callable[[torch.Tensor], torch.Tensor]:
-    rvq = encoder.quantizer
+    rvq = getattr(encoder, "quantizer", None)
     return rvq.project_in if hasattr(rvq, "project_in") else (lambda x: x)
 
 
 @torch.no_grad()
 def rvq_input(encoder, features: torch.Tensor) -> torch.Tensor:
-    """Features ``[T, 512]`` -> the RVQ's input space ``[T, codebook_dim]`` (after ``project_in``), float32."""
-    weight = next(encoder.quantizer.parameters(), None)
+    """Features ``[T, 512]`` -> the RVQ's input space ``[T, codebook_dim]`` (after ``project_in``), float32.
+
+    An encoder without a ResidualVQ (a stand-in) leaves the features as they are."""
+    rvq = getattr(encoder, "quantizer", None)
+    weight = next(rvq.parameters(), None) if isinstance(rvq, torch.nn.Module) else None
     device = weight.device if weight is not None else features.device
     with torch.autocast(device_type=device.type, enabled=False):
         return _project_in(encoder)(features.to(device).float()).cpu()
@@ -188,8 +191,55 @@ def _error_sums(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return float((a[:n] - b[:n]).double().pow(2).sum()), float(b[:n].double().pow(2).sum())
 
 
-def _clip_generator(seed: int, clip: int, change: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + clip * 1009 + change)
+def _clip_generator(seed: int, change: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + change) % (2**63 - 1))
+
+
+def split_changes(changes: Iterable[str | Change] | None) -> tuple[list[Change], dict[str, str]]:
+    """(changes that can run here, ``{name: why not}`` for the others)."""
+    todo = resolve_changes(changes)
+    notes = {c.name: c.available() for c in todo}
+    return [c for c in todo if notes[c.name] is None], {n: why for n, why in notes.items() if why is not None}
+
+
+@torch.no_grad()
+def clip_stability(encoder, clip: torch.Tensor, sample_rate: int, changes: Sequence[Change], seed: int = 0,
+                   base=None) -> dict:
+    """One clip ``[C, S]``: ``{name: {"frames", "per_quantizer", "first_k", "feature_sq_change", "feature_sq"}}``
+    (integer match counts and squared-feature sums in the RVQ's input space, to be added over clips).
+
+    ``base``: the clip's :class:`EncodedAudio` when already computed. Noise of change ``j`` is drawn from a
+    generator seeded with ``(seed, j)``: give each clip its own ``seed``.
+    """
+    clip = clip.float().cpu()
+    if clip.dim() == 1:
+        clip = clip[None]
+    base = encoder.encode(clip, sample_rate) if base is None else base
+    base_in = rvq_input(encoder, base.features)
+    out = {}
+    for j, change in enumerate(changes):
+        changed = encoder.encode(change.apply(clip, sample_rate, _clip_generator(seed, j)), sample_rate)
+        shift = frame_shift(change.delay(sample_rate), sample_rate)
+        num, den = _error_sums(rvq_input(encoder, changed.features)[shift:], base_in)
+        out[change.name] = {**aligned_counts(changed.tokens.cpu(), base.tokens.cpu(), shift),
+                            "feature_sq_change": num, "feature_sq": den}
+    return out
+
+
+def sum_stability(blocks: Sequence[Mapping], descriptions: Mapping[str, str] | None = None) -> dict:
+    """:func:`clip_stability` results of several clips -> per change: summed counts, ``match_rate`` and
+    ``match_rate_first_k`` (fractions per level) and ``feature_change`` (relative RMS change in the RVQ's
+    input space), frame-weighted. Changes missing from some clips are summed over the clips that have them."""
+    names = list(dict.fromkeys(name for block in blocks for name in block))
+    descriptions = descriptions or {c.name: c.description for c in DEFAULT_CHANGES}
+    result = {}
+    for name in names:
+        parts = [block[name] for block in blocks if name in block]
+        total = sum_match_counts(parts)
+        num, den = sum(p["feature_sq_change"] for p in parts), sum(p["feature_sq"] for p in parts)
+        result[name] = {"description": descriptions.get(name, name), **total, **match_rates(total),
+                        "feature_change": math.sqrt(num / den) if den > 0 else float("nan")}
+    return result
 
 
 @torch.no_grad()
@@ -202,31 +252,9 @@ def measure_stability(encoder, clips: Sequence[torch.Tensor], sample_rate: int,
     the features in the RVQ's input space)}}, "skipped": {name: why}, "sample_rate", "clips", "seed"}``.
     Counts are summed over clips (frame-weighted). Noise is seeded per (seed, clip, change).
     """
-    todo = resolve_changes(changes)
-    runnable = [c for c in todo if c.available() is None]
-    skipped = {c.name: c.available() for c in todo if c.available() is not None}
-    counts: dict[str, list] = {c.name: [] for c in runnable}
-    errors: dict[str, list] = {c.name: [0.0, 0.0] for c in runnable}
-    for i, clip in enumerate(clips):
-        clip = clip.float().cpu()
-        if clip.dim() == 1:
-            clip = clip[None]
-        base = encoder.encode(clip, sample_rate)
-        base_in = rvq_input(encoder, base.features)
-        for j, change in enumerate(runnable):
-            changed = change.apply(clip, sample_rate, _clip_generator(seed, i, j))
-            out = encoder.encode(changed, sample_rate)
-            shift = frame_shift(change.delay(sample_rate), sample_rate)
-            counts[change.name].append(aligned_counts(out.tokens.cpu(), base.tokens.cpu(), shift))
-            num, den = _error_sums(rvq_input(encoder, out.features)[shift:], base_in)
-            errors[change.name][0] += num
-            errors[change.name][1] += den
-    result = {}
-    for change in runnable:
-        total = sum_match_counts(counts[change.name])
-        num, den = errors[change.name]
-        result[change.name] = {"description": change.description, **total, **match_rates(total),
-                               "feature_change": math.sqrt(num / den) if den > 0 else float("nan")}
+    runnable, skipped = split_changes(changes)
+    blocks = [clip_stability(encoder, clip, sample_rate, runnable, seed * 1009 + i) for i, clip in enumerate(clips)]
+    result = sum_stability(blocks, {c.name: c.description for c in runnable})
     return {"changes": result, "skipped": skipped, "sample_rate": int(sample_rate), "clips": len(clips),
             "seed": int(seed)}
 
