@@ -87,3 +87,20 @@ def test_gradients_reach_the_projection_only():
     assert any(float(p.grad.abs().sum()) > 0 for p in projection.parameters())
     assert all(p.grad is None for p in codec.parameters())
     assert isinstance(module.losses, LossSet)
+
+
+def test_init_from_starts_at_an_exported_projection_and_refuses_other_sizes(tmp_path):
+    from heartcodec_lab.encoders.projection import default_projection, save_projection
+    from heartcodec_lab.training.run import build_module, compose_config
+
+    codec = load_codec(RANDOM_CODEC)
+    start = default_projection(codec, "conv1d", seed=7, hidden_dim=16, num_layers=1, kernel_size=3)
+    folder = save_projection(tmp_path / "start", start, codec.describe())
+    base = ["+experiment=stable", "debug=fast", f"codec.path={RANDOM_CODEC}", "teacher=random_projection",
+            f"paths.output_dir={tmp_path / 'run'}", "projection.hidden_dim=16", "projection.num_layers=1",
+            "projection.kernel_size=3", f"model.init_from={folder}"]
+    module, _ = build_module(compose_config(base), codec=codec)
+    for (k, a), b in zip(module.projection.state_dict().items(), start.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="cannot start a conv1d projection"):
+        build_module(compose_config(base + ["projection.hidden_dim=32"]), codec=codec)

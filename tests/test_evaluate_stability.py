@@ -106,3 +106,31 @@ def test_delay_alignment_in_records_uses_the_input_rate(toys):
     x = torch.full((2, SR), 0.3)
     result = measure_stability(FrameMean(toy_rvq()), [x], SR, ["delay_half"])
     assert result["changes"]["delay_half"]["frames"] == 13
+
+
+def test_study_report_has_the_stability_overview(tmp_path):
+    from omegaconf import OmegaConf
+
+    from heartcodec_lab.study.report import write_study_report
+
+    out = tmp_path / "study"
+    (out / "eval").mkdir(parents=True)
+    (out / "eval" / "items.jsonl").write_text("")
+
+    def block(rates):
+        return {"match_rate": rates, "match_rate_first_k": rates, "feature_change": 0.1}
+
+    evaluation = {"config": {"reference": "minicodec"}, "encoders": {
+        "minicodec": {"stability": {"noise_-60dB": block([0.96, 0.86] + [0.5] * 6),
+                                    "delay_1": block([0.6, 0.2] + [0.0] * 6)}},
+        "distill": {"agreement": {"match_rate": [0.92, 0.83] + [0.1] * 6},
+                    "feature_error": {"relative_rvq_input": 0.0123},
+                    "stability": {"delay_1": block([0.95, 0.5] + [0.0] * 6)}},
+    }}
+    cfg = OmegaConf.create({"audio_dir": "songs", "codec": {"path": None}, "official_encoder": None,
+                            "budget": {"max_steps": 3}})
+    report = write_study_report(out, cfg, {}, evaluation, n_train=3, n_heldout=1).read_text()
+    assert "## Token stability" in report
+    assert "| minicodec | reference | 96/86/50/50 | 60/20/0/0 |" in report
+    assert "| distill | 1.23 | n/a | 95/50/0/0 |" in report
+    assert "q0: 92 % of a ceiling of 96 %; q1: 83 % of a ceiling of 86 %" in report

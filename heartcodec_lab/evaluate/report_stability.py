@@ -67,3 +67,29 @@ def stability_sections(runs) -> list[str]:
                          f"`{params.get('ceiling_change', CEILING_CHANGE)}`):\n")
             parts += lines + ["\n"]
     return parts
+
+
+def stability_overview(encoders: dict, reference: str | None, levels: int = 4) -> list[str]:
+    """Compact stability markdown for the study report: every encoder's self-agreement per change (first
+    ``levels`` levels in one cell), its feature error, and its agreement beside the reference's ceiling."""
+    measured = {name: block["stability"] for name, block in encoders.items() if block.get("stability")}
+    if not measured:
+        return []
+    changes = list(dict.fromkeys(c for s in measured.values() for c in s))
+    header = ["encoder", "feature error % (vs reference)", *changes]
+    rows = []
+    for name, stability in measured.items():
+        error = (encoders[name].get("feature_error") or {}).get("relative_rvq_input")
+        cells = ["/".join(f"{100 * r:.0f}" for r in stability[c]["match_rate"][:levels]) if c in stability else "n/a"
+                 for c in changes]
+        rows.append([name, "reference" if name == reference else ("n/a" if error is None else f"{100 * error:.2f}"),
+                     *cells])
+    parts = ["## Token stability\n",
+             f"Each encoder against itself after changes nobody hears (docs/stability.md): percent of frames whose "
+             f"code is unchanged at levels q0/q1/.../q{levels - 1}; feature error: relative RMS distance to the "
+             "reference's features in the RVQ's input space.\n", _table(header, rows)]
+    lines = ceiling_lines(encoders, reference)
+    if lines:
+        parts += [f"Agreement with the reference beside its ceiling (its own agreement under `{CEILING_CHANGE}`):\n",
+                  *lines, "\n"]
+    return parts

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from heartcodec_lab.evaluate.report_stability import stability_overview
 from heartcodec_lab.evaluate.results import read_jsonl
 
 # (column, where in an encoder's summary block, which way is better)
@@ -119,6 +120,7 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
               "Reconstruction and music metrics: original vs detokenized tokens. wer/cer: transcript of the "
               "reconstruction vs that of the original (when `evaluate.lyrics.enabled`). Speed: seconds of audio "
               "tokenized per second (higher is faster).\n", _table(header, rows)]
+    parts += stability_overview(encoders, evaluation.get("config", {}).get("reference"))
     if _agreement_plot(encoders, out / "plots" / "agreement_per_quantizer.png"):
         parts.append("![agreement per quantizer](plots/agreement_per_quantizer.png)\n")
     if speed:
