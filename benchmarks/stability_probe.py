@@ -99,10 +99,16 @@ def main(argv=None) -> dict:
     torch.set_num_threads(a.threads)
     cpu0 = time.process_time()
     codec, truth = load_miniature()
-    bank = train_bank(a.train_pieces, a.piece_seconds, seed=a.seed)
-    gen = torch.Generator().manual_seed(a.seed + 1)
-    lat = latents_of(truth, bank)
-    lat_p = torch.stack([latents_of(truth, perturb(bank, generator=gen)) for _ in range(a.perturbations)])
+    cache = a.out / f"latents_{a.train_pieces}x{a.piece_seconds:g}s_{a.perturbations}p_seed{a.seed}.pt"
+    if cache.is_file():
+        lat, lat_p = torch.load(cache, weights_only=True).values()
+    else:
+        bank = train_bank(a.train_pieces, a.piece_seconds, seed=a.seed)
+        gen = torch.Generator().manual_seed(a.seed + 1)
+        lat = latents_of(truth, bank)
+        lat_p = torch.stack([latents_of(truth, perturb(bank, generator=gen)) for _ in range(a.perturbations)])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"lat": lat, "lat_p": lat_p}, cache)
     with torch.no_grad():
         feats_t = truth.projection(lat).float()
     held = list(held_out_pieces(a.pieces, a.seconds))

@@ -65,7 +65,8 @@ class ConsistencyLoss(BatchLoss):
             only move the perturbed branch towards what the other losses ask of the clean one.
         edge_frames: frames left out at each end of a clip.
 
-    Logs ``same_q0``: the share of frames whose first-level code is the same for both.
+    Logs ``same_q0``: the share of frames whose first-level code is the same for both (over the first 256
+    frames of the batch).
     """
 
     name = "consistency"
@@ -96,9 +97,9 @@ class ConsistencyLoss(BatchLoss):
         target = rvq.project_in(clean.detach() if self.detach_clean else clean)
         moved = rvq.project_in(changed)
         loss = (moved - target).pow(2).sum(-1).mean() / target.detach().pow(2).sum(-1).mean().clamp_min(1e-12)
-        with torch.no_grad():
-            book = _codebooks(rvq)[0]
-            first = lambda r: torch.cdist(r.reshape(-1, r.shape[-1]), book.float()).argmin(-1)  # noqa: E731
+        with torch.no_grad():  # first-level codes of (at most) 256 frames: a cheap log, not a full RVQ pass
+            book = _codebooks(rvq)[0].float()
+            first = lambda r: torch.cdist(r.reshape(-1, r.shape[-1])[:256], book).argmin(-1)  # noqa: E731
             same = (first(target) == first(moved)).float().mean()
         return loss, {"same_q0": same}
 
