@@ -69,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="an exported projection to compare (repeatable)")
     p.add_argument("--changes", nargs="+", default=["delay_1", "delay_half", CEILING_CHANGE],
                    help="changes measured on the projections (the true encoder gets all)")
+    p.add_argument("--truth-changes", nargs="+", default=None,
+                   help="changes measured on the true encoder (default: every documented change)")
     p.add_argument("--no-reconstruction", action="store_true", help="skip detokenize (agreement and stability only)")
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "stability")
     p.add_argument("--threads", type=int, default=1)
@@ -95,7 +97,9 @@ def main(argv=None) -> dict:
             f"machine: {machine()}")
     result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, "machine": machine()}
     t0 = time.process_time()
-    teacher = measure_stability(truth, pieces, SR, None, a.seed)
+    truth_changes = None if a.truth_changes is None else list(dict.fromkeys([*a.truth_changes, *a.changes,
+                                                                               CEILING_CHANGE]))
+    teacher = measure_stability(truth, pieces, SR, truth_changes, a.seed)
     result["true_encoder"] = teacher
     header, rows = stability_table(teacher)
     parts = [f"# Token stability\n\n{note}\n", "## The true encoder against itself\n",
