@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from minicodec_eval import load_miniature  # noqa: E402
+from minicodec_eval import load_miniature
 
-from heartcodec_lab.evaluate.metrics.agreement import level_agreement  # noqa: E402
-from heartcodec_lab.evaluate.stability import measure_stability  # noqa: E402
+from heartcodec_lab.evaluate.metrics.agreement import level_agreement
+from heartcodec_lab.evaluate.stability import measure_stability
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 48000

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from minicodec_eval import (  # noqa: E402  (sibling module of the benchmarks folder)
+from minicodec_eval import (
     METRIC_HEADER,
     agreement_cells,
     agreement_header,
@@ -37,7 +37,7 @@ from minicodec_eval import (  # noqa: E402  (sibling module of the benchmarks fo
     score_encoders,
 )
 
-from heartcodec_lab.evaluate.stability import (  # noqa: E402
+from heartcodec_lab.evaluate.stability import (
     CEILING_CHANGE,
     format_against_ceiling,
     measure_stability,

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from test_stability import FrameMean, toy_rvq
 
 import heartcodec_lab.encoders as encoders_pkg
 from heartcodec_lab.evaluate import run_evaluation
 from heartcodec_lab.evaluate.context import EvalContext
-
-from test_stability import FrameMean, toy_rvq
 
 SR = 48000
 

@@ -85,9 +85,9 @@ def stability_overview(encoders: dict, reference: str | None, levels: int = 4) -
         rows.append([name, "reference" if name == reference else ("n/a" if error is None else f"{100 * error:.2f}"),
                      *cells])
     parts = ["## Token stability\n",
-             f"Each encoder against itself after changes nobody hears (docs/stability.md): percent of frames whose "
-             f"code is unchanged at levels q0/q1/.../q{levels - 1}; feature error: relative RMS distance to the "
-             "reference's features in the RVQ's input space.\n", _table(header, rows)]
+             (f"Each encoder against itself after changes nobody hears (docs/stability.md): percent of frames whose "
+              f"code is unchanged at levels q0/q1/.../q{levels - 1}; feature error: relative RMS distance to the "
+              "reference's features in the RVQ's input space.\n"), _table(header, rows)]
     lines = ceiling_lines(encoders, reference)
     if lines:
         parts += [f"Agreement with the reference beside its ceiling (its own agreement under `{CEILING_CHANGE}`):\n",

@@ -36,7 +36,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from heartcodec_lab.evaluate.metrics.agreement import match_counts, match_rates, sum_match_counts
+from heartcodec_lab.evaluate.metrics.agreement import (
+    match_counts,
+    match_rates,
+    sum_match_counts,
+)
 
 TOKEN_RATE_HZ = 12.5
 CEILING_CHANGE = "noise_-60dB"
@@ -78,7 +82,7 @@ def delay(samples: int | None = None, frames: float | None = None, name: str | N
         raise ValueError("give exactly one of samples= or frames=")
 
     def count(sample_rate: int) -> int:
-        return int(samples) if samples is not None else int(round(frames * sample_rate / TOKEN_RATE_HZ))
+        return int(samples) if samples is not None else round(frames * sample_rate / TOKEN_RATE_HZ)
 
     def apply(audio, sr, gen):
         return torch.nn.functional.pad(audio, (count(sr), 0))

@@ -20,7 +20,13 @@ import hashlib
 import math
 from collections.abc import Callable
 
-from heartcodec_lab.evaluate.stability import CEILING_CHANGE, clip_stability, rvq_input, split_changes, sum_stability
+from heartcodec_lab.evaluate.stability import (
+    CEILING_CHANGE,
+    clip_stability,
+    rvq_input,
+    split_changes,
+    sum_stability,
+)
 
 
 def _clip_seed(seed: int, clip: str) -> int:

@@ -37,7 +37,7 @@ def perturb(audio: torch.Tensor, max_delay: int = 480, gain_db: float = 0.1,
     """
     b, c, s = audio.shape
     device = audio.device
-    rand = lambda *shape: torch.rand(*shape, generator=generator).to(device)  # noqa: E731
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(device)
     out = audio
     if max_delay > 0:
         delays = torch.exp(torch.rand(b, generator=generator) * math.log(max_delay + 1)).floor().long().clamp(1, max_delay)
@@ -99,7 +99,7 @@ class ConsistencyLoss(BatchLoss):
         loss = (moved - target).pow(2).sum(-1).mean() / target.detach().pow(2).sum(-1).mean().clamp_min(1e-12)
         with torch.no_grad():  # first-level codes of (at most) 256 frames: a cheap log, not a full RVQ pass
             book = _codebooks(rvq)[0].float()
-            first = lambda r: torch.cdist(r.reshape(-1, r.shape[-1])[:256], book).argmin(-1)  # noqa: E731
+            first = lambda r: torch.cdist(r.reshape(-1, r.shape[-1])[:256], book).argmin(-1)
             same = (first(target) == first(moved)).float().mean()
         return loss, {"same_q0": same}
 
