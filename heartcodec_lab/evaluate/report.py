@@ -13,6 +13,7 @@ import numpy as np
 from heartcodec_lab.codec.usage import USAGE_KEYS
 from heartcodec_lab.evaluate import plots
 from heartcodec_lab.evaluate.report_music import music_sections
+from heartcodec_lab.evaluate.report_stability import stability_sections
 from heartcodec_lab.evaluate.results import read_jsonl
 from heartcodec_lab.evaluate.summary import BETTER, RECONSTRUCTION_METRICS
 from heartcodec_lab.tables import markdown_table
@@ -232,6 +233,7 @@ def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation"
         runs, "agreement", "Agreement with the reference encoder",
         f"Tokens of each encoder compared with those of the reference (`{', '.join(sorted(reference)) or 'n/a'}`) "
         "on the same clips.")
+    parts += stability_sections(runs)
     parts += _agreement_section(
         runs, "roundtrip", "Round-trip stability",
         "Tokens -> detokenize -> audio -> the same encoder -> tokens, compared with the first tokens.")

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from heartcodec_lab.evaluate.report_stability import stability_overview
 from heartcodec_lab.evaluate.results import read_jsonl
 from heartcodec_lab.tables import markdown_table
 
@@ -117,6 +118,7 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
               "Reconstruction and music metrics: original vs detokenized tokens. wer/cer: transcript of the "
               "reconstruction vs that of the original (when `evaluate.lyrics.enabled`). Speed: seconds of audio "
               "tokenized per second (higher is faster).\n", markdown_table(header, rows)]
+    parts += stability_overview(encoders, evaluation.get("config", {}).get("reference"))
     if _agreement_plot(encoders, out / "plots" / "agreement_per_quantizer.png"):
         parts.append("![agreement per quantizer](plots/agreement_per_quantizer.png)\n")
     if speed:
