@@ -93,7 +93,7 @@ def test_hydra_settings_live_in_the_job_group():
     for path in Path(CONF_DIR).glob("*.yaml"):
         assert "hydra" not in (yaml.safe_load(path.read_text()) or {}), f"{path.name}: hydra settings belong in conf/job/"
     for name in COMMANDS:
-        cfg = _compose(name, "output_dir=o" if name.startswith("tokenize") else "out_dir=e", hydra=True) \
+        cfg = _compose(name, "output=e", *(["mode=usage"] if name == "evaluate" else []), hydra=True) \
             if name.startswith("tokenize") or name == "evaluate" else _compose(name, hydra=True)
         run_dir = cfg.hydra.run.dir
         if name == "train":

@@ -101,7 +101,7 @@ def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path):
     (songs / "broken.wav").write_bytes(b"not audio")
     out = tmp_path / "out" / "lyrics.jsonl"
 
-    counts = run(_compose(input=songs, out=out))
+    counts = run(_compose(input=songs, output=out))
     assert counts == {"done": 2, "skipped": 0, "failed": 1}
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["file"] for r in records] == ["a.wav", "album/b.flac"]
@@ -110,21 +110,21 @@ def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path):
     assert failures[0]["file"] == "broken.wav" and "broken.wav" in failures[0]["error"]
 
     before = out.read_text()
-    counts = run(_compose(input=songs, out=out))  # resume: done files are skipped, the bad one retried
+    counts = run(_compose(input=songs, output=out))  # resume: done files are skipped, the bad one retried
     assert counts == {"done": 0, "skipped": 2, "failed": 1}
     assert out.read_text() == before
 
     # an interrupted run left a torn line: that file is redone, the others are kept
     out.write_text(before.splitlines()[0] + "\n" + before.splitlines()[1][:10])
-    counts = run(_compose(input=songs, out=out))
+    counts = run(_compose(input=songs, output=out))
     assert counts == {"done": 1, "skipped": 1, "failed": 1}
     assert [json.loads(line)["file"] for line in out.read_text().splitlines()[::2]] == ["a.wav", "album/b.flac"]
 
-    single = run(_compose(input=songs / "a.wav", out=tmp_path / "one.jsonl"))
+    single = run(_compose(input=songs / "a.wav", output=tmp_path / "one.jsonl"))
     assert single["done"] == 1
     assert json.loads((tmp_path / "one.jsonl").read_text())["text"] == records[0]["text"]
 
 
 def test_command_needs_an_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        run(_compose(input=tmp_path / "nowhere", out=tmp_path / "t.jsonl"))
+        run(_compose(input=tmp_path / "nowhere", output=tmp_path / "t.jsonl"))

@@ -89,10 +89,10 @@ class EvalContext:
 
     # -- audio ----------------------------------------------------------------------------
     def audio_files(self, cfg: DictConfig) -> list[tuple[str, Path]]:
-        """``(clip key, path)`` for every audio file under ``audio_dir`` (sorted, ``audio.max_clips`` first ones)."""
+        """``(clip key, path)`` for every audio file under ``input`` (sorted, ``audio.max_clips`` first ones)."""
         from heartcodec_lab.data.files import find_audio_files
 
-        root = Path(cfg.audio_dir)
+        root = Path(cfg.input)
         exts = tuple(e if e.startswith(".") else f".{e}" for e in cfg.audio.extensions)
         files = find_audio_files(root, exts)
         if not files:
