@@ -195,8 +195,8 @@ class Train:  # conf/train.yaml
     teacher: Any = None  # typed by its option's own schema
     data: Data = MISSING
     trainer: dict[str, Any] = MISSING  # Lightning Trainer arguments
-    logger: dict[str, Any] = MISSING
-    callbacks: dict[str, Any] = MISSING
+    logger: Optional[dict[str, Any]] = None  # ~logger or logger=null: none
+    callbacks: Optional[dict[str, Any]] = None
     paths: Paths = MISSING
 
 

@@ -37,7 +37,8 @@ class Command:
     prog: str  # heartcodec-tokenize
     config: str  # conf/<config>.yaml
     task: Callable[[DictConfig], int | None]  # returns an exit code (None / 0: success)
-    renamed: Mapping[str, str] = field(default_factory=dict)  # deprecated key -> current key (one release)
+    # deprecated key -> current key, or (current key, overrides the old key implied): one release (cli/vocabulary.py)
+    renamed: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     errors: tuple[type[BaseException], ...] = ()  # more error types that are the user's, not a bug
     rewrite: Callable[[list[str]], list[str]] | None = None  # command-line shorthand -> Hydra overrides
 
@@ -126,7 +127,8 @@ def run_command(command: Command, argv: list[str] | None = None) -> None:
 
     task.__wrapped__.__module__ = f"heartcodec_lab.cli.{command.config}"  # Hydra's job name = the config name
     previous = sys.argv
-    sys.argv = [command.prog, *args]
+    # argv[0] stays the real program: Lightning's DDP launcher starts the other ranks with it
+    sys.argv = [previous[0] if previous else command.prog, *args]
     try:
         hydra.main(version_base="1.3", config_path=CONF_PKG, config_name=command.config)(task)()
     finally:
