@@ -217,7 +217,7 @@ class Launcher:
 class Tokenize:  # conf/tokenize.yaml
     input: Optional[str] = MISSING
     output: str = MISSING
-    extensions: list[str] = MISSING
+    extensions: Optional[list[str]] = MISSING  # null: heartcodec_lab.audio.AUDIO_EXTENSIONS
     default_tags: str = MISSING
     instrumental_lyrics: str = MISSING
     pad_eight_frames: bool = MISSING
@@ -287,7 +287,7 @@ class Generate:  # conf/generate.yaml
 class Transcribe:  # conf/transcribe.yaml
     input: Optional[str] = MISSING
     output: str = MISSING
-    extensions: list[str] = MISSING
+    extensions: Optional[list[str]] = MISSING  # null: heartcodec_lab.audio.AUDIO_EXTENSIONS
     resume: bool = MISSING
     threads: Optional[int] = MISSING
     transcriber: Transcriber = MISSING
@@ -311,7 +311,7 @@ class EvalEncoder:  # one entry of heartcodec-evaluate's encoders list
 
 @dataclass
 class EvalAudio:
-    extensions: list[str] = MISSING
+    extensions: Optional[list[str]] = MISSING  # null: heartcodec_lab.audio.AUDIO_EXTENSIONS
     max_clips: Optional[int] = MISSING
     max_seconds: Optional[float] = MISSING
     min_seconds: float = MISSING
@@ -401,7 +401,7 @@ class Study:  # conf/study.yaml
     official_encoder: Optional[str] = MISSING
     recipes: list[str] = MISSING
     heldout_fraction: float = MISSING
-    extensions: list[str] = MISSING
+    extensions: Optional[list[str]] = MISSING  # null: heartcodec_lab.audio.AUDIO_EXTENSIONS
     resume: bool = MISSING
     budget: Budget = MISSING
     recipe_overrides: dict[str, Any] = MISSING

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+from heartcodec_lab.audio import audio_extensions
 
 
 @dataclass(frozen=True)
@@ -12,7 +15,7 @@ class TokenizeJob:
     output_dir: Path  # config key `output`
     input_dir: Path | None = None  # config key `input`: a folder -> input_dir, a list file -> input_manifest
     input_manifest: Path | None = None
-    extensions: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3", "m4a")
+    extensions: tuple[str, ...] | None = None  # None: heartcodec_lab.audio.AUDIO_EXTENSIONS
     default_tags: str = "music"
     instrumental_lyrics: str = "[Instrumental]"
     pad_eight_frames: bool = True
@@ -32,7 +35,7 @@ class TokenizeJob:
     DATASET_KEYS = ("extensions", "default_tags", "instrumental_lyrics", "pad_eight_frames", "link_audio")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "TokenizeJob":
+    def from_config(cls, cfg: Mapping[str, Any]) -> TokenizeJob:
         """From ``conf/tokenize.yaml`` (typed by its schema) or a dict with its keys: ``input`` (a folder, or a
         JSONL / CSV list file) and ``output``, the job's settings, ``codec.path``, ``encoder.kind/path``."""
         if not cfg.get("output"):
@@ -57,4 +60,5 @@ class TokenizeJob:
 
     def dataset_settings(self) -> dict:
         plain = asdict(self)
-        return {k: (list(plain[k]) if k == "extensions" else plain[k]) for k in self.DATASET_KEYS}
+        plain["extensions"] = list(audio_extensions(self.extensions))
+        return {k: plain[k] for k in self.DATASET_KEYS}
