@@ -82,7 +82,7 @@ def child(kind: str, args) -> dict:
         enc = build(kind, args.quick, args.batch_chunks, args.device)
         build_s = time.perf_counter() - t0
         cfg = OmegaConf.create({
-            "input_dir": str(src), "input_manifest": None, "output_dir": str(Path(tmp) / "out"),
+            "input": str(src), "output": str(Path(tmp) / "out"),
             "extensions": ["flac"], "default_tags": "music", "instrumental_lyrics": "[Instrumental]",
             "pad_eight_frames": True, "link_audio": True, "num_workers": args.workers, "batch_chunks": args.batch_chunks,
             "block_seconds": 10.0, "progress": False,

@@ -119,7 +119,7 @@ def bulk_child(folder: str, shard: int, num_shards: int, threads: int, workers: 
     enc = build_projection_encoder(width)
     with tempfile.TemporaryDirectory() as out:
         cfg = OmegaConf.create({
-            "input_dir": folder, "input_manifest": None, "output_dir": out, "extensions": ["flac", "wav"],
+            "input": folder, "output": out, "extensions": ["flac", "wav"],
             "default_tags": "music", "instrumental_lyrics": "[Instrumental]", "pad_eight_frames": True,
             "link_audio": True, "num_workers": workers, "batch_chunks": 1, "block_seconds": 10.0, "progress": False,
         })

@@ -36,3 +36,23 @@ def with_scale(config: str, overrides: list[str]) -> list[str]:
         return list(overrides)
     paths = [o.split("=", 1)[1] for o, k in zip(overrides, keys) if k == "codec.path" and "=" in o]
     return [f"scale={scale_for(paths[-1] if paths else None)}", *overrides]  # first: flags may follow the overrides
+
+
+def register_schemas() -> None:
+    """Put the typed schemas of :mod:`heartcodec_lab.conf.schemas` in Hydra's ConfigStore (idempotent).
+
+    Called when this package is imported, which Hydra does before composing ``pkg://heartcodec_lab.conf``:
+    a command's YAML names its schema first (``- tokenize_schema``), a group option its own
+    (``- conv1d_schema`` in ``projection/conv1d.yaml``).
+    """
+    from heartcodec_lab.conf import schemas
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, node in schemas.COMMANDS.items():
+        store.store(name=f"{name}_schema", node=node)
+    for (group, name), node in schemas.OPTIONS.items():
+        store.store(group=group, name=f"{name}_schema", node=node)
+
+
+register_schemas()

@@ -95,7 +95,7 @@ def test_hydra_settings_live_in_the_job_group(command_cfg):
     for path in Path(CONF_DIR).glob("*.yaml"):
         assert "hydra" not in (yaml.safe_load(path.read_text()) or {}), f"{path.name}: hydra settings belong in conf/job/"
     for name in COMMANDS:
-        cfg = command_cfg(name, "output_dir=o" if name.startswith("tokenize") else "out_dir=e", hydra=True) \
+        cfg = command_cfg(name, "output=e", *(["mode=usage"] if name == "evaluate" else []), hydra=True) \
             if name.startswith("tokenize") or name == "evaluate" else command_cfg(name, hydra=True)
         run_dir = cfg.hydra.run.dir
         if name == "train":

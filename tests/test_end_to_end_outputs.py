@@ -67,7 +67,7 @@ def test_generate_command_gives_the_library_tokens_and_audio(tmp_path, fixtures_
     mula_path, codec_path = fixtures_dir / "heartmula-tiny", fixtures_dir / "heartcodec-tiny"
     out, tokens_file = tmp_path / "out.wav", tmp_path / "out.npy"
     run(compose("generate",
-                    "tags='Pop, Piano'", f"lyrics={tmp_path / 'song.lyrics'}", f"save_path={out}",
+                    "tags='Pop, Piano'", f"lyrics={tmp_path / 'song.lyrics'}", f"output={out}",
                     f"tokens_path={tokens_file}", f"mula.path={mula_path}", "mula.device=cpu", "mula.dtype=float32",
                     f"codec.path={codec_path}", "codec.device=cpu", "max_audio_length_ms=720", "seed=1",
                     "progress=false", "detokenize.num_steps=2"))
@@ -125,8 +125,8 @@ def test_evaluate_command_gives_known_answers_for_known_pairs(tmp_path, known_pa
     clips, estimates = known_pairs
     out = tmp_path / "eval"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["heartcodec-evaluate", f"audio_dir={clips}", f"estimate_dir={estimates}",
-                                      f"out_dir={out}", "estimate_name=known"])
+    monkeypatch.setattr(sys, "argv", ["heartcodec-evaluate", "mode=pairs", f"input={clips}", f"estimate={estimates}",
+                                      f"output={out}", "estimate_name=known"])
     main()
     items = {r["clip"]: r["reconstruction"] for r in map(json.loads, (out / "items.jsonl").read_text().splitlines())}
     assert set(items) == {"identical.wav", "gain.wav", "delay.wav"}

@@ -23,10 +23,10 @@ def evaluate(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_config_composes_with_overrides(compose):
-    cfg = compose("evaluate", "audio_dir=clips", "detokenize.num_steps=2", "mula.enabled=true")
+    cfg = compose("evaluate", "mode=encoders", "input=clips", "detokenize.num_steps=2", "mula.enabled=true")
     assert cfg.codec.path is None and cfg.reference is None
     assert [(e.name, e.kind, e.path) for e in cfg.encoders] == [("minicodec", "minicodec", None)]
-    assert cfg.detokenize.num_steps == 2 and cfg.mula.enabled and cfg.compare == []
+    assert cfg.detokenize.num_steps == 2 and cfg.mula.enabled and cfg.mode == "encoders" and cfg.input == "clips"
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_cli_on_embedded_models(tmp_path, one_clip, monkeypatch):
     # affordable, since every encode and detokenize works on a whole 29.76 s window
     out = tmp_path / "out"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["heartcodec-evaluate", f"audio_dir={one_clip}", f"out_dir={out}",
+    monkeypatch.setattr(sys, "argv", ["heartcodec-evaluate", "mode=encoders", f"input={one_clip}", f"output={out}",
                                       f"codec.path={RANDOM_CODEC}", "encoders=[{name: proj, kind: projection}]",
                                       "reference=null",
                                       "detokenize.num_steps=1", "roundtrip=false", "mula.enabled=true"])
@@ -64,7 +64,7 @@ def test_cli_on_embedded_models(tmp_path, one_clip, monkeypatch):
 
 def test_bad_input_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing: input folder not found"):
-        run_evaluation({"out_dir": str(tmp_path / "o"), "audio_dir": str(tmp_path / "missing"),
+        run_evaluation({"output": str(tmp_path / "o"), "mode": "encoders", "input": str(tmp_path / "missing"),
                         "codec": {"path": None}, "resume": True, "encoders": [{"name": "x", "kind": "official"}],
                         "reference": None, "audio": {"extensions": ["wav"]}})
 
@@ -76,24 +76,24 @@ def test_cli_full_run_with_dataset_and_compare(tmp_path, one_clip):
     out = tmp_path / "full"
     models = [f"codec.path={RANDOM_CODEC}", "reference=official",
               "encoders=[{name: official, kind: official}, {name: projection, kind: projection}]"]
-    result = evaluate(f"audio_dir={one_clip}", f"out_dir={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
+    result = evaluate("mode=encoders", f"input={one_clip}", f"output={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["encoders"]["official"]["roundtrip"]["match_rate"]) == 8
     assert len(summary["encoders"]["projection"]["agreement"]["match_rate_first_k"]) == 8
-    again = evaluate(f"audio_dir={one_clip}", f"out_dir={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
+    again = evaluate("mode=encoders", f"input={one_clip}", f"output={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
     assert again.returncode == 0 and "with official" not in again.stderr + again.stdout
     assert len((out / "items.jsonl").read_text().splitlines()) == 2
     ds = out / "tokens" / "official"
-    dataset = evaluate(f"dataset_dir={tmp_path / 'ds'}", f"out_dir={tmp_path / 'usage'}", cwd=tmp_path)
+    dataset = evaluate("mode=usage", f"input={tmp_path / 'ds'}", f"output={tmp_path / 'usage'}", cwd=tmp_path)
     assert dataset.returncode != 0 and "dataset folder not found" in dataset.stderr
     (tmp_path / "ds" / "tokens").mkdir(parents=True)
     for p in ds.glob("*.npy"):
         (tmp_path / "ds" / "tokens" / p.name).write_bytes(p.read_bytes())
-    dataset = evaluate(f"dataset_dir={tmp_path / 'ds'}", f"out_dir={tmp_path / 'usage'}", cwd=tmp_path)
+    dataset = evaluate("mode=usage", f"input={tmp_path / 'ds'}", f"output={tmp_path / 'usage'}", cwd=tmp_path)
     assert dataset.returncode == 0, dataset.stderr[-3000:]
     np.testing.assert_array_equal(np.load(tmp_path / "usage" / "counts.npy"), np.load(out / "counts_official.npy"))
-    cmp = evaluate(f"compare=[{out},{tmp_path / 'usage'}]", f"out_dir={tmp_path / 'cmp'}", cwd=tmp_path)
+    cmp = evaluate("mode=compare", f"input=[{out},{tmp_path / 'usage'}]", f"output={tmp_path / 'cmp'}", cwd=tmp_path)
     assert cmp.returncode == 0, cmp.stderr[-3000:]
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "| full/official |" in report and "| usage/dataset |" in report

@@ -27,7 +27,7 @@ def test_music_lyrics_and_depth_blocks(tmp_path, evaluate_cfg):
     save_audio(clips / "song.flac", synth_music(1.6, seed=3), 48000)
     (clips / "song.lyrics").write_text("[verse]\nHello, little star\n")
     out = tmp_path / "out"
-    summary = run_evaluation(evaluate_cfg(f"audio_dir={clips}", f"out_dir={out}", f"codec.path={RANDOM_CODEC}",
+    summary = run_evaluation(evaluate_cfg("mode=encoders", f"input={clips}", f"output={out}", f"codec.path={RANDOM_CODEC}",
                                   "encoders=[{name: proj, kind: projection}]",
                                   "reference=null", "detokenize.num_steps=1", "roundtrip=false",
                                   "lyrics.enabled=true", "codebook_depth.enabled=true", "codebook_depth.levels=[1,8]"))
@@ -58,7 +58,7 @@ def test_lyric_adherence_of_songs(tmp_path, evaluate_cfg):
     (songs / "a.lyrics").write_text("[chorus] la la love\n")
     save_audio(songs / "b.wav", synth_music(1.0, seed=2), 48000)  # no lyrics: undefined, not zero
     out = tmp_path / "adherence"
-    summary = run_evaluation(evaluate_cfg(f"songs_dir={songs}", f"out_dir={out}"))
+    summary = run_evaluation(evaluate_cfg("mode=adherence", f"input={songs}", f"output={out}"))
     records = {r["song"]: r for r in read_jsonl(out / "songs.jsonl")}
     assert records["a.wav"]["wer"] is not None and records["a.wav"]["wer"] >= 0
     assert records["b.wav"]["wer"] is None

@@ -133,7 +133,7 @@ def scorer(monkeypatch):
 
 
 def dataset_cfg(tmp_path, **over):
-    cfg = {"out_dir": str(tmp_path / "o"), "dataset_dir": str(tmp_path / "ds"), "codebook_size": K,
+    cfg = {"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
            "codec": {"path": None}, "resume": True, "mula": {"enabled": True, "tags": "", "lyrics": ""}}
     cfg.update(over)
     return cfg

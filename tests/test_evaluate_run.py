@@ -100,7 +100,7 @@ def write_clips(folder, n=2, seconds=2.0):
 
 def audio_cfg(tmp_path, out="run", **over):
     cfg = {
-        "out_dir": str(tmp_path / out), "resume": True, "audio_dir": str(tmp_path / "clips"),
+        "output": str(tmp_path / out), "resume": True, "mode": "encoders", "input": str(tmp_path / "clips"),
         "codec": {"path": None}, "codebook_size": K,
         "audio": {"extensions": ["wav"], "max_clips": None, "max_seconds": None, "min_seconds": 0.1},
         "encoders": [{"name": "flip", "kind": "flip", "path": None}, {"name": "ref", "kind": "ref", "path": None}],
@@ -133,7 +133,7 @@ def test_dataset_mode_counts_exactly(tmp_path):
     b = rng.integers(0, K, (8, 11)).astype(np.int16)
     make_dataset(tmp_path / "ds", {"a/song.mp3": a, "b.wav": b.T.copy()})  # one file stored [T, 8]
     out = tmp_path / "out"
-    summary = run_evaluation({"out_dir": str(out), "dataset_dir": str(tmp_path / "ds"), "codebook_size": K,
+    summary = run_evaluation({"output": str(out), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
                               "codec": {"path": None}, "resume": True, "mula": {"enabled": False}})
     counts = np.load(out / "counts.npy")
     expected = np.stack([np.bincount(np.concatenate([a[q], b[q]]), minlength=K) for q in range(8)])
@@ -151,7 +151,7 @@ def test_dataset_mode_excludes_padding_without_metadata(tmp_path):
     tokens = np.full((8, 10), 7, dtype=np.int16)
     tokens[:, 6:] = 99  # padding
     make_dataset(tmp_path / "ds", {"x": tokens}, with_metadata=False)
-    run_evaluation({"out_dir": str(tmp_path / "out"), "dataset_dir": str(tmp_path / "ds"), "codebook_size": K,
+    run_evaluation({"output": str(tmp_path / "out"), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
                     "pad_id": 99, "codec": {"path": None}, "resume": True})
     counts = np.load(tmp_path / "out" / "counts.npy")
     assert counts.sum() == 8 * 6 and (counts[:, 7] == 6).all()
@@ -164,7 +164,7 @@ def test_dataset_mode_drops_frames_padded_by_the_tokenizer(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "ds" / "metadata.jsonl").read_text().splitlines()]
     rows[0]["pad_frames"] = 1
     (tmp_path / "ds" / "metadata.jsonl").write_text(json.dumps(rows[0]) + "\n")
-    summary = run_evaluation({"out_dir": str(tmp_path / "out"), "dataset_dir": str(tmp_path / "ds"),
+    summary = run_evaluation({"output": str(tmp_path / "out"), "mode": "usage", "input": str(tmp_path / "ds"),
                               "codebook_size": K, "codec": {"path": None}, "resume": True})
     counts = np.load(tmp_path / "out" / "counts.npy")
     np.testing.assert_array_equal(counts[:, :8], 1)  # codes 0..7 once each, the repeated 7 not counted
@@ -175,20 +175,22 @@ def test_dataset_mode_drops_frames_padded_by_the_tokenizer(tmp_path):
 def test_dataset_errors_name_the_file(tmp_path):
     make_dataset(tmp_path / "ds", {"bad": np.full((8, 5), K, dtype=np.int16)})
     with pytest.raises(ValueError, match=r"bad\.npy.*outside 0\.\.15"):
-        run_evaluation({"out_dir": str(tmp_path / "o"), "dataset_dir": str(tmp_path / "ds"),
+        run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"),
                         "codebook_size": K, "codec": {"path": None}, "resume": True})
     np.save(tmp_path / "shape.npy", np.zeros((3, 5), dtype=np.int16))
     with pytest.raises(DatasetError, match=r"shape\.npy: expected tokens shaped \[8, T\] or \[T, 8\]"):
         read_tokens(tmp_path / "shape.npy")
     (tmp_path / "ds" / "metadata.jsonl").write_text('{"audio_tokens_path": "tokens/bad.npy"}\n{oops\n')
     with pytest.raises(DatasetError, match=r"metadata\.jsonl:2: not valid JSON"):
-        run_evaluation({"out_dir": str(tmp_path / "o"), "dataset_dir": str(tmp_path / "ds"),
+        run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"),
                         "codebook_size": K, "codec": {"path": None}, "resume": True})
 
 
 def test_nothing_to_do_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="nothing to evaluate"):
-        run_evaluation({"out_dir": str(tmp_path / "o"), "codec": {"path": None}})
+    with pytest.raises(ValueError, match="mode=None: choose one of usage, encoders, pairs, adherence, compare"):
+        run_evaluation({"output": str(tmp_path / "o"), "codec": {"path": None}})
+    with pytest.raises(ValueError, match=r"mode=usage needs input=\.\.\. \(a tokenized dataset folder\)"):
+        run_evaluation({"mode": "usage", "output": str(tmp_path / "o"), "codec": {"path": None}})
 
 
 # -- audio mode ----------------------------------------------------------------------------
@@ -267,14 +269,14 @@ def test_compare_mode_puts_runs_side_by_side(tmp_path, stand_ins):
     run_evaluation(audio_cfg(tmp_path, out="a", label="recipe_a", plots={"spectrogram_clips": 0}))
     run_evaluation(audio_cfg(tmp_path, out="b", label="recipe_b", encoders=[{"name": "ref", "kind": "ref"}],
                              plots={"spectrogram_clips": 0}))
-    run_evaluation({"out_dir": str(tmp_path / "cmp"), "compare": [str(tmp_path / "a"), str(tmp_path / "b")]})
+    run_evaluation({"output": str(tmp_path / "cmp"), "mode": "compare", "input": [str(tmp_path / "a"), str(tmp_path / "b")]})
     report = (tmp_path / "cmp" / "report.md").read_text()
     for row in ("| recipe_a/flip |", "| recipe_a/ref |", "| recipe_b/ref |"):
         assert row in report
     assert (tmp_path / "cmp" / "plots" / "rank_frequency.png").is_file()
     assert (tmp_path / "cmp" / "plots" / "metric_distributions.png").is_file()
     with pytest.raises(FileNotFoundError, match="no summary.json"):
-        run_evaluation({"out_dir": str(tmp_path / "cmp2"), "compare": [str(tmp_path / "clips")]})
+        run_evaluation({"output": str(tmp_path / "cmp2"), "mode": "compare", "input": [str(tmp_path / "clips")]})
 
 
 def test_nll_per_frame_uses_each_items_tags(tmp_path, monkeypatch):
@@ -288,7 +290,7 @@ def test_nll_per_frame_uses_each_items_tags(tmp_path, monkeypatch):
     rows = [json.loads(x) for x in lines]
     rows[1]["tags"] = "piano, calm"
     (tmp_path / "ds" / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = run_evaluation({"out_dir": str(tmp_path / "o"), "dataset_dir": str(tmp_path / "ds"), "codebook_size": K,
+    summary = run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
                               "codec": {"path": None}, "resume": True, "mula": {"enabled": True}})
     records = [json.loads(x) for x in (tmp_path / "o" / "dataset_items.jsonl").read_text().splitlines()]
     assert [r["nll_per_frame_nats"] for r in records] == [1.0, 11.0]

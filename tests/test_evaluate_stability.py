@@ -46,7 +46,7 @@ def cfg(tmp_path, **stability):
         sig = (0.5 + 0.3 * rng.standard_normal(SR)).astype(np.float32)  # 1 s, 13 frames
         sf.write(folder / f"clip_{i}.wav", np.stack([sig, sig], 1), SR)
     return {
-        "out_dir": str(tmp_path / "run"), "resume": True, "audio_dir": str(folder), "codec": {"path": None},
+        "mode": "encoders", "output": str(tmp_path / "run"), "resume": True, "input": str(folder), "codec": {"path": None},
         "codebook_size": 2, "audio": {"extensions": ["wav"], "max_clips": None, "max_seconds": None, "min_seconds": 0.1},
         "encoders": [{"name": "student", "kind": "student", "path": None}, {"name": "ref", "kind": "ref", "path": None}],
         "reference": "ref", "reconstruction": False, "roundtrip": False, "music_metrics": False,
@@ -124,7 +124,7 @@ def test_study_report_has_the_stability_overview(tmp_path):
                     "feature_error": {"relative_rvq_input": 0.0123},
                     "stability": {"delay_1": block([0.95, 0.5] + [0.0] * 6)}},
     }}
-    cfg = OmegaConf.create({"audio_dir": "songs", "codec": {"path": None}, "official_encoder": None,
+    cfg = OmegaConf.create({"input": "songs", "codec": {"path": None}, "official_encoder": None,
                             "budget": {"max_steps": 3}})
     report = write_study_report(out, cfg, {}, evaluation, n_train=3, n_heldout=1).read_text()
     assert "## Token stability" in report

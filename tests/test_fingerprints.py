@@ -124,7 +124,7 @@ def test_merge_refuses_shards_of_different_encoders_naming_the_files(tmp_path, s
     from heartcodec_lab.cli import tokenize_merge as merge_module
 
     capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["heartcodec-tokenize-merge", f"output_dir={out}"])
+    monkeypatch.setattr(sys, "argv", ["heartcodec-tokenize-merge", f"output={out}"])
     GlobalHydra.instance().clear()
     with pytest.raises(SystemExit) as exit_info:
         merge_module.main()

@@ -1,4 +1,5 @@
-"""The layers hold: ``cli/`` sits over the library, and only ``cli/`` and ``training/`` import Hydra.
+"""The layers hold: ``cli/`` sits over the library, and only ``cli/`` and ``training/`` import Hydra
+(directly, or through ``heartcodec_lab.conf``, which registers the typed schemas with Hydra).
 
 The import graph is read with ``ast`` from the source (every ``import``, top-level or inside a
 function), so a lazy import cannot hide a violation. ``__main__.py`` files are entry points
@@ -48,7 +49,8 @@ def violations(root: Path) -> list[str]:
             is_cli = name == f"{top}.cli" or name.startswith(f"{top}.cli.")
             if is_cli and sub != "cli" and path.name != "__main__.py":
                 problems.setdefault((where, "cli"), f"{where}: imports {name} (packages below cli/ never import it)")
-            if (name == "hydra" or name.startswith("hydra.")) and sub not in HYDRA_USERS:
+            uses_hydra = name.split(".")[0] == "hydra" or name == f"{top}.conf" or name.startswith(f"{top}.conf.")
+            if uses_hydra and sub not in HYDRA_USERS:
                 problems.setdefault((where, "hydra"), f"{where}: imports {name} (only {', '.join(HYDRA_USERS)} import Hydra)")
     return sorted(problems.values())
 
@@ -82,9 +84,11 @@ def test_the_checker_finds_planted_violations(tmp_path):
         "codec/__init__.py": "",
         "codec/model.py": "def load():\n    from ..cli import runner\n",  # relative, lazy: still a violation
         "evaluate/report.py": "import hydra.utils\nfrom heartcodec_lab import cli\n",
+        "study/run.py": "from heartcodec_lab.conf import CONF_PKG\n",  # the config package registers with Hydra
     })
     found = violations(pkg)
-    assert len(found) == 3, found
+    assert len(found) == 4, found
+    assert any("study/run.py:1: imports heartcodec_lab.conf" in f for f in found)
     assert any(f.startswith("heartcodec_lab/codec/model.py:2: imports heartcodec_lab.cli") for f in found)
     assert any("evaluate/report.py:1: imports hydra.utils" in f for f in found)
     assert any("evaluate/report.py:2: imports heartcodec_lab.cli" in f for f in found)

@@ -138,9 +138,10 @@ def test_an_evaluation_run_supplies_reference_and_conditions(sources, tmp_path):
         cfg = compose(
             "evaluate",
             overrides=[
-                f"audio_dir={ref}",
-                f"estimate_dir={conditions['noisy']}",
-                f"out_dir={run}",
+                "mode=pairs",
+                f"input={ref}",
+                f"estimate={conditions['noisy']}",
+                f"output={run}",
                 "music_metrics=false",
                 "estimate_name=noisy",
             ],

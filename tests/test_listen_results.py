@@ -134,7 +134,7 @@ def test_study_report_includes_the_listening_test(rated, tmp_path):
     (out / "eval").mkdir(parents=True)
     cfg = OmegaConf.create(
         {
-            "audio_dir": "songs",
+            "input": "songs",
             "codec": {"path": None},
             "official_encoder": None,
             "budget": {"max_steps": 1},

@@ -62,7 +62,7 @@ def test_tokenize_refuses_embedded_encoder_next_to_real_codec(tmp_path, monkeypa
     src = tmp_path / "in"
     write(src / "a.wav", tone(0.5, 48000), 48000)
     out = tmp_path / "out"
-    code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input_dir={src}", f"output_dir={out}",
+    code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input={src}", f"output={out}",
                     f"codec.path={fixtures_dir / 'heartcodec-tiny'}")
     assert code == 2
     err = one_line(capsys, "heartcodec-tokenize")
@@ -78,7 +78,7 @@ def test_tokenize_checkpoint_mismatch_is_one_line(tmp_path, monkeypatch, capsys,
 
     src = tmp_path / "in"
     write(src / "a.wav", tone(0.5, 48000), 48000)
-    code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input_dir={src}", f"output_dir={tmp_path / 'o'}",
+    code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input={src}", f"output={tmp_path / 'o'}",
                     f"codec.path={fixtures_dir / 'heartcodec-tiny'}", "encoder=official", "allow_embedded=true",
                     "num_workers=0")
     assert code == 2
@@ -123,8 +123,8 @@ def test_evaluate_refuses_embedded_encoders_next_to_real_codec(tmp_path, monkeyp
 
     (tmp_path / "clips").mkdir()
     monkeypatch.chdir(tmp_path)
-    code = run_main(monkeypatch, main, "heartcodec-evaluate", f"audio_dir={tmp_path / 'clips'}",
-                    f"out_dir={tmp_path / 'eval'}", "codec.path=/ckpt/HeartCodec-oss")
+    code = run_main(monkeypatch, main, "heartcodec-evaluate", "mode=encoders", f"input={tmp_path / 'clips'}",
+                    f"output={tmp_path / 'eval'}", "codec.path=/ckpt/HeartCodec-oss")
     assert code == 2
     err = one_line(capsys, "heartcodec-evaluate")
     assert "encoder 'minicodec' would be embedded" in err
@@ -138,7 +138,7 @@ def test_evaluate_refuses_real_mula_on_tokens_of_embedded_models(tmp_path):
     ds.mkdir()
     (ds / "dataset_info.json").write_text(json.dumps({"provenance": {"embedded": ["codec", "encoder"]}}))
     with pytest.raises(ProvenanceError, match="dataset tokens would be embedded .* made with embedded codec, encoder"):
-        run_evaluation({"out_dir": str(tmp_path / "o"), "dataset_dir": str(ds), "codec": {"path": None},
+        run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(ds), "codec": {"path": None},
                         "mula": {"enabled": True, "path": "/ckpt/HeartMuLa-oss-3B"}})
 
 
@@ -146,13 +146,13 @@ def test_generate_refuses_embedded_codec_next_to_real_mula(monkeypatch, capsys, 
     from heartcodec_lab.cli import generate as cli
 
     code = run_main(monkeypatch, cli.main, "heartcodec-generate", "mula.path=/ckpt/HeartMuLa-oss-3B",
-                    f"save_path={tmp_path / 'x.wav'}")
+                    f"output={tmp_path / 'x.wav'}")
     assert code == 2
     err = one_line(capsys, "heartcodec-generate")
     assert "codec would be embedded" in err and "set codec.path=..." in err
     # continuing from audio also needs the encoder
     code = run_main(monkeypatch, cli.main, "heartcodec-generate", "mula.path=/m", "codec.path=/c",
-                    f"continue_from={tmp_path / 'clip.wav'}")
+                    f"input={tmp_path / 'clip.wav'}")
     assert code == 2 and "set encoder=official encoder.path=" in one_line(capsys, "heartcodec-generate")
 
 

@@ -52,7 +52,7 @@ def test_compare_step_writes_the_report(tmp_path):
         "official": {"reconstruction": {"mstft_distance": {"mean": 1.5}}},
         "conv1d": {"agreement": {"match_rate": [0.5, 0.25] + [0.0] * 6}, "music": {"chroma_similarity": {"mean": 0.9}}},
     }}
-    cfg = OmegaConf.create({"audio_dir": "songs", "codec": {"path": None}, "official_encoder": None,
+    cfg = OmegaConf.create({"mode": "encoders", "input": "songs", "codec": {"path": None}, "official_encoder": None,
                             "budget": {"max_steps": 3}})
     trained = {"conv1d": {"global_step": 3, "seconds": 1.0, "metrics": {"train/loss/total": 0.5},
                           "projection_export": "x/projection"}}
@@ -67,7 +67,7 @@ def test_compare_step_writes_the_report(tmp_path):
 def test_study_end_to_end_on_embedded_defaults(songs, tmp_path, codec_path, reference, compose):
     out = tmp_path / "study"
     codec = [f"codec.path={codec_path}"] if codec_path else []  # None: the default (the miniature)
-    cfg = compose("study", f"audio_dir={songs}", f"out_dir={out}", *codec, *TINY_BUDGET)
+    cfg = compose("study", f"input={songs}", f"output={out}", *codec, *TINY_BUDGET)
     report = run_study(cfg).read_text()
     for recipe in ("conv1d", "flow", "distill"):
         assert (out / "train" / recipe / "projection").is_dir()

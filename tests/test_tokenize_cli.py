@@ -39,7 +39,7 @@ def tokenize_and_compare(tmp_path, monkeypatch, kind: str, codec_path: str | Non
     (src / "clip.txt").write_text("test tone")
     (src / "notes.mp3").write_text("not audio")
     out = tmp_path / "out"
-    code = run_cli(monkeypatch, f"input_dir={src}", f"output_dir={out}", "num_workers=0", "progress=false",
+    code = run_cli(monkeypatch, f"input={src}", f"output={out}", "num_workers=0", "progress=false",
                    "device=cpu", *extra)
     assert code == 0
     rows = read_jsonl(out / "metadata.jsonl")
@@ -70,8 +70,8 @@ def test_cli_with_embedded_official_encoder(tmp_path, monkeypatch):
 
 
 def test_cli_bad_input_fails_fast_with_a_clear_message(tmp_path, monkeypatch, capsys):
-    assert run_cli(monkeypatch, f"output_dir={tmp_path / 'o'}", "encoder=projection") == 2
-    assert "give exactly one of input_dir" in capsys.readouterr().err
-    assert run_cli(monkeypatch, f"input_dir={tmp_path / 'nope'}", f"output_dir={tmp_path / 'o'}") == 2
-    assert "nope: input folder not found" in capsys.readouterr().err
+    assert run_cli(monkeypatch, f"output={tmp_path / 'o'}", "encoder=projection") == 2
+    assert "input= is required: a folder of audio or a list file" in capsys.readouterr().err
+    assert run_cli(monkeypatch, f"input={tmp_path / 'nope'}", f"output={tmp_path / 'o'}") == 2
+    assert "nope: input not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

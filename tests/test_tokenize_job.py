@@ -135,7 +135,7 @@ def test_manifest_input(tmp_path, encoder):
     manifest = data / "list.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
-    assert run(job_config(None, out, input_manifest=str(manifest)), encoder=encoder) == 0
+    assert run(job_config(manifest, out), encoder=encoder) == 0
     meta = {r["file_name"]: r for r in read_jsonl(out / "metadata.jsonl")}
     assert set(meta) == {"audio/x/one.wav", "audio/two.flac"}
     assert (meta["audio/x/one.wav"]["tags"], meta["audio/x/one.wav"]["lyrics"]) == ("rock", "hello")
@@ -148,7 +148,7 @@ def test_manifest_input(tmp_path, encoder):
     csv = data / "list.csv"
     csv.write_text("path,tags,lyrics\nx/one.wav,rock,hello\n")
     out2 = tmp_path / "out2"
-    assert run(job_config(None, out2, input_manifest=str(csv)), encoder=encoder) == 0
+    assert run(job_config(csv, out2), encoder=encoder) == 0
     assert np.array_equal(np.load(out2 / "tokens/x/one.wav.npy"), np.load(out / "tokens/x/one.wav.npy"))
 
 

@@ -19,8 +19,8 @@ def test_from_config_types_the_settings(tmp_path):
     assert job.dataset_settings() == {"extensions": list(AUDIO_EXTENSIONS), "default_tags": "music",
                                       "instrumental_lyrics": "[Instrumental]", "pad_eight_frames": True,
                                       "link_audio": True}
-    with pytest.raises(ValueError, match="output_dir=FOLDER is required"):
-        TokenizeJob.from_config({"input_dir": "x"})
+    with pytest.raises(ValueError, match="output=FOLDER is required"):
+        TokenizeJob.from_config({"input": "x"})
 
 
 def test_a_job_by_hand_equals_one_from_the_config(tmp_path):

@@ -69,7 +69,7 @@ def test_shards_into_one_folder_then_merge_equal_single_run(corpus, single, tmp_
     for i in range(2):
         run(job_config(corpus, out, shard=i, num_shards=2), encoder=enc)
         assert not (out / "metadata.jsonl").exists()  # each shard only journals; merge writes the dataset
-    assert merge_cli(monkeypatch, f"output_dir={out}") == 0
+    assert merge_cli(monkeypatch, f"output={out}") == 0
     assert without_shards(snapshot(out)) == without_shards(snapshot(single))
     assert json.loads((out / "dataset_info.json").read_text())["shards"] == [
         "shard-00000-of-00002", "shard-00001-of-00002"]
@@ -87,5 +87,5 @@ def test_fabric_two_cpu_processes_match_single_process(corpus, single, tmp_path)
 
 
 def test_merge_of_an_empty_folder_fails_clearly(tmp_path, monkeypatch, capsys):
-    assert merge_cli(monkeypatch, f"output_dir={tmp_path}") == 2
+    assert merge_cli(monkeypatch, f"output={tmp_path}") == 2
     assert "nothing was tokenized into it yet" in capsys.readouterr().err

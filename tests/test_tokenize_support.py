@@ -48,8 +48,8 @@ def job_config(input_dir=None, output_dir=None, **overrides):
     raw.pop("defaults")
     raw.pop("hydra", None)
     cfg = OmegaConf.merge(raw, {"codec": {"path": None}, "encoder": {"kind": "official", "path": None, "batch_chunks": 1}})
-    cfg.input_dir = str(input_dir) if input_dir else None
-    cfg.output_dir = str(output_dir)
+    cfg.input = str(input_dir) if input_dir else None
+    cfg.output = str(output_dir)
     cfg.progress = False
     cfg.num_workers = 0
     cfg.device = "cpu"

@@ -8,21 +8,23 @@ one sentence: the key, where it was looked for and the keys (or options) that ex
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
-from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.conf import CONF_DIR, group_options
 
 
 def compose(config: str, overrides: list[str], hydra: bool = False) -> DictConfig:
-    """``conf/<config>.yaml`` composed with ``overrides`` (the schemas registered), as a command would see it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
+    """``conf/<config>.yaml`` composed with ``overrides`` as its command would (``+experiment=`` read as the
+    experiment slot, the scale chosen from the codec, the schemas of :mod:`heartcodec_lab.conf.schemas`)."""
+    from heartcodec_lab.training.run import compose_config
 
-    from heartcodec_lab.cli.schemas import register_schemas
-
-    register_schemas()
-    with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
-        return hydra_compose(config_name=config, overrides=list(overrides), return_hydra_config=hydra)
+    return compose_config(list(overrides), config_name=config, return_hydra_config=hydra)
 
 
 def compose_checked(config: str, overrides: list[str]) -> str | None:
@@ -34,8 +36,16 @@ def compose_checked(config: str, overrides: list[str]) -> str | None:
     try:  # without resolving: ${hydra:...} has no value before Hydra runs
         OmegaConf.to_container(cfg, resolve=False, throw_on_missing=True)
     except MissingMandatoryValue as err:
-        return f"missing value for {err.full_key} (set {err.full_key}=...)"
+        options = group_options(err.full_key) if "." not in err.full_key and _is_group(err.full_key) else []
+        choose = f"{err.full_key}={'|'.join(options)}" if options else f"{err.full_key}=..."
+        return f"missing value for {err.full_key} (set {choose})"
     return None
+
+
+def _is_group(name: str) -> bool:
+    from pathlib import Path
+
+    return (Path(CONF_DIR) / name).is_dir()
 
 
 def _chain(err: BaseException):
@@ -64,7 +74,7 @@ def explain(err: BaseException) -> str:
                     else " ".join(str(cause).split("Config search path")[0].split()))
         if isinstance(cause, OverrideParseException):
             return f"cannot read the override: {' '.join(str(cause).split('See https')[0].split())}"
-        if isinstance(cause, (ConfigKeyError, ValidationError, MissingMandatoryValue)) or (
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError, ValidationError, MissingMandatoryValue)) or (
                 isinstance(cause, OmegaConfBaseException) and "not in struct" in str(cause)):
             return _explain_omegaconf(cause)
     return " ".join(str(err).split())

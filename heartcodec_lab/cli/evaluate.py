@@ -16,7 +16,7 @@ def _evaluate(cfg: DictConfig) -> None:
     from heartcodec_lab.evaluate.runner import run_evaluation
 
     run_evaluation(cfg)
-    log.info("report: %s/report.md", cfg.out_dir)
+    log.info("report: %s/report.md", cfg.output)
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -25,7 +25,11 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (DatasetError,)
 
 
-COMMAND = Command("heartcodec-evaluate", "evaluate", _evaluate, errors=_errors())
+#: the old spellings (until 0.2): a folder key chose the mode, now `mode=` does
+RENAMED = {"out_dir": "output", "dataset_dir": ("input", "mode=usage"), "audio_dir": ("input", "mode=encoders"),
+           "songs_dir": ("input", "mode=adherence"), "compare": ("input", "mode=compare"),
+           "estimate_dir": ("estimate", "mode=pairs")}
+COMMAND = Command("heartcodec-evaluate", "evaluate", _evaluate, errors=_errors(), renamed=RENAMED)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 The work is in :mod:`heartcodec_lab.mula.generation`; this module wires the config to it (conf/generate.yaml).
 With ``lazy_load`` the language model and the codec are never in memory
-together: codec (only to encode ``continue_from`` audio) -> language model ->
+together: codec (only to encode ``input`` audio to continue) -> language model ->
 codec. Ctrl-C during generation stops it and still decodes what was generated.
 """
 
@@ -70,7 +70,7 @@ def generation_provenance(cfg: DictConfig):
 
     components = [Component("HeartMuLa", "mula.path", cfg.mula.get("path")),
                   codec_component(cfg.codec.get("path"))]
-    source = cfg.get("continue_from")
+    source = cfg.get("input")
     if source and Path(str(source)).suffix.lower() != ".npy":
         components.append(encoder_component("encoder", "encoder.path", cfg.encoder.get("kind"), cfg.encoder.get("path")))
     return check_components(components, bool(cfg.get("allow_embedded", False)))
@@ -87,10 +87,10 @@ def run(cfg: DictConfig) -> Path:
         torch.manual_seed(int(cfg.seed))
     codec = None
     history = None
-    if cfg.continue_from:
-        source = Path(str(cfg.continue_from))
+    if cfg.get("input"):
+        source = Path(str(cfg.input))
         if not source.is_file():
-            raise FileNotFoundError(f"continue_from: {source} not found")
+            raise FileNotFoundError(f"input={source}: not found (audio or .npy tokens to continue)")
         if source.suffix.lower() != ".npy":
             codec = _load_codec(cfg)
         history = load_history(source, codec, cfg.encoder.kind, cfg.encoder.path)
@@ -136,7 +136,7 @@ def run(cfg: DictConfig) -> Path:
 
     from heartcodec_lab.audio import save_audio
 
-    path = save_audio(str(cfg.save_path), wav, sample_rate)
+    path = save_audio(str(cfg.output), wav, sample_rate)
     log.info("wrote %s: %.2f s, %d Hz, %d channels", path, wav.shape[1] / sample_rate, sample_rate, wav.shape[0])
     return path
 
@@ -165,7 +165,8 @@ def _generate(cfg: DictConfig) -> None:
     run(cfg)
 
 
-COMMAND = Command("heartcodec-generate", "generate", _generate, rewrite=quote_free_text)
+COMMAND = Command("heartcodec-generate", "generate", _generate, rewrite=quote_free_text,
+                  renamed={"save_path": "output", "continue_from": "input"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -134,7 +134,10 @@ def run(cfg) -> int:
                                       bool(cfg.get("allow_embedded", False)))
         if provenance.embedded:
             print(provenance.headline())
-        from heartcodec_lab.codec import DetokenizeSettings, load_codec  # heavy imports only once the input is known good
+        from heartcodec_lab.codec import (  # heavy imports only once the input is known good
+            DetokenizeSettings,
+            load_codec,
+        )
         from heartcodec_lab.encoders import build_encoder
 
         start = time.perf_counter()

@@ -8,7 +8,7 @@ for all of them:
    on stderr per spelling (:mod:`heartcodec_lab.cli.vocabulary`);
 2. a command with the ``scale`` group gets ``scale=mini`` for an embedded codec, else ``scale=full``,
    unless the user chose one (:func:`heartcodec_lab.conf.scale_for`);
-3. the config is composed once against the typed schemas (:mod:`heartcodec_lab.cli.schemas`): a
+3. the config is composed once against the typed schemas (:mod:`heartcodec_lab.conf.schemas`): a
    misspelled key or a wrong type is refused in one line that lists the valid keys, exit code 2;
 4. Hydra runs the task with the ``hydra:`` settings of the config's ``job`` group (run folder, logging);
    a one-line header on stdout names the command, the config and the scale;
@@ -37,7 +37,8 @@ class Command:
     prog: str  # heartcodec-tokenize
     config: str  # conf/<config>.yaml
     task: Callable[[DictConfig], int | None]  # returns an exit code (None / 0: success)
-    renamed: Mapping[str, str] = field(default_factory=dict)  # deprecated key -> current key (one release)
+    # deprecated key -> current key, or (current key, overrides the old key implied): one release (cli/vocabulary.py)
+    renamed: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     errors: tuple[type[BaseException], ...] = ()  # more error types that are the user's, not a bug
     rewrite: Callable[[list[str]], list[str]] | None = None  # command-line shorthand -> Hydra overrides
 
@@ -93,7 +94,7 @@ def header(command: Command, args: list[str], user_keys: set[str]) -> str:
 
 
 def prepare_overrides(command: Command, args: list[str]) -> list[str]:
-    """Deprecated spellings renamed (with a notice), shorthand rewritten, the scale chosen."""
+    """Deprecated spellings renamed (with a notice), shorthand rewritten (``+experiment=``), the scale chosen."""
     from heartcodec_lab.cli.vocabulary import rename_deprecated
 
     args = rename_deprecated(command.prog, args, command.renamed)
@@ -107,9 +108,7 @@ def run_command(command: Command, argv: list[str] | None = None) -> None:
     import hydra
 
     from heartcodec_lab.cli.compose import compose_checked
-    from heartcodec_lab.cli.schemas import register_schemas
 
-    register_schemas()
     given = list(sys.argv[1:] if argv is None else argv)
     user_keys = {a.split("=", 1)[0].lstrip("+~") for a in given if "=" in a}
     args = prepare_overrides(command, given)
@@ -128,7 +127,8 @@ def run_command(command: Command, argv: list[str] | None = None) -> None:
 
     task.__wrapped__.__module__ = f"heartcodec_lab.cli.{command.config}"  # Hydra's job name = the config name
     previous = sys.argv
-    sys.argv = [command.prog, *args]
+    # argv[0] stays the real program: Lightning's DDP launcher starts the other ranks with it
+    sys.argv = [previous[0] if previous else command.prog, *args]
     try:
         hydra.main(version_base="1.3", config_path=CONF_PKG, config_name=command.config)(task)()
     finally:

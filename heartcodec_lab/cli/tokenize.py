@@ -13,7 +13,8 @@ def _tokenize(cfg: DictConfig) -> int:
     return run(cfg)
 
 
-COMMAND = Command("heartcodec-tokenize", "tokenize", _tokenize, errors=(ValueError,))
+COMMAND = Command("heartcodec-tokenize", "tokenize", _tokenize, errors=(ValueError,),
+                  renamed={"input_dir": "input", "input_manifest": "input", "output_dir": "output"})
 
 
 def main(argv: list[str] | None = None) -> None:

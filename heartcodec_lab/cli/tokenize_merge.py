@@ -10,10 +10,10 @@ from heartcodec_lab.cli.runner import Command, run_command
 def _merge(cfg: DictConfig) -> int:
     from heartcodec_lab.tokenize.merge import merge
 
-    return merge(cfg.output_dir, backend_id=cfg.backend_id, check=bool(cfg.check))
+    return merge(cfg.output, backend_id=cfg.backend_id, check=bool(cfg.check))
 
 
-COMMAND = Command("heartcodec-tokenize-merge", "tokenize_merge", _merge)
+COMMAND = Command("heartcodec-tokenize-merge", "tokenize_merge", _merge, renamed={"output_dir": "output"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ from heartcodec_lab.cli.runner import Command, run_command
 def _relocate(cfg: DictConfig) -> int:
     from heartcodec_lab.tokenize.relocate import relocate
 
-    result = relocate(cfg.dataset_dir, cfg.get("audio_root"))
+    result = relocate(cfg.output, cfg.get("audio_root"))
     print(f"{result['dataset_dir']}: multidatabackend.json now points here (was {', '.join(result['previous_dirs'])}); "
           f"{result['links_changed']} audio link(s) re-pointed; {result['unresolved_audio']} audio file(s) unresolved")
     return 1 if result["unresolved_audio"] else 0
@@ -22,7 +22,8 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (RelocateError,)
 
 
-COMMAND = Command("heartcodec-tokenize-relocate", "tokenize_relocate", _relocate, errors=_errors())
+COMMAND = Command("heartcodec-tokenize-relocate", "tokenize_relocate", _relocate, errors=_errors(),
+                  renamed={"dataset_dir": "output"})
 
 
 def main(argv: list[str] | None = None) -> None:

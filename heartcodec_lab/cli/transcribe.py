@@ -28,9 +28,9 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     transcriber = transcriber_from_config(cfg.transcriber)
-    counts = transcribe_files(transcriber, cfg.input, cfg.out, extensions=cfg.extensions,
+    counts = transcribe_files(transcriber, cfg.input, cfg.output, extensions=cfg.extensions,
                               resume=bool(cfg.resume))
-    log.info("%s: %d transcribed, %d already done, %d failed", cfg.out, counts["done"], counts["skipped"],
+    log.info("%s: %d transcribed, %d already done, %d failed", cfg.output, counts["done"], counts["skipped"],
              counts["failed"])
     return counts
 
@@ -39,7 +39,7 @@ def _transcribe(cfg: DictConfig) -> None:
     run(cfg)
 
 
-COMMAND = Command("heartcodec-transcribe", "transcribe", _transcribe, errors=(ValueError,))
+COMMAND = Command("heartcodec-transcribe", "transcribe", _transcribe, errors=(ValueError,), renamed={"out": "output"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,9 @@ def rename_deprecated(prog: str, args: list[str], renamed: Renamed, stream=None)
     stream = stream or sys.stderr
     out: list[str] = []
     noted: set[str] = set()
+    given = {_split(a)[1] + _split(a)[2] for a in args if "=" in a and not a.startswith("-")}
+    implied: dict[str, tuple[int, str]] = {}  # key -> (rank of the old spelling in `renamed`, override)
+    order = list(renamed)
     for arg in args:
         if "=" not in arg or arg.startswith("-"):
             out.append(arg)
@@ -39,12 +42,16 @@ def rename_deprecated(prog: str, args: list[str], renamed: Renamed, stream=None)
             out.append(arg)
             continue
         target = renamed[head]
-        new, *implied = [target] if isinstance(target, str) else list(target)
+        new, *implied_here = [target] if isinstance(target, str) else list(target)
         if head not in noted:
             noted.add(head)
-            also = f" (and {' '.join(implied)})" if implied else ""
+            also = f" (and {' '.join(implied_here)})" if implied_here else ""
             print(f"{prog}: note: '{head}=' is now '{new}='{also}; the old spelling goes in {REMOVED_IN}",
                   file=stream)
         out.append(f"{prefix}{new}{rest}{value}")
-        out.extend(o for o in implied if o not in out)
-    return out
+        for extra in implied_here:
+            key = extra.split("=", 1)[0]
+            rank = order.index(head)
+            if key not in given and rank >= implied.get(key, (-1, ""))[0]:
+                implied[key] = (rank, extra)  # a later entry of `renamed` wins (estimate_dir's mode=pairs)
+    return out + [extra for _, extra in implied.values()]

@@ -88,10 +88,10 @@ class EvalContext:
 
     # -- audio ----------------------------------------------------------------------------
     def audio_files(self, cfg: DictConfig) -> list[tuple[str, Path]]:
-        """``(clip key, path)`` for every audio file under ``audio_dir`` (sorted, ``audio.max_clips`` first ones)."""
+        """``(clip key, path)`` for every audio file under ``input`` (sorted, ``audio.max_clips`` first ones)."""
         from heartcodec_lab.data.files import find_audio_files
 
-        root = Path(cfg.audio_dir)
+        root = Path(cfg.input)
         exts = audio_extensions(cfg.audio.extensions)
         files = find_audio_files(root, exts)
         if not files:

@@ -9,7 +9,7 @@ Per (clip, encoder) record blocks, added next to ``reconstruction``:
             original_wer_vs_lyrics / original_cer_vs_lyrics   the original's transcript vs its lyrics
     depth   {"1": reconstruction metrics, ..., "8": ...} decoding from the first k quantizer levels
 
-``songs_dir`` mode (lyric adherence of generated songs): each song's transcript against the
+``mode=adherence`` (lyric adherence of generated songs): each song's transcript against the
 lyrics it was asked to sing (``<name>.lyrics``), one record per song in ``songs.jsonl``.
 """
 
@@ -115,10 +115,10 @@ def summarize_music(records: list[dict]) -> dict:
 
 
 def evaluate_songs(cfg: DictConfig, ctx, out: Path, metrics: MusicMetrics) -> dict:
-    """Lyric adherence: every song under ``songs_dir`` transcribed and scored against its ``.lyrics``."""
+    """Lyric adherence: every song under ``input`` transcribed and scored against its ``.lyrics``."""
     from heartcodec_lab.data.files import find_audio_files, sidecar_text
 
-    root = Path(cfg.songs_dir)
+    root = Path(cfg.input)
     exts = audio_extensions(cfg.audio.extensions)
     files = find_audio_files(root, exts)
     if not files:

@@ -1,6 +1,6 @@
 """Audio you already have against its originals: the reconstruction metrics without any encoder or decoder.
 
-``audio_dir`` holds the originals, ``estimate_dir`` the estimates (reconstructions from another
+``input`` holds the originals, ``estimate`` the estimates (reconstructions from another
 system, a released decoder, a listening-test set) under the same relative paths; the suffix may
 differ (``song.flac`` is paired with ``song.wav`` when there is no ``song.flac``). Both are read as
 the encoder mode reads clips (48 kHz stereo, ``audio.max_seconds`` crop) and compared with the same
@@ -38,7 +38,7 @@ def find_estimate(root: Path, clip: str, extensions: list[str]) -> Path | None:
 
 def evaluate_pairs(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
     """Metrics of every (original, estimate) pair -> ``{estimate_name: summary block}``; records in items.jsonl."""
-    root = Path(cfg.estimate_dir)
+    root = Path(cfg.estimate)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: estimate folder not found")
     name = cfg.get("estimate_name") or "estimate"

@@ -51,7 +51,7 @@ def _slug(text: str) -> str:
 
 def evaluate_dataset(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
     """Exact code counts over every token file (saved as ``counts.npy``), usage, and NLL when enabled."""
-    root = Path(cfg.dataset_dir)
+    root = Path(cfg.input)
     info = read_dataset_info(root)
     size = ctx.codebook_size(info)
     pad_id = cfg.get("pad_id")
@@ -234,20 +234,30 @@ class AudioEvaluation:
         return summary
 
 
+#: the evaluation modes (conf/mode/) and what each reads as ``input``
+MODE_INPUTS = {"usage": "a tokenized dataset folder", "encoders": "a folder of audio",
+               "pairs": "a folder of audio, with estimate=FOLDER", "adherence": "a folder of generated songs",
+               "compare": "a list of finished evaluation folders"}
+MODES = tuple(MODE_INPUTS)
+
+
 def run_evaluation(cfg: DictConfig | dict) -> dict:
     """Run what ``cfg`` asks for (see ``conf/evaluate.yaml``); returns the summary and writes the report."""
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
-    out = Path(cfg.out_dir)
+    mode = cfg.get("mode")
+    if mode not in MODES:
+        raise ValueError(f"mode={mode}: choose one of {', '.join(MODES)}")
+    if not cfg.get("input"):
+        raise ValueError(f"mode={mode} needs input=... ({MODE_INPUTS[mode]})")
+    out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.get("compare"):
-        runs = [RunData.load(p) for p in cfg.compare]
-        write_report(out, runs, title=cfg.get("title") or "Comparison", listening_test=cfg.get("listening_test"))
+    if mode == "compare":
+        runs = [RunData.load(p) for p in (cfg.input if OmegaConf.is_list(cfg.input) else [cfg.input])]
+        write_report(out, runs, title=cfg.get("title") or "Comparison",
+                     listening_test=cfg.get("listening_test"))
         return {"compare": [str(r.path) for r in runs]}
-    if not cfg.get("dataset_dir") and not cfg.get("audio_dir") and not cfg.get("songs_dir"):
-        raise ValueError("nothing to evaluate: set dataset_dir=..., audio_dir=..., songs_dir=... "
-                         "or compare=[run_dir,...]")
     # refuse embedded models next to checkpoints before any work
-    provenance = evaluation_provenance(cfg, read_dataset_info(cfg.dataset_dir) if cfg.get("dataset_dir") else None)
+    provenance = evaluation_provenance(cfg, read_dataset_info(cfg.input) if mode == "usage" else None)
     torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
     ctx = EvalContext(cfg)
     summary: dict = {
@@ -257,21 +267,21 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
         "provenance": provenance.as_dict(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    if cfg.get("dataset_dir"):
+    if mode == "usage":
         summary["dataset"] = evaluate_dataset(cfg, ctx, out)
-    if cfg.get("audio_dir") and cfg.get("estimate_dir"):
+    elif mode == "pairs":
         from heartcodec_lab.evaluate.pairs import evaluate_pairs
 
         summary["encoders"] = evaluate_pairs(cfg, ctx, out)
         summary["metric_params"] = ctx.metrics.describe()
-    elif cfg.get("audio_dir"):
+    elif mode == "encoders":
         evaluation = AudioEvaluation(cfg, ctx, out)
         summary["encoders"] = evaluation.run()
         summary["metric_params"] = ctx.metrics.describe()
         summary["detokenize"] = OmegaConf.to_container(cfg.detokenize, resolve=True)
         summary["music_params"] = evaluation.music.describe()
         summary["stability_params"] = evaluation.stability.describe()
-    if cfg.get("songs_dir"):
+    elif mode == "adherence":
         songs = MusicMetrics(cfg, ctx)
         summary["songs"] = evaluate_songs(cfg, ctx, out, songs)
         summary["transcriber"] = songs.transcriber.describe()

@@ -45,7 +45,8 @@ def decoder_settings(detokenize) -> dict:
 def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> Provenance:
     """Codec and encoders (audio mode), HeartMuLa (when on) and the dataset's own tokens (dataset mode)."""
     components = []
-    if cfg.get("audio_dir"):
+    mode = cfg.get("mode")
+    if mode in ("encoders", "pairs"):
         components.append(codec_component(cfg.codec.get("path")))
         for i, spec in enumerate(cfg.encoders):
             components.append(encoder_component(f"encoder '{spec['name']}'", f"encoders.{i}.path", spec.get("kind"),
@@ -54,15 +55,15 @@ def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> 
     if mula.get("enabled") or (mula.get("enabled") is None and mula.get("path")):
         components.append(Component("HeartMuLa", "mula.path", mula.get("path")))
     lyrics = cfg.get("lyrics") or {}
-    if (cfg.get("audio_dir") and lyrics.get("enabled")) or cfg.get("songs_dir"):
+    if (mode in ("encoders", "pairs") and lyrics.get("enabled")) or mode == "adherence":
         components.append(Component("transcriber", "transcriber.path", (cfg.get("transcriber") or {}).get("path")))
     made_by = (dataset_info or {}).get("provenance")
-    if cfg.get("dataset_dir") and made_by is not None:
+    if mode == "usage" and made_by is not None:
         made = Provenance.from_dict(made_by)
         embedded = made.embedded
         components.append(Component(
-            "dataset tokens", "dataset_dir", None if embedded else cfg.dataset_dir,
-            fix=f"dataset_dir=<a dataset tokenized from checkpoints> ({cfg.dataset_dir} was made with embedded "
+            "dataset tokens", "input", None if embedded else cfg.input,
+            fix=f"input=<a dataset tokenized from checkpoints> ({cfg.input} was made with embedded "
                 f"{', '.join(embedded)})",
             model=MINIATURE if embedded and all(made.models.get(n) == MINIATURE for n in embedded) else RANDOM))
     return check_components(components, bool(cfg.get("allow_embedded", False)))
@@ -128,7 +129,7 @@ def settle_stale(log_file, expected: dict[str, dict], group_field: str, mode: st
     if mode == "refuse":
         raise ProvenanceError(
             f"{log_file.path}: {len(stale)} record(s) were made with other settings ({what} changed); "
-            "rerun with changed_settings=recompute to redo them, resume=false to start over, or another out_dir")
+            "rerun with changed_settings=recompute to redo them, resume=false to start over, or another output")
     log.warning("%s: recomputing %d record(s) made with other settings (%s changed)", log_file.path, len(stale), what)
     log_file.drop(stale)
     return stale

@@ -96,20 +96,23 @@ def conditions_from_evaluation(run_dir: str | Path) -> tuple[Path, dict[str, Pat
     if not summary_path.is_file():
         raise TestFolderError(f"{run_dir}: not an evaluation run folder (no summary.json)")
     config = json.loads(summary_path.read_text(encoding="utf-8")).get("config", {})
-    if not config.get("audio_dir"):
-        raise TestFolderError(f"{summary_path}: the run evaluated no audio folder (audio_dir), nothing to listen to")
+    # `input`/`estimate` since the one vocabulary; `audio_dir`/`estimate_dir` in runs made before it
+    reference = config.get("input") if config.get("mode") in ("encoders", "pairs") else config.get("audio_dir")
+    estimate = config.get("estimate") or config.get("estimate_dir")
+    if not reference or not isinstance(reference, str):
+        raise TestFolderError(f"{summary_path}: the run evaluated no audio folder (mode=encoders or pairs), nothing to listen to")
     conditions = {}
     recon = run_dir / "reconstructions"
     if recon.is_dir():
         conditions = {p.name: p for p in sorted(recon.iterdir()) if p.is_dir()}
-    if config.get("estimate_dir"):
-        conditions[config.get("estimate_name") or "estimate"] = Path(config["estimate_dir"])
+    if estimate:
+        conditions[config.get("estimate_name") or "estimate"] = Path(estimate)
     if not conditions:
         raise TestFolderError(
             f"{run_dir}: no reconstructions/ folder; rerun heartcodec-evaluate with "
             "save_reconstructions=true (and resume=false if its items are already done)"
         )
-    return Path(config["audio_dir"]), conditions
+    return Path(reference), conditions
 
 
 def reconstruct_conditions(

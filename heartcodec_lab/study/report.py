@@ -101,7 +101,7 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
     items = read_jsonl(out / "eval" / "items.jsonl")
     speed = encode_speed(items)
     parts = ["# Encoder study\n", f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}. "
-             f"Audio: `{cfg.audio_dir}` ({n_train} training files, {n_heldout} held out in `heldout/`). "
+             f"Audio: `{cfg.input}` ({n_train} training files, {n_heldout} held out in `heldout/`). "
              f"Codec: `{cfg.codec.get('path') or 'embedded miniature (codec.path=null)'}`; reference encoder: "
              f"{_reference_text(cfg)}. Training budget: "
              f"{int(cfg.budget.max_steps)} steps per recipe.\n"]

@@ -104,7 +104,7 @@ def _evaluate(cfg: DictConfig, out: Path, trained: dict[str, dict]) -> dict:
     ref = reference_encoder(cfg)
     encoders = [ref] + [{"name": r, "kind": "projection", "path": s["projection_export"]} for r, s in trained.items()]
     ev = OmegaConf.to_container(cfg.evaluate, resolve=True)
-    ev.update({"audio_dir": str(out / "heldout"), "out_dir": str(out / "eval"), "encoders": encoders,
+    ev.update({"mode": "encoders", "input": str(out / "heldout"), "output": str(out / "eval"), "encoders": encoders,
                "reference": ref["name"], "codec": OmegaConf.to_container(cfg.codec, resolve=True),
                "transcriber": OmegaConf.to_container(cfg.transcriber, resolve=True),
                "label": "study", "resume": bool(cfg.get("resume", True))})
@@ -127,15 +127,15 @@ def run_study(cfg: DictConfig | dict) -> Path:
     from heartcodec_lab.codec import load_codec
 
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
-    if not cfg.get("audio_dir"):
-        raise ValueError("set audio_dir=FOLDER (training and held-out audio)")
+    if not cfg.get("input"):
+        raise ValueError("set input=FOLDER (training and held-out audio)")
     recipes = list(cfg.recipes)
     unknown = sorted(set(recipes) - set(RECIPES))
     if unknown:
         raise ValueError(f"unknown recipes {unknown}; choose from {list(RECIPES)}")
-    out = Path(cfg.out_dir)
+    out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    train_files, heldout = split_folder(cfg.audio_dir, out, float(cfg.heldout_fraction), cfg.extensions)
+    train_files, heldout = split_folder(cfg.input, out, float(cfg.heldout_fraction), cfg.extensions)
     log.info("study: %d training files, %d held out", len(train_files), len(heldout))
     codec = load_codec(cfg.codec.get("path"), device="cpu", dtype=cfg.codec.get("dtype", "float32"))
     trained = {r: _train_recipe(cfg, r, out, codec) for r in recipes}

@@ -12,8 +12,8 @@ from heartcodec_lab.audio import audio_extensions
 
 @dataclass(frozen=True)
 class TokenizeJob:
-    output_dir: Path
-    input_dir: Path | None = None  # one of input_dir / input_manifest
+    output_dir: Path  # config key `output`
+    input_dir: Path | None = None  # config key `input`: a folder -> input_dir, a list file -> input_manifest
     input_manifest: Path | None = None
     extensions: tuple[str, ...] | None = None  # None: heartcodec_lab.audio.AUDIO_EXTENSIONS
     default_tags: str = "music"
@@ -36,26 +36,22 @@ class TokenizeJob:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> TokenizeJob:
-        """From ``conf/tokenize.yaml`` (a DictConfig or dict): the job's keys, typed; other keys are ignored."""
+        """From ``conf/tokenize.yaml`` (typed by its schema) or a dict with its keys: ``input`` (a folder, or a
+        JSONL / CSV list file) and ``output``, the job's settings, ``codec.path``, ``encoder.kind/path``."""
+        if not cfg.get("output"):
+            raise ValueError("output=FOLDER is required")
         values = {f.name: cfg.get(f.name) for f in fields(cls) if cfg.get(f.name) is not None}
+        values["output_dir"] = Path(str(cfg.get("output"))).expanduser()
+        if cfg.get("input"):
+            source = Path(str(cfg.get("input"))).expanduser()
+            values["input_manifest" if source.is_file() else "input_dir"] = source
         codec, encoder = cfg.get("codec") or {}, cfg.get("encoder") or {}
         for key, value in (("codec_path", codec.get("path")), ("encoder_kind", encoder.get("kind")),
                            ("encoder_path", encoder.get("path"))):
             if value is not None:
                 values[key] = str(value)
-        if "output_dir" not in values:
-            raise ValueError("output_dir=FOLDER is required")
-        for key in ("output_dir", "input_dir", "input_manifest"):
-            if key in values:
-                values[key] = Path(str(values[key])).expanduser()
         if "extensions" in values:
             values["extensions"] = tuple(str(e) for e in values["extensions"])
-        for key, kind in (("pad_eight_frames", bool), ("link_audio", bool), ("progress", bool), ("reencode", bool),
-                          ("allow_embedded", bool), ("num_workers", int),
-                          ("batch_chunks", int), ("block_seconds", float), ("default_tags", str),
-                          ("instrumental_lyrics", str)):
-            if key in values:
-                values[key] = kind(values[key])
         return cls(**values)
 
     @property

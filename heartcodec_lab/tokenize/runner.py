@@ -33,14 +33,13 @@ def build_encoder(cfg, device: torch.device):
 
 def check_config(cfg) -> None:
     """Fail before any model is loaded when the inputs cannot work (or would mix embedded and real models)."""
-    has_dir, has_manifest = bool(cfg.get("input_dir")), bool(cfg.get("input_manifest"))
-    if has_dir == has_manifest:
-        raise ValueError("give exactly one of input_dir=FOLDER or input_manifest=FILE.jsonl|.csv")
-    source = Path(cfg.input_dir if has_dir else cfg.input_manifest).expanduser()
-    if not (source.is_dir() if has_dir else source.is_file()):
-        raise FileNotFoundError(f"{source}: input {'folder' if has_dir else 'manifest'} not found")
-    if not cfg.get("output_dir"):
-        raise ValueError("output_dir=FOLDER is required")
+    if not cfg.get("input"):
+        raise ValueError("input= is required: a folder of audio or a list file (JSONL / CSV with path, tags, lyrics)")
+    source = Path(str(cfg.input)).expanduser()
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: input not found (a folder of audio or a JSONL / CSV list file)")
+    if not cfg.get("output"):
+        raise ValueError("output=FOLDER is required")
     if not 0 <= int(cfg.shard) < int(cfg.num_shards):
         raise ValueError(f"need 0 <= shard < num_shards, got shard={cfg.shard} num_shards={cfg.num_shards}")
     job_provenance(cfg)
@@ -62,12 +61,12 @@ def run(cfg: DictConfig, encoder=None, console: Console | None = None) -> int:
 
 
 def _finish(cfg, summaries: list[ShardSummary], console: Console) -> int:
-    out = Path(cfg.output_dir).expanduser().resolve()
+    out = Path(cfg.output).expanduser().resolve()
     if int(cfg.num_shards) == 1:
         finalize(out, backend_id=cfg.backend_id)
     else:
         console.print(f"shard {int(cfg.shard)} of {int(cfg.num_shards)} done; when every shard is done run "
-                      f"[bold]heartcodec-tokenize-merge output_dir={out}[/bold]")
+                      f"[bold]heartcodec-tokenize-merge output={out}[/bold]")
     total = combine(summaries)
     print_summary(total, console)
     provenance = job_provenance(cfg)
@@ -133,7 +132,7 @@ def _fabric_worker(fabric, plain_cfg: dict, encoder=None) -> int:
     fabric.barrier()
     code = 0
     if rank == 0:
-        out = Path(cfg.output_dir).expanduser().resolve()
+        out = Path(cfg.output).expanduser().resolve()
         tags = {f"shard-{s:05d}-of-{num_shards:05d}" for s in range(int(cfg.shard) * world, (int(cfg.shard) + 1) * world)}
         summaries = [_load_summary(out / PARTS_DIR / t / "summary.json") for t in sorted(tags)]
         code = _finish(cfg, summaries, console)

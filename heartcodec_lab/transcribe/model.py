@@ -6,6 +6,7 @@ cut into 30 s chunks by the pipeline; each chunk is decoded with :class:`Transcr
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,17 @@ from heartcodec_lab.audio import WHISPER_SAMPLE_RATE, load_audio, resample, to_m
 from heartcodec_lab.transcribe.settings import TranscribeSettings
 
 FOLDER_NAME = "HeartTranscriptor-oss"
+# transformers' Whisper generate() hands the suppress-token lists to the generic generate() next to the
+# generation config (its own workaround, transformers PR #48108), which then warns that both were given:
+# nothing a caller can pass differently, so that one message is dropped.
+class _DropWhisperOwnKwargsWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.getMessage())
+        return not (text.startswith("Passing `generation_config` together with generation-related arguments=")
+                    and "suppress_tokens" in text)
+
+
+_WHISPER_FILTER = _DropWhisperOwnKwargsWarning()
 
 
 class HeartTranscriptor:
@@ -39,7 +51,11 @@ class HeartTranscriptor:
                 "automatic-speech-recognition", model=self.model, tokenizer=self.processor.tokenizer,
                 feature_extractor=self.processor.feature_extractor, chunk_length_s=self.settings.chunk_length_s,
                 batch_size=self.settings.batch_size, device=self.device,
+                ignore_warning=True,  # 30 s chunks are heartlib's way of transcribing lyrics, chosen on purpose
             )
+            generation_logger = logging.getLogger("transformers.generation.utils")
+            if _WHISPER_FILTER not in generation_logger.filters:
+                generation_logger.addFilter(_WHISPER_FILTER)
         return self._pipeline
 
     @torch.no_grad()
@@ -55,8 +71,16 @@ class HeartTranscriptor:
         if self.settings.seed is not None:
             torch.manual_seed(int(self.settings.seed))
         out = self.pipeline({"raw": audio.numpy(), "sampling_rate": WHISPER_SAMPLE_RATE},
-                            generate_kwargs=self.settings.generate_kwargs())
+                            generate_kwargs=self._generate_kwargs())
         return out["text"].strip()
+
+    def _generate_kwargs(self) -> dict:
+        """The settings as transformers' Whisper expects them: the length bound as ``max_length`` (Whisper's
+        generate adds its prompt tokens to it, so it bounds the new tokens like ``max_new_tokens`` would; given as
+        ``max_new_tokens`` it meets the default ``max_length`` that transformers fills in and warns per chunk)."""
+        kwargs = self.settings.generate_kwargs()
+        kwargs["max_length"] = kwargs.pop("max_new_tokens")
+        return kwargs
 
     def transcribe_file(self, path: str | Path) -> str:
         """Read any audio file (mono, 16 kHz) and transcribe it; unreadable files raise ``AudioError``."""
