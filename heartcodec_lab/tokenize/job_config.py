@@ -10,8 +10,12 @@ from typing import Any, Mapping
 @dataclass(frozen=True)
 class TokenizeJob:
     output_dir: Path
-    input_dir: Path | None = None  # one of input_dir / input_manifest
+    input_dir: Path | None = None  # one of input_dir / input_manifest / input
     input_manifest: Path | None = None
+    input: str | None = None  # a URL or Hugging Face dataset (local folders/manifests land in input_dir/_manifest)
+    input_split: str = "train"  # Hugging Face dataset input: the split and the audio column
+    audio_column: str = "audio"
+    layout: str = "simpletuner"  # or "hf": Parquet shards + dataset card (.hf_layout)
     extensions: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3", "m4a")
     default_tags: str = "music"
     instrumental_lyrics: str = "[Instrumental]"
@@ -42,6 +46,15 @@ class TokenizeJob:
                 values[key] = str(value)
         if "output_dir" not in values:
             raise ValueError("output_dir=FOLDER is required")
+        if "input" in values:  # input=: a local folder or manifest is the same as input_dir / input_manifest
+            from heartcodec_lab.tokenize.sources import classify_input
+
+            spec = classify_input(str(values["input"]))
+            values["input"] = None if spec.local else spec.value if spec.kind == "url" else f"hf:{spec.value}"
+            if spec.local:
+                values["input_dir" if spec.kind == "folder" else "input_manifest"] = spec.value
+        if values.get("layout", "simpletuner") not in ("simpletuner", "hf"):
+            raise ValueError(f"layout={values['layout']}: use simpletuner (the default) or hf")
         for key in ("output_dir", "input_dir", "input_manifest"):
             if key in values:
                 values[key] = Path(str(values[key])).expanduser()
@@ -49,6 +62,7 @@ class TokenizeJob:
             values["extensions"] = tuple(str(e) for e in values["extensions"])
         for key, kind in (("pad_eight_frames", bool), ("link_audio", bool), ("progress", bool), ("reencode", bool),
                           ("allow_embedded", bool), ("num_workers", int),
+                          ("input_split", str), ("audio_column", str), ("layout", str),
                           ("batch_chunks", int), ("block_seconds", float), ("default_tags", str),
                           ("instrumental_lyrics", str)):
             if key in values:
@@ -61,4 +75,7 @@ class TokenizeJob:
 
     def dataset_settings(self) -> dict:
         plain = asdict(self)
-        return {k: (list(plain[k]) if k == "extensions" else plain[k]) for k in self.DATASET_KEYS}
+        settings = {k: (list(plain[k]) if k == "extensions" else plain[k]) for k in self.DATASET_KEYS}
+        if self.layout != "simpletuner":  # recorded only when not the default, so older datasets stay byte-equal
+            settings["layout"] = self.layout
+        return settings

@@ -35,12 +35,21 @@ def build_encoder(cfg, device: torch.device):
 
 def check_config(cfg) -> None:
     """Fail before any model is loaded when the inputs cannot work (or would mix embedded and real models)."""
-    has_dir, has_manifest = bool(cfg.get("input_dir")), bool(cfg.get("input_manifest"))
-    if has_dir == has_manifest:
-        raise ValueError("give exactly one of input_dir=FOLDER or input_manifest=FILE.jsonl|.csv")
-    source = Path(cfg.input_dir if has_dir else cfg.input_manifest).expanduser()
-    if not (source.is_dir() if has_dir else source.is_file()):
-        raise FileNotFoundError(f"{source}: input {'folder' if has_dir else 'manifest'} not found")
+    given = [k for k in ("input", "input_dir", "input_manifest") if cfg.get(k)]
+    if len(given) != 1:
+        raise ValueError("give exactly one of input=FOLDER|MANIFEST|URL|hf:DATASET, input_dir=FOLDER or "
+                         "input_manifest=FILE.jsonl|.csv")
+    has_dir = given == ["input_dir"]
+    if given == ["input"]:
+        from heartcodec_lab.tokenize.sources import classify_input
+
+        classify_input(cfg.input)  # a local input that does not exist is refused here
+    else:
+        source = Path(cfg.input_dir if has_dir else cfg.input_manifest).expanduser()
+        if not (source.is_dir() if has_dir else source.is_file()):
+            raise FileNotFoundError(f"{source}: input {'folder' if has_dir else 'manifest'} not found")
+    if cfg.get("backend", "local") not in ("local", "ray"):
+        raise ValueError(f"backend={cfg.backend}: use local (the default) or ray")
     if not cfg.get("output_dir"):
         raise ValueError("output_dir=FOLDER is required")
     if not 0 <= int(cfg.shard) < int(cfg.num_shards):
@@ -52,6 +61,10 @@ def run(cfg: DictConfig, encoder=None, console: Console | None = None) -> int:
     """Run the configured job; return the process exit code. ``encoder`` overrides the configured one."""
     console = console or Console(stderr=True)
     check_config(cfg)
+    if cfg.get("backend", "local") == "ray":  # one Ray job over the whole input (.ray_backend)
+        from heartcodec_lab.tokenize.ray_backend import run_ray
+
+        return _finish(cfg, [run_ray(cfg, encoder=encoder, console=console)], console)
     if cfg.launcher.get("enabled"):
         return _run_with_fabric(cfg, encoder)
     torch.backends.cuda.matmul.allow_tf32 = False
