@@ -17,8 +17,16 @@ import numpy as np
 import pytest
 import torch
 from test_tokenize_stream import ShortcutEncoder
-from test_tokenize_support import (StandInEncoder, job_config, make_bad_corpus, make_music_folder, read_jsonl,
-                                   snapshot, tone, write)
+from test_tokenize_support import (
+    StandInEncoder,
+    job_config,
+    make_bad_corpus,
+    make_music_folder,
+    read_jsonl,
+    snapshot,
+    tone,
+    write,
+)
 
 from heartcodec_lab.tokenize.inputs import collect_inputs
 from heartcodec_lab.tokenize.pipeline import tokenize_stream
@@ -42,12 +50,15 @@ def test_ray_steps_without_a_cluster_equal_the_local_pipeline(corpus):
     would), give every file the local pipeline's tokens and every bad file its failure stage."""
     from heartcodec_lab.tokenize.ray_backend import DecodeFile, EncodeChunks, FixedEncoder, Reassembly
 
-    root, good, bad = corpus
+    root, _, bad = corpus
     _, items = collect_inputs(root / "in", None)
     enc = ShortcutEncoder()  # takes the final-chunk shortcut, as the real projection encoder does
     local = {r.item.rel: r for r in tokenize_stream(enc, items)}
-    rows = [row for i, item in enumerate(items)
-            for row in DecodeFile(enc.native_sample_rate, enc.chunk_samples, 10.0)({"i": i, "item": pickle.dumps(item)})]
+    rows = [
+        row
+        for i, item in enumerate(items)
+        for row in DecodeFile(enc.native_sample_rate, enc.chunk_samples, 10.0)({"i": i, "item": pickle.dumps(item)})
+    ]
     random.Random(0).shuffle(rows)
     actor = EncodeChunks(FixedEncoder(enc))
     encoded = []
@@ -91,7 +102,7 @@ def test_local_backend_works_without_ray_and_ray_backend_says_how_to_install(tmp
         except ImportError as err:
             print("ray:", err)
     """)
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "local 0" in proc.stdout
     assert "ray: backend=ray needs Ray: pip install 'heartcodec-lab[ray]'" in proc.stdout
@@ -106,7 +117,9 @@ def test_hf_layout_round_trip_and_load_dataset(corpus, tmp_path):
     st = root / "local"
     assert to_hf(st, tmp_path / "hf", shard_rows=4) == len(good)
     assert sorted(p.name for p in (tmp_path / "hf" / "data").iterdir()) == [
-        "train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ]
     rows = read_jsonl(st / "metadata.jsonl")
     for kwargs in ({"path": str(tmp_path / "hf")}, {"path": "parquet", "data_dir": str(tmp_path / "hf")}):
         ds = datasets.load_dataset(**kwargs, split="train", cache_dir=str(tmp_path / "cache"))
@@ -165,15 +178,18 @@ def test_fsspec_url_input_equals_the_local_folder_and_resumes(corpus, tmp_path):
     assert run(job_config(None, out, input="memory:///scale-test/in"), encoder=StandInEncoder()) == 0
     local, remote = snapshot(root / "local"), snapshot(out)
     assert remote["metadata.jsonl"] == local["metadata.jsonl"]  # same names, tags, lyrics, hashes, frames
-    assert {k: v for k, v in remote.items() if k.startswith("tokens/")} == \
-        {k: v for k, v in local.items() if k.startswith("tokens/")}
+    assert {k: v for k, v in remote.items() if k.startswith("tokens/")} == {
+        k: v for k, v in local.items() if k.startswith("tokens/")
+    }
     fails = {(f["file_name"], f["stage"]) for f in read_jsonl(out / "failures.jsonl")}
     assert fails == {(f"audio/bad/{b}", stage) for b, stage in bad.items()}
     assert not (out / "audio").exists()  # nothing local to link to
     assert json.loads((out / "dataset_info.json").read_text())["input_root"] == "memory:///scale-test/in"
     # rerun: unchanged objects are skipped by their size + version stamp; a changed one is encoded again
     fs = fsspec.filesystem("memory")
-    fs.pipe_file("/scale-test/in/long.wav", write(tmp_path / "new.wav", tone(3.1, 32000, 2, seed=9), 32000).read_bytes())
+    fs.pipe_file(
+        "/scale-test/in/long.wav", write(tmp_path / "new.wav", tone(3.1, 32000, 2, seed=9), 32000).read_bytes()
+    )
     from heartcodec_lab.tokenize.job import run_shard
 
     summary = run_shard(job_config(None, out, input="memory:///scale-test/in"), StandInEncoder(), 0, 1)
@@ -191,11 +207,23 @@ def test_hugging_face_dataset_input(tmp_path):
     files = {"a.flac": (tone(2.3, 48000, 2, seed=1), 48000), "b.wav": (tone(1.1, 44100, 1, seed=2), 44100)}
     payload = {name: write(tmp_path / "src" / name, data, sr).read_bytes() for name, (data, sr) in files.items()}
     ds = datasets.Dataset.from_dict(
-        {"audio": [{"bytes": payload["a.flac"], "path": "a.flac"}, {"bytes": payload["b.wav"], "path": None},
-                   {"bytes": b"not audio at all", "path": "c.mp3"}],
-         "tags": ["Rock, Guitar", None, "x"], "lyrics": ["[Verse]\nhey", None, None]},
-        features=datasets.Features({"audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
-                                    "tags": datasets.Value("string"), "lyrics": datasets.Value("string")}))
+        {
+            "audio": [
+                {"bytes": payload["a.flac"], "path": "a.flac"},
+                {"bytes": payload["b.wav"], "path": None},
+                {"bytes": b"not audio at all", "path": "c.mp3"},
+            ],
+            "tags": ["Rock, Guitar", None, "x"],
+            "lyrics": ["[Verse]\nhey", None, None],
+        },
+        features=datasets.Features(
+            {
+                "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+                "tags": datasets.Value("string"),
+                "lyrics": datasets.Value("string"),
+            }
+        ),
+    )
     ds = ds.cast_column("audio", datasets.Audio())  # an audio column as the Hub has them (arrow-level cast)
     ds.save_to_disk(str(tmp_path / "saved"))
     (tmp_path / "pq" / "data").mkdir(parents=True)

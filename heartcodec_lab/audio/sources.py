@@ -27,10 +27,28 @@ from heartcodec_lab.audio.io import AUDIO_EXTENSIONS, AudioError
 
 BLOCK_BYTES = 1 << 20
 #: keys of fsspec's ``info()`` that change when an object's content changes, in order of preference
-VERSION_KEYS = ("mtime", "LastModified", "last_modified", "updated", "generation", "ETag", "etag", "md5Hash",
-                "created", "last_commit")
-MAGIC = ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".mp3"), (b"\xff\xfb", ".mp3"),
-         (b"\xff\xf3", ".mp3"), (b"\xff\xf2", ".mp3"), (b"FORM", ".aiff"))
+VERSION_KEYS = (
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "generation",
+    "ETag",
+    "etag",
+    "md5Hash",
+    "created",
+    "last_commit",
+)
+MAGIC = (
+    (b"RIFF", ".wav"),
+    (b"fLaC", ".flac"),
+    (b"OggS", ".ogg"),
+    (b"ID3", ".mp3"),
+    (b"\xff\xfb", ".mp3"),
+    (b"\xff\xf3", ".mp3"),
+    (b"\xff\xf2", ".mp3"),
+    (b"FORM", ".aiff"),
+)
 
 
 def is_url(value: str) -> bool:
@@ -162,8 +180,9 @@ def open_hf_dataset(ref: HFDatasetRef):
     else:
         ds = datasets.load_dataset(str(local) if local.is_dir() else ref.spec, split=ref.split)
     if ref.audio_column not in ds.column_names:
-        raise ValueError(f"{ref.spec}: no audio column {ref.audio_column!r} (columns: {ds.column_names}); "
-                         f"set audio_column=")
+        raise ValueError(
+            f"{ref.spec}: no audio column {ref.audio_column!r} (columns: {ds.column_names}); set audio_column="
+        )
     if isinstance(ds.features[ref.audio_column], datasets.Audio):
         ds = ds.cast_column(ref.audio_column, datasets.Audio(decode=False))
     if getattr(ds, "_indices", None) is not None:

@@ -55,8 +55,9 @@ def to_hf(src: str | Path, dst: str | Path, shard_rows: int = hf_layout.SHARD_RO
     backend_id = "heartmula-tokens"
     if (src / "multidatabackend.json").is_file():
         backend_id = json.loads((src / "multidatabackend.json").read_text())[0].get("id", backend_id)
-    sources = [str((src / r["file_name"]).resolve()) if (src / r["file_name"]).exists() else r["file_name"]
-               for r in records]
+    sources = [
+        str((src / r["file_name"]).resolve()) if (src / r["file_name"]).exists() else r["file_name"] for r in records
+    ]
     hf_layout.write_parquet(dst, records, arrays, sources, shard_rows)
     hf_layout.write_card(dst, info, len(records), backend_id)
     for name in COPIED:
@@ -104,8 +105,9 @@ def _link_audio(dst: Path, records: list[dict], sources: list[str], src: Path, a
             os.symlink(target, link)
 
 
-def convert(input: str, output: str, layout: str, audio_root: str | None = None,
-            shard_rows: int = hf_layout.SHARD_ROWS) -> int:
+def convert(
+    input: str, output: str, layout: str, audio_root: str | None = None, shard_rows: int = hf_layout.SHARD_ROWS
+) -> int:
     if layout == "hf":
         return to_hf(input, output, shard_rows)
     if layout == "simpletuner":

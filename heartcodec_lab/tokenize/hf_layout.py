@@ -35,12 +35,28 @@ def features():
     from datasets import Features, List, Value
 
     s, i, f, b = Value("string"), Value("int64"), Value("float64"), Value("bool")
-    return Features({
-        "file_name": s, "audio_tokens_path": s, "tokens": List(List(Value("int16")), length=8),
-        "tags": s, "tags_raw": s, "lyrics": s, "duration_s": f, "frames": i, "sample_rate": i, "channels": i,
-        "num_samples": i, "pad_frames": i, "encoder": s, "embedded": s, "audio_sha256": s,
-        "default_tags": b, "instrumental": b, "source_path": s,
-    })
+    return Features(
+        {
+            "file_name": s,
+            "audio_tokens_path": s,
+            "tokens": List(List(Value("int16")), length=8),
+            "tags": s,
+            "tags_raw": s,
+            "lyrics": s,
+            "duration_s": f,
+            "frames": i,
+            "sample_rate": i,
+            "channels": i,
+            "num_samples": i,
+            "pad_frames": i,
+            "encoder": s,
+            "embedded": s,
+            "audio_sha256": s,
+            "default_tags": b,
+            "instrumental": b,
+            "source_path": s,
+        }
+    )
 
 
 def shard_name(index: int, count: int) -> str:
@@ -53,13 +69,16 @@ def tokens_array(arrays: list[np.ndarray]):
 
     lengths = np.repeat([a.shape[1] for a in arrays], 8) if arrays else np.zeros(0, np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    values = np.concatenate([np.ascontiguousarray(a, np.int16).ravel() for a in arrays]) if arrays else np.zeros(0, np.int16)
+    values = (
+        np.concatenate([np.ascontiguousarray(a, np.int16).ravel() for a in arrays]) if arrays else np.zeros(0, np.int16)
+    )
     rows = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int16()))
     return pa.FixedSizeListArray.from_arrays(rows, 8)
 
 
-def write_parquet(out: Path, records: list[dict], tokens: list[np.ndarray], sources: list[str],
-                  shard_rows: int = SHARD_ROWS) -> list[str]:
+def write_parquet(
+    out: Path, records: list[dict], tokens: list[np.ndarray], sources: list[str], shard_rows: int = SHARD_ROWS
+) -> list[str]:
     """Write ``data/train-*.parquet`` (atomically, stale shards removed); return the shard names."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -105,8 +124,12 @@ def write_card(out: Path, info: dict, num_rows: int, backend_id: str = "heartmul
     data = DatasetCardData(
         configs=[{"config_name": "default", "data_files": [{"split": SPLIT, "path": f"{DATA_DIR}/{SPLIT}-*.parquet"}]}],
         tags=["audio", "music", "heartmula", "heartcodec", "audio-tokens"],
-        heartcodec={"format": "heartcodec-lab tokenized dataset", "layout": "hf", "simpletuner_backend_id": backend_id,
-                    "encoder_fingerprint": info.get("encoder_fingerprint")},
+        heartcodec={
+            "format": "heartcodec-lab tokenized dataset",
+            "layout": "hf",
+            "simpletuner_backend_id": backend_id,
+            "encoder_fingerprint": info.get("encoder_fingerprint"),
+        },
     )
     splits = SplitDict()
     splits.add(SplitInfo(name=SPLIT, num_examples=num_rows))

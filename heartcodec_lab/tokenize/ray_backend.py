@@ -45,9 +45,11 @@ COLUMNS = ("i", "kind", "k", "info", "sha", "stage", "error")
 def import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as err:
-        raise ImportError("backend=ray needs Ray: pip install 'heartcodec-lab[ray]' (or pip install 'ray[data]')") from err
+        raise ImportError(
+            "backend=ray needs Ray: pip install 'heartcodec-lab[ray]' (or pip install 'ray[data]')"
+        ) from err
     return ray
 
 
@@ -65,10 +67,21 @@ class RaySettings:
     max_restarts: int = -1
 
     @classmethod
-    def from_config(cls, cfg: Mapping) -> "RaySettings":
+    def from_config(cls, cfg: Mapping) -> RaySettings:
         group = dict(cfg.get("ray") or {})
-        values = {k: group[k] for k in ("num_encoders", "gpus_per_encoder", "cpus_per_encoder", "cpus_per_decode",
-                                         "num_cpus", "object_store_mb", "max_restarts") if group.get(k) is not None}
+        values = {
+            k: group[k]
+            for k in (
+                "num_encoders",
+                "gpus_per_encoder",
+                "cpus_per_encoder",
+                "cpus_per_decode",
+                "num_cpus",
+                "object_store_mb",
+                "max_restarts",
+            )
+            if group.get(k) is not None
+        }
         return cls(address=cfg.get("address") or None, **values)
 
 
@@ -86,8 +99,16 @@ class DecodeFile:
         item: InputFile = pickle.loads(row["item"])
         source = ChunkSource([item], self.native_rate, self.chunk_samples, self.block_seconds)
         for msg in source._one(0):
-            out = {"i": int(row["i"]), "kind": msg[0], "k": -1, "audio": b"", "info": "", "sha": "", "stage": "",
-                   "error": ""}
+            out = {
+                "i": int(row["i"]),
+                "kind": msg[0],
+                "k": -1,
+                "audio": b"",
+                "info": "",
+                "sha": "",
+                "stage": "",
+                "error": "",
+            }
             if msg[0] == "fail":
                 out.update(stage=msg[2], error=msg[3])
             else:
@@ -122,21 +143,24 @@ class EncodeChunks:
             chunk = torch.from_numpy(np.frombuffer(batch["audio"][j], np.float32).reshape(2, -1).copy())
             if out["kind"][j] == "last":
                 info = json.loads(out["info"][j])
-                left = enc.num_frames(info["native_samples"], enc.native_sample_rate) - int(out["k"][j]) * enc.frames_per_chunk
+                left = (
+                    enc.num_frames(info["native_samples"], enc.native_sample_rate)
+                    - int(out["k"][j]) * enc.frames_per_chunk
+                )
                 if self.shortcut and 0 < left < enc.frames_per_chunk:
                     alone.append(([j], lambda c=chunk, f=left: enc.encode_last_chunk(c[None].to(self.device), f)))
                     continue
             together.append((j, chunk))
         groups = alone
         if together:
-            stacked = lambda: torch.stack([c for _, c in together]).to(self.device)  # noqa: E731
+            stacked = lambda: torch.stack([c for _, c in together]).to(self.device)
             groups = [([j for j, _ in together], lambda: enc.encode_chunks(stacked()))] + alone
         for rows, features in groups:
             try:
                 with torch.no_grad():
                     result = enc.quantize(features()).cpu()  # [B, 8, F]
                 trim_heap()
-            except Exception as err:  # e.g. out of memory: these files fail, the job goes on
+            except Exception as err:  # noqa: BLE001  (e.g. out of memory: these files fail, the job goes on)
                 last = traceback.format_exception_only(type(err), err)[-1].strip()
                 for j in rows:
                     out["kind"][j], out["stage"][j], out["error"][j] = "fail", "encode", f"encoder failed: {last}"
@@ -223,8 +247,15 @@ class RayStream:
     def __init__(self, settings: RaySettings, factory):
         self.settings, self.factory = settings, factory
 
-    def __call__(self, encoder: AudioEncoder, items: list[InputFile], batch_chunks: int = 1, num_workers: int = 0,
-                 device=None, block_seconds: float = 10.0) -> Iterator[FileResult]:
+    def __call__(
+        self,
+        encoder: AudioEncoder,
+        items: list[InputFile],
+        batch_chunks: int = 1,
+        num_workers: int = 0,
+        device=None,
+        block_seconds: float = 10.0,
+    ) -> Iterator[FileResult]:
         if not items:
             return
         ray = import_ray()
@@ -246,13 +277,20 @@ class RayStream:
         actors = s.num_encoders or (max(1, int(gpus // per_gpu)) if per_gpu else 1)
         rows = [{"i": i, "item": pickle.dumps(item)} for i, item in enumerate(items)]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))  # one decoding task per file
-        ds = ds.flat_map(DecodeFile(encoder.native_sample_rate, encoder.chunk_samples, block_seconds),
-                         num_cpus=s.cpus_per_decode)
+        ds = ds.flat_map(
+            DecodeFile(encoder.native_sample_rate, encoder.chunk_samples, block_seconds), num_cpus=s.cpus_per_decode
+        )
         extra = {"max_restarts": s.max_restarts, "max_task_retries": -1 if s.max_restarts else 0}
-        return ds.map_batches(EncodeChunks, fn_constructor_args=(self.factory, max(1, int(s.cpus_per_encoder))),
-                              batch_size=batch_chunks, batch_format="numpy",
-                              compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=s.cpus_per_encoder,
-                              num_gpus=per_gpu, **extra)
+        return ds.map_batches(
+            EncodeChunks,
+            fn_constructor_args=(self.factory, max(1, int(s.cpus_per_encoder))),
+            batch_size=batch_chunks,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=s.cpus_per_encoder,
+            num_gpus=per_gpu,
+            **extra,
+        )
 
 
 def connect(ray, s: RaySettings) -> bool:
@@ -289,6 +327,22 @@ def run_ray(cfg, encoder: AudioEncoder | None = None, console=None):
         encoder = build_encoder(cfg, torch.device("cpu"))
     else:
         factory = FixedEncoder(encoder)
+        try:
+            import ray.cloudpickle
+
+            ray.cloudpickle.dumps(factory)
+        except Exception as err:  # noqa: BLE001  (torch refuses to pickle weight-norm parametrizations)
+            raise ValueError(
+                f"this {type(encoder).__name__} cannot be shipped to Ray actors ({str(err).splitlines()[0]}); "
+                "leave the encoder to the config (codec.path / encoder.path): each actor then builds its own"
+            ) from err
     stream = RayStream(RaySettings.from_config(cfg), factory)
-    return run_shard(TokenizeJob.from_config(cfg), encoder, int(cfg.shard), int(cfg.num_shards), device="cpu",
-                     console=console, stream=stream)
+    return run_shard(
+        TokenizeJob.from_config(cfg),
+        encoder,
+        int(cfg.shard),
+        int(cfg.num_shards),
+        device="cpu",
+        console=console,
+        stream=stream,
+    )

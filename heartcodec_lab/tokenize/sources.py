@@ -22,8 +22,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from heartcodec_lab.audio.sources import (HFDatasetRef, HFRowSource, UrlSource, is_saved_dataset, is_url,
-                                          open_hf_dataset, url_to_fs)
+from heartcodec_lab.audio.sources import (
+    HFDatasetRef,
+    HFRowSource,
+    UrlSource,
+    is_saved_dataset,
+    is_url,
+    open_hf_dataset,
+    url_to_fs,
+)
 from heartcodec_lab.codec.weights import file_sha256
 from heartcodec_lab.tokenize.inputs import InputFile, collect_inputs
 
@@ -47,9 +54,9 @@ def classify_input(value: str) -> InputSpec:
     """Tell what ``input=`` names (a local one must exist; remote ones are checked when listed)."""
     text = str(value).strip()
     if text.startswith(HF_PREFIX) and not text.startswith("hf://"):
-        return InputSpec("hf", text[len(HF_PREFIX):])
+        return InputSpec("hf", text[len(HF_PREFIX) :])
     if text.startswith("file://"):
-        text = text[len("file://"):]
+        text = text[len("file://") :]
     elif is_url(text):
         return InputSpec("url", text)
     path = Path(text).expanduser()
@@ -78,8 +85,9 @@ def resolve_inputs(job, exclude: Path | None = None) -> tuple[Path | None, str, 
     return root, str(root), items
 
 
-def collect_url_inputs(url: str, extensions=(".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a"),
-                       storage_options: dict | None = None) -> list[InputFile]:
+def collect_url_inputs(
+    url: str, extensions=(".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a"), storage_options: dict | None = None
+) -> list[InputFile]:
     """Every audio file below an fsspec URL (recursive, hidden names skipped), with sidecar tags/lyrics."""
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     fs, root = url_to_fs(url, storage_options)
@@ -130,8 +138,9 @@ def collect_hf_inputs(ref: HFDatasetRef, tags_column: str = "tags", lyrics_colum
     for row, path in enumerate(paths):
         own = posixpath.basename(path) if path else ""
         rel = f"{ref.split}/{row:0{width}d}" + (f"_{own}" if own else "")
-        items.append(InputFile(None, rel, _text(texts["tags"][row]), _text(texts["lyrics"][row]),
-                               HFRowSource(ref, row, own)))
+        items.append(
+            InputFile(None, rel, _text(texts["tags"][row]), _text(texts["lyrics"][row]), HFRowSource(ref, row, own))
+        )
     return items
 
 
