@@ -37,8 +37,8 @@ def check_config(cfg) -> None:
     """Fail before any model is loaded when the inputs cannot work (or would mix embedded and real models)."""
     given = [k for k in ("input", "input_dir", "input_manifest") if cfg.get(k)]
     if len(given) != 1:
-        raise ValueError("give exactly one of input=FOLDER|MANIFEST|URL|hf:DATASET, input_dir=FOLDER or "
-                         "input_manifest=FILE.jsonl|.csv")
+        raise ValueError("give exactly one of input_dir=FOLDER, input_manifest=FILE.jsonl|.csv or "
+                         "input=FOLDER|MANIFEST|URL|hf:DATASET")
     has_dir = given == ["input_dir"]
     if given == ["input"]:
         from heartcodec_lab.tokenize.sources import classify_input
