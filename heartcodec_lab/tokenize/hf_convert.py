@@ -1,5 +1,5 @@
-"""``heartcodec-tokenize-convert input=DATASET output=DIR layout=hf|simpletuner``: a tokenized dataset from one
-layout into the other, without loss.
+"""What ``heartcodec-tokenize-convert input=DATASET output=DIR layout=hf|simpletuner`` does
+(heartcodec_lab/cli/tokenize_convert.py): a tokenized dataset from one layout into the other, without loss.
 
 - ``layout=hf``: a SimpleTuner-layout dataset (``tokens/*.npy`` + ``metadata.jsonl``) -> Parquet shards + card
   (:mod:`.hf_layout`); ``failures.jsonl`` and ``dataset_info.json`` are copied byte for byte.
@@ -7,7 +7,6 @@ layout into the other, without loss.
   ``failures.jsonl``, ``dataset_info.json``, ``multidatabackend.json`` for the new folder, and the ``audio``
   link (to ``audio_root=`` or the input folder recorded in ``dataset_info.json``, when it exists).
 
-Also ``python -m heartcodec_lab.tokenize.hf_convert ...``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,27 +111,3 @@ def convert(
     if layout == "simpletuner":
         return to_simpletuner(input, output, audio_root)
     raise ValueError(f"layout={layout}: use hf or simpletuner")
-
-
-def _hydra_main():
-    import hydra
-    from omegaconf import DictConfig
-
-    from heartcodec_lab.conf import CONF_PKG
-    from heartcodec_lab.provenance import one_line_errors
-
-    @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="tokenize_convert")
-    @one_line_errors("heartcodec-tokenize-convert", extra=(ValueError, FileNotFoundError, FileExistsError))
-    def _main(cfg: DictConfig) -> None:
-        rows = convert(str(cfg.input), str(cfg.output), str(cfg.layout), cfg.get("audio_root"), int(cfg.shard_rows))
-        print(f"{cfg.output}: {rows} rows in the {cfg.layout} layout", file=sys.stderr)
-
-    return _main
-
-
-def main() -> None:
-    _hydra_main()()
-
-
-if __name__ == "__main__":
-    main()
