@@ -111,7 +111,7 @@ def test_local_backend_works_without_ray_and_ray_backend_says_how_to_install(tmp
 
 def test_hf_layout_round_trip_and_load_dataset(corpus, tmp_path):
     datasets = pytest.importorskip("datasets")
-    from heartcodec_lab.tokenize.hf_convert import to_hf, to_simpletuner
+    from heartcodec_lab.tokenize.hf_convert import to_hf
 
     root, good, _ = corpus
     st = root / "local"
@@ -130,7 +130,17 @@ def test_hf_layout_round_trip_and_load_dataset(corpus, tmp_path):
             assert np.array_equal(np.asarray(row["tokens"], np.int16), arr)
             assert {k: row[k] for k in r} == r
             assert Path(row["source_path"]).resolve() == (st / r["file_name"]).resolve()
-    assert to_simpletuner(tmp_path / "hf", tmp_path / "back") == len(good)
+    # the way back through the console command
+    cmd = [
+        sys.executable,
+        "-m",
+        "heartcodec_lab.cli.tokenize_convert",
+        f"input={tmp_path / 'hf'}",
+        f"output={tmp_path / 'back'}",
+        "layout=simpletuner",
+    ]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0 and f"{len(good)} rows in the simpletuner layout" in done.stderr, done.stderr[-2000:]
     assert snapshot(tmp_path / "back") == snapshot(st)  # byte-equal tokens, metadata, failures, info, backend
     assert (tmp_path / "back" / "audio").resolve() == (root / "in").resolve()
     with pytest.raises(FileExistsError, match="not empty"):

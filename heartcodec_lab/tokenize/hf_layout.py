@@ -155,7 +155,7 @@ from datasets import load_dataset
 ds = load_dataset("path/to/this/folder", split="train")   # or load_dataset("parquet", data_dir=...)
 ```
 
-`python -m heartcodec_lab.tokenize.hf_convert input=THIS output=DIR layout=simpletuner` writes the
+`heartcodec-tokenize-convert input=THIS output=DIR layout=simpletuner` writes the
 SimpleTuner layout (`tokens/*.npy`, `metadata.jsonl`, `multidatabackend.json`) back.
 """
     atomic_write_text(out / CARD, f"---\n{data.to_yaml()}\n---\n{body}")
