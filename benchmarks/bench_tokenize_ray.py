@@ -54,6 +54,21 @@ RAY = [
 ]
 
 
+RAY_DAEMONS = ("gcs_server", "raylet", "dashboard", "monitor.py", "log_monitor", "agent", "runtime_env")
+
+
+def category(p, driver_pid: int) -> str:
+    """driver | workers (decoding processes, Ray tasks and actors) | ray daemons (GCS, raylet, monitors)."""
+    if p.pid == driver_pid:
+        return "driver"
+    cmd = " ".join(p.cmdline())
+    if cmd.startswith("ray::") or "default_worker.py" in cmd:
+        return "workers"
+    if any(d in cmd for d in RAY_DAEMONS):
+        return "ray daemons"
+    return "workers"
+
+
 def tree_cpu(proc, seen: dict) -> None:
     import psutil
 
@@ -64,7 +79,9 @@ def tree_cpu(proc, seen: dict) -> None:
     for p in procs:
         try:
             t = p.cpu_times()
-            seen[(p.pid, p.create_time())] = t.user + t.system
+            key = (p.pid, p.create_time())
+            kind = seen[key][0] if key in seen else category(p, proc.pid)
+            seen[key] = (kind, t.user + t.system)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
 
@@ -87,7 +104,10 @@ def run_child(backend: str, src: Path, out: Path) -> dict:
     if line is None:
         raise RuntimeError(f"{backend} run failed:\n{stderr[-3000:]}")
     result = json.loads(line[len("RESULT ") :])
-    return {**result, "wall_s": wall, "cpu_s": sum(seen.values())}
+    parts = {
+        k: round(sum(c for kind, c in seen.values() if kind == k), 2) for k in ("driver", "workers", "ray daemons")
+    }
+    return {**result, "wall_s": wall, "cpu_s": sum(c for _, c in seen.values()), **parts}
 
 
 def write_corpus(folder: Path, files: int, seconds: float) -> None:
@@ -106,27 +126,33 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=8, help="number of long files")
     ap.add_argument("--long-seconds", type=float, default=20.0)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--corpora", nargs="+", default=["one", "short", "long"], choices=["one", "short", "long"])
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         corpora = {"one": (1, 1.0), "short": (args.short, 1.0), "long": (args.long, args.long_seconds)}
         for name, (files, seconds) in corpora.items():
             write_corpus(Path(tmp) / name, files, seconds)
-        for name in corpora:
+        for name in args.corpora:
             for backend in ("local", "ray"):
                 r = run_child(backend, Path(tmp) / name, Path(tmp) / f"out-{name}-{backend}")
                 rows.append({"corpus": name, "backend": backend, "files": r["ok"], **r})
                 print(json.dumps(rows[-1]), flush=True)
     by = {(r["corpus"], r["backend"]): r for r in rows}
     print(
-        "\n| backend | corpus | files | audio s | wall s | CPU s (all processes) | audio s / CPU s | audio s / wall s |"
+        "\n| backend | corpus | files | audio s | wall s | CPU s: all | driver | workers | Ray daemons "
+        "| audio s / CPU s (driver + workers) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
+        work = r["driver"] + r["workers"]
         print(
-            f"| {r['backend']} | {r['corpus']} | {r['files']} | {r['audio_s']:.0f} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
-            f"| {r['audio_s'] / r['cpu_s']:.2f} | {r['audio_s'] / r['wall_s']:.2f} |"
+            f"| {r['backend']} | {r['corpus']} | {r['files']} | {r['audio_s']:.0f} | {r['wall_s']:.1f} | "
+            f"{r['cpu_s']:.1f} | {r['driver']:.1f} | {r['workers']:.1f} | {r['ray daemons']:.1f} | "
+            f"{r['audio_s'] / work:.2f} |"
         )
+    if not all((c, b) in by for c in ("one", "short", "long") for b in ("local", "ray")):
+        return
     print("\n| backend | fixed cost per job, CPU s | cost per extra 1 s file, CPU s | CPU s per audio s (long files) |")
     print("| --- | --- | --- | --- |")
     for backend in ("local", "ray"):
