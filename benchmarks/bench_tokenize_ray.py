@@ -126,6 +126,7 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=8, help="number of long files")
     ap.add_argument("--long-seconds", type=float, default=20.0)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--backends", nargs="+", default=["local", "ray"], choices=["local", "ray"])
     ap.add_argument("--corpora", nargs="+", default=["one", "short", "long"], choices=["one", "short", "long"])
     args = ap.parse_args()
     rows = []
@@ -134,7 +135,7 @@ def main() -> None:
         for name, (files, seconds) in corpora.items():
             write_corpus(Path(tmp) / name, files, seconds)
         for name in args.corpora:
-            for backend in ("local", "ray"):
+            for backend in args.backends:
                 r = run_child(backend, Path(tmp) / name, Path(tmp) / f"out-{name}-{backend}")
                 rows.append({"corpus": name, "backend": backend, "files": r["ok"], **r})
                 print(json.dumps(rows[-1]), flush=True)

@@ -301,11 +301,19 @@ def connect(ray, s: RaySettings) -> bool:
     ctx.enable_progress_bars = False  # the job shows its own, one bar for the whole job
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    if s.address:
-        ray.init(address=s.address, log_to_driver=False)
+    if s.address:  # a cluster (auto, HOST:6379) or Ray Client (ray://HOST:10001), which takes fewer settings
+        extra = {} if s.address.startswith("ray://") else {"log_to_driver": False}
+        ray.init(address=s.address, **extra)
     else:
         store = int(s.object_store_mb * 2**20) if s.object_store_mb else None
-        ray.init(num_cpus=s.num_cpus, object_store_memory=store, include_dashboard=False, log_to_driver=False)
+        for attempt in range(3):  # a loaded machine can miss Ray's 30 s start-up deadline for the raylet
+            try:
+                ray.init(num_cpus=s.num_cpus, object_store_memory=store, include_dashboard=False, log_to_driver=False)
+                break
+            except Exception as err:  # Ray raises a bare Exception for this
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(err):
+                    raise
     return True
 
 
@@ -331,7 +339,7 @@ def run_ray(cfg, encoder: AudioEncoder | None = None, console=None):
             import ray.cloudpickle
 
             ray.cloudpickle.dumps(factory)
-        except Exception as err:  # noqa: BLE001  (torch refuses to pickle weight-norm parametrizations)
+        except Exception as err:  # torch refuses to pickle weight-norm parametrizations
             raise ValueError(
                 f"this {type(encoder).__name__} cannot be shipped to Ray actors ({str(err).splitlines()[0]}); "
                 "leave the encoder to the config (codec.path / encoder.path): each actor then builds its own"
