@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+from heartcodec_lab.audio import audio_extensions
 
 
 @dataclass(frozen=True)
@@ -16,7 +19,7 @@ class TokenizeJob:
     input_split: str = "train"  # Hugging Face dataset input: the split and the audio column
     audio_column: str = "audio"
     layout: str = "simpletuner"  # or "hf": Parquet shards + dataset card (.hf_layout)
-    extensions: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3", "m4a")
+    extensions: tuple[str, ...] | None = None  # None: heartcodec_lab.audio.AUDIO_EXTENSIONS
     default_tags: str = "music"
     instrumental_lyrics: str = "[Instrumental]"
     pad_eight_frames: bool = True
@@ -36,7 +39,7 @@ class TokenizeJob:
     DATASET_KEYS = ("extensions", "default_tags", "instrumental_lyrics", "pad_eight_frames", "link_audio")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "TokenizeJob":
+    def from_config(cls, cfg: Mapping[str, Any]) -> TokenizeJob:
         """From ``conf/tokenize.yaml`` (a DictConfig or dict): the job's keys, typed; other keys are ignored."""
         values = {f.name: cfg.get(f.name) for f in fields(cls) if cfg.get(f.name) is not None}
         codec, encoder = cfg.get("codec") or {}, cfg.get("encoder") or {}
@@ -75,7 +78,8 @@ class TokenizeJob:
 
     def dataset_settings(self) -> dict:
         plain = asdict(self)
-        settings = {k: (list(plain[k]) if k == "extensions" else plain[k]) for k in self.DATASET_KEYS}
+        plain["extensions"] = list(audio_extensions(self.extensions))
+        settings = {k: plain[k] for k in self.DATASET_KEYS}
         if self.layout != "simpletuner":  # recorded only when not the default, so older datasets stay byte-equal
             settings["layout"] = self.layout
         return settings

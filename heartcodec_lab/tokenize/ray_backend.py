@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from heartcodec_lab.audio.stream import ChunkStream
 from heartcodec_lab.encoders.base import AudioEncoder
 from heartcodec_lab.tokenize.inputs import InputFile
 from heartcodec_lab.tokenize.pipeline import ChunkSource, FileResult, trim_heap
-from heartcodec_lab.tokenize.stream import ChunkStream
 
 COLUMNS = ("i", "kind", "k", "info", "sha", "stage", "error")
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from heartcodec_lab.audio import audio_extensions
 from heartcodec_lab.audio.sources import (
     HFDatasetRef,
     HFRowSource,
@@ -85,11 +86,12 @@ def resolve_inputs(job, exclude: Path | None = None) -> tuple[Path | None, str, 
     return root, str(root), items
 
 
-def collect_url_inputs(
-    url: str, extensions=(".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a"), storage_options: dict | None = None
-) -> list[InputFile]:
-    """Every audio file below an fsspec URL (recursive, hidden names skipped), with sidecar tags/lyrics."""
-    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+def collect_url_inputs(url: str, extensions=None, storage_options: dict | None = None) -> list[InputFile]:
+    """Every audio file below an fsspec URL (recursive, hidden names skipped), with sidecar tags/lyrics.
+
+    ``extensions``: None = :data:`heartcodec_lab.audio.AUDIO_EXTENSIONS`.
+    """
+    exts = set(audio_extensions(extensions))
     fs, root = url_to_fs(url, storage_options)
     if fs.isfile(root):
         paths, base = [root], posixpath.dirname(root.rstrip("/"))
