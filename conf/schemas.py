@@ -235,6 +235,12 @@ class Tokenize:  # conf/tokenize.yaml
     allow_embedded: bool = MISSING
     reencode: bool = MISSING
     launcher: Launcher = MISSING
+    input_split: str = MISSING  # hf:<dataset> input
+    audio_column: str = MISSING
+    layout: str = MISSING  # simpletuner | hf
+    backend: str = MISSING  # local | ray
+    address: Optional[str] = MISSING  # ray: null (a local instance), auto or ray://HOST:PORT
+    ray: dict[str, Any] = MISSING  # the Ray backend's settings (heartcodec_lab.tokenize.ray_backend)
     codec: Codec = MISSING
     encoder: Encoder = MISSING
 
@@ -421,11 +427,45 @@ class Study:  # conf/study.yaml
     transcriber: Transcriber = MISSING
 
 
+@dataclass
+class TokenizeConvert:  # conf/tokenize_convert.yaml
+    input: str = MISSING
+    output: str = MISSING
+    layout: str = MISSING  # hf | simpletuner
+    audio_root: Optional[str] = MISSING
+    shard_rows: int = MISSING
+
+
+@dataclass
+class Listen:  # conf/listen.yaml (heartcodec_lab.listen)
+    action: Optional[str] = MISSING  # prepare | serve | results
+    output: Optional[str] = MISSING
+    reference: Optional[str] = MISSING
+    conditions: Any = MISSING  # [DIR, ...] or {name: DIR}
+    encoders: Optional[list[EvalEncoder]] = MISSING
+    evaluation: Optional[str] = MISSING
+    title: str = MISSING
+    excerpt: dict[str, Any] = MISSING
+    max_items: Optional[int] = MISSING
+    loudness: dict[str, Any] = MISSING
+    anchors_hz: list[float] = MISSING
+    allow_embedded: bool = MISSING
+    threads: Optional[int] = MISSING
+    test: Optional[str] = MISSING
+    host: str = MISSING
+    port: int = MISSING
+    token: Optional[str] = MISSING
+    screening: dict[str, Any] = MISSING
+    codec: Codec = MISSING
+    detokenize: Detokenize = MISSING
+
+
 #: (group, name) -> schema, as registered: ``- /schema/<name>`` in a command's YAML, ``- /schema/<group>/<name>``
 #: in a group option's YAML
 COMMANDS = {"train": Train, "tokenize": Tokenize, "tokenize_merge": TokenizeMerge,
             "tokenize_relocate": TokenizeRelocate, "reconstruct": Reconstruct, "generate": Generate,
-            "transcribe": Transcribe, "export": Export, "evaluate": Evaluate, "study": Study}
+            "transcribe": Transcribe, "export": Export, "evaluate": Evaluate, "study": Study,
+            "tokenize_convert": TokenizeConvert, "listen": Listen}
 OPTIONS = {("projection", "conv1d"): Conv1dProjection, ("projection", "linear"): LinearProjection,
            ("teacher", "encoder"): EncoderTeacher, ("teacher", "random_projection"): RandomProjectionTeacher}
 GROUPS = {"codec": Codec, "encoder": Encoder, "detokenize": Detokenize, "transcriber": Transcriber, "mula": Mula,

@@ -20,7 +20,8 @@ from heartcodec_lab.cli.vocabulary import rename_deprecated
 # the smallest overrides each command's config needs to compose (its required keys)
 REQUIRED = {"train": ["paths.output_dir=/tmp/unused"], "tokenize": ["output=o"], "tokenize_merge": ["output=o"],
             "tokenize_relocate": ["output=o"], "reconstruct": [], "generate": [], "transcribe": [],
-            "export": ["input=a.ckpt", "output=o"], "evaluate": ["mode=usage", "input=ds"], "study": []}
+            "export": ["input=a.ckpt", "output=o"], "evaluate": ["mode=usage", "input=ds"], "study": [],
+            "tokenize_convert": ["input=ds", "output=o"], "listen": []}
 
 
 def test_every_command_has_a_schema_and_composes():

@@ -71,7 +71,7 @@ def test_cli_with_embedded_official_encoder(tmp_path, monkeypatch):
 
 def test_cli_bad_input_fails_fast_with_a_clear_message(tmp_path, monkeypatch, capsys):
     assert run_cli(monkeypatch, f"output={tmp_path / 'o'}", "encoder=projection") == 2
-    assert "input= is required: a folder of audio or a list file" in capsys.readouterr().err
+    assert "input= is required: a folder of audio, a list file" in capsys.readouterr().err
     assert run_cli(monkeypatch, f"input={tmp_path / 'nope'}", f"output={tmp_path / 'o'}") == 2
     assert "nope: input not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -38,7 +38,9 @@ def finalize(output_dir: str | Path, backend_id: str = "heartmula-tokens") -> di
     missing = [f for f in RECORD_FIELDS if records and f not in records[0]]
     if missing:
         raise ValueError(f"{out}: ledger records lack fields {missing}")
-    write_jsonl(out / "metadata.jsonl", records)
+    layout = (run.get("config") or {}).get("layout", "simpletuner")
+    if layout != "hf":
+        write_jsonl(out / "metadata.jsonl", records)
     write_jsonl(out / "failures.jsonl", failures)
     info = {
         "format_version": FORMAT_VERSION,
@@ -63,8 +65,14 @@ def finalize(output_dir: str | Path, backend_id: str = "heartmula-tokens") -> di
         "shards": sorted(r["shard"] for r in runs),
     }
     atomic_write_text(out / "dataset_info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-    backend = multidatabackend(out, backend_id=backend_id)
-    atomic_write_text(out / "multidatabackend.json", json.dumps(backend, indent=2) + "\n")
+    if layout == "hf":  # Parquet shards + dataset card instead of metadata.jsonl + multidatabackend.json
+        from heartcodec_lab.tokenize.hf_layout import write_from_ledger
+
+        sources = {name: (latest[name].get("source") or {}).get("path", "") for name in latest}
+        write_from_ledger(out, records, sources, info, backend_id)
+    else:
+        backend = multidatabackend(out, backend_id=backend_id)
+        atomic_write_text(out / "multidatabackend.json", json.dumps(backend, indent=2) + "\n")
     _remove_leftover_temporaries(out / TOKENS_DIR)
     return info
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heartcodec_lab.audio import audio_extensions
+from heartcodec_lab.audio.sources import AudioSource
 from heartcodec_lab.data.files import find_audio_files, read_manifest, sidecar_text
 
 EXTERNAL_PREFIX = "_external"
@@ -19,12 +20,14 @@ class InputFile:
 
     path: absolute path. rel: posix name relative to the input root (the key for its token file).
     tags/lyrics: from the manifest or sidecars (None when absent; defaults are applied later).
+    source: audio that is not a local file (an fsspec URL, a dataset row; :mod:`.sources`), path is then None.
     """
 
-    path: Path
+    path: Path | None
     rel: str
     tags: str | None = None
     lyrics: str | None = None
+    source: AudioSource | None = None
 
 
 def _rel_name(path: Path, root: Path) -> str:

@@ -14,14 +14,14 @@ from heartcodec_lab.encoders.base import AudioEncoder
 from heartcodec_lab.encoders.fingerprint import encoder_fingerprint, rvq_fingerprint
 from heartcodec_lab.provenance import Provenance, check_components, codec_component, encoder_component
 from heartcodec_lab.tokenize.consistency import check_resume
-from heartcodec_lab.tokenize.inputs import InputFile, collect_inputs, select_shard
+from heartcodec_lab.tokenize.inputs import InputFile, select_shard
 from heartcodec_lab.tokenize.job_config import TokenizeJob
 from heartcodec_lab.tokenize.layout import (AUDIO_DIR, PARTS_DIR, Ledger, atomic_write_text, latest_by_file,
                                             read_all_ledgers, save_tokens, shard_tag, tokens_to_file_array)
 from heartcodec_lab.tokenize.pipeline import FileResult, tokenize_stream
 from heartcodec_lab.tokenize.progress import TokenizeProgress
-from heartcodec_lab.tokenize.records import (Naming, failure_entry, is_done, make_record, ok_entry, source_stat,
-                                             text_fields)
+from heartcodec_lab.tokenize.records import Naming, failure_entry, is_done, make_record, ok_entry, text_fields
+from heartcodec_lab.tokenize.sources import item_stat, resolve_inputs
 
 
 @dataclass
@@ -83,12 +83,14 @@ def job_provenance(job) -> Provenance:
 
 
 def run_shard(job: TokenizeJob | Mapping, encoder: AudioEncoder, shard: int, num_shards: int, device="cpu",
-              console=None) -> ShardSummary:
+              console=None, stream=None) -> ShardSummary:
     """Tokenize shard ``shard`` of ``num_shards`` of the job's input into ``job.output_dir``.
 
     ``job``: a :class:`TokenizeJob` (or the tokenize config it is built from). Steps: :func:`prepare_output`
     (provenance, inputs, this shard's files, the audio link, resume consistency, ``run.json``), :func:`plan`
     (skip what any shard finished, refresh changed text), :func:`tokenize_files` (encode, write, journal).
+    ``stream``: what turns the files to do into :class:`FileResult` s, with :func:`tokenize_stream`'s
+    signature (default: that one, in this process; ``backend=ray`` passes :class:`.ray_backend.RayStream`).
     """
     t0 = time.perf_counter()
     job = job if isinstance(job, TokenizeJob) else TokenizeJob.from_config(job)
@@ -97,7 +99,7 @@ def run_shard(job: TokenizeJob | Mapping, encoder: AudioEncoder, shard: int, num
     ledger = Ledger(shard_out.part / "ledger.jsonl")
     try:
         todo = plan(job, shard_out, ledger, summary)
-        tokenize_files(job, shard_out, todo, encoder, ledger, summary, device, console)
+        tokenize_files(job, shard_out, todo, encoder, ledger, summary, device, console, stream)
     finally:
         ledger.close()
     summary.wall_s = time.perf_counter() - t0
@@ -125,9 +127,9 @@ def prepare_output(job: TokenizeJob, encoder: AudioEncoder, shard: int, num_shar
     out = job.output_dir.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     tag = shard_tag(shard, num_shards)
-    root, items = collect_inputs(job.input_dir, job.input_manifest, job.extensions, exclude=out)
+    root, label, items = resolve_inputs(job, exclude=out)  # root None: remote input (URL, dataset)
     naming = Naming(out, root)
-    if job.link_audio and not job.manifest_mode:
+    if job.link_audio and not job.manifest_mode and root is not None:
         ensure_audio_link(out, naming, root, None)
     description = encoder.describe()
     fingerprint = encoder_fingerprint(encoder)
@@ -136,7 +138,7 @@ def prepare_output(job: TokenizeJob, encoder: AudioEncoder, shard: int, num_shar
     part = out / PARTS_DIR / tag
     part.mkdir(parents=True, exist_ok=True)
     run_info = {"shard": tag, "encoder": description, "encoder_fingerprint": fingerprint, "rvq_fingerprint": rvq,
-                "provenance": provenance.as_dict(), "input_root": str(root), "config": job.dataset_settings()}
+                "provenance": provenance.as_dict(), "input_root": label, "config": job.dataset_settings()}
     atomic_write_text(part / "run.json", json.dumps(run_info, indent=2, sort_keys=True, default=str) + "\n")
     return ShardOutput(out, tag, part, naming, select_shard(items, shard, num_shards), fingerprint,
                        ",".join(provenance.embedded))
@@ -170,14 +172,14 @@ def plan(job: TokenizeJob, shard_out: ShardOutput, ledger: Ledger, summary: Shar
 
 
 def tokenize_files(job: TokenizeJob, shard_out: ShardOutput, todo: list[InputFile], encoder: AudioEncoder,
-                   ledger: Ledger, summary: ShardSummary, device, console) -> None:
+                   ledger: Ledger, summary: ShardSummary, device, console, stream=None) -> None:
     """Step 3: stream ``todo`` through the encoder; write each file's tokens and journal line as it finishes."""
     batch_chunks = int(job.batch_chunks or getattr(encoder, "batch_chunks", 1) or 1)
     progress = TokenizeProgress(enabled=job.progress, console=console)
-    progress.start(len(todo), sum(_header_seconds(it.path) for it in todo))
+    progress.start(len(todo), sum(_header_seconds(it.path) for it in todo if it.path is not None))
     try:
-        for res in tokenize_stream(encoder, todo, batch_chunks=batch_chunks, num_workers=job.num_workers,
-                                   device=device, block_seconds=job.block_seconds):
+        for res in (stream or tokenize_stream)(encoder, todo, batch_chunks=batch_chunks, num_workers=job.num_workers,
+                                               device=device, block_seconds=job.block_seconds):
             seconds = _write_result(res, shard_out, ledger, job, summary)
             progress.file_done(seconds, ok=res.ok)
     finally:
@@ -201,7 +203,7 @@ def _write_result(res: FileResult, shard_out: ShardOutput, ledger: Ledger, job: 
                                  sample_rate=info.sample_rate, channels=info.channels,
                                  num_samples=info.num_samples, encoder=shard_out.fingerprint, sha256=res.sha256,
                                  embedded=shard_out.embedded)
-            ledger.append(ok_entry(record, source_stat(res.item.path)))
+            ledger.append(ok_entry(record, item_stat(res.item)))
         except Exception as err:  # disk full, permissions, bad codes ...
             res = FileResult(res.index, res.item, info=res.info, stage="write", error=f"{type(err).__name__}: {err}")
         else:

@@ -15,6 +15,10 @@ class TokenizeJob:
     output_dir: Path  # config key `output`
     input_dir: Path | None = None  # config key `input`: a folder -> input_dir, a list file -> input_manifest
     input_manifest: Path | None = None
+    input: str | None = None  # a URL or Hugging Face dataset (local folders/manifests land in input_dir/_manifest)
+    input_split: str = "train"  # Hugging Face dataset input: the split and the audio column
+    audio_column: str = "audio"
+    layout: str = "simpletuner"  # or "hf": Parquet shards + dataset card (.hf_layout)
     extensions: tuple[str, ...] | None = None  # None: heartcodec_lab.audio.AUDIO_EXTENSIONS
     default_tags: str = "music"
     instrumental_lyrics: str = "[Instrumental]"
@@ -42,9 +46,22 @@ class TokenizeJob:
             raise ValueError("output=FOLDER is required")
         values = {f.name: cfg.get(f.name) for f in fields(cls) if cfg.get(f.name) is not None}
         values["output_dir"] = Path(str(cfg.get("output"))).expanduser()
-        if cfg.get("input"):
-            source = Path(str(cfg.get("input"))).expanduser()
-            values["input_manifest" if source.is_file() else "input_dir"] = source
+        values.pop("input", None)
+        if cfg.get("input"):  # a local folder or list file, or (kept as is) a URL / Hugging Face dataset
+            from heartcodec_lab.tokenize.sources import classify_input
+
+            try:
+                spec = classify_input(str(cfg.get("input")))
+            except FileNotFoundError:  # a local path that is not there yet: the job's own check names it
+                spec = None
+            if spec is None:
+                values["input_dir"] = Path(str(cfg.get("input"))).expanduser()
+            elif spec.kind in ("folder", "manifest"):
+                values["input_dir" if spec.kind == "folder" else "input_manifest"] = Path(spec.value).expanduser()
+            else:
+                values["input"] = spec.value if spec.kind == "url" else f"hf:{spec.value}"
+        if values.get("layout", "simpletuner") not in ("simpletuner", "hf"):
+            raise ValueError(f"layout={values['layout']}: use simpletuner (the default) or hf")
         codec, encoder = cfg.get("codec") or {}, cfg.get("encoder") or {}
         for key, value in (("codec_path", codec.get("path")), ("encoder_kind", encoder.get("kind")),
                            ("encoder_path", encoder.get("path"))):
@@ -61,4 +78,7 @@ class TokenizeJob:
     def dataset_settings(self) -> dict:
         plain = asdict(self)
         plain["extensions"] = list(audio_extensions(self.extensions))
-        return {k: plain[k] for k in self.DATASET_KEYS}
+        settings = {k: plain[k] for k in self.DATASET_KEYS}
+        if self.layout != "simpletuner":  # recorded only when not the default, so older datasets stay byte-equal
+            settings["layout"] = self.layout
+        return settings

@@ -16,7 +16,7 @@ def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = T
     c = info["counts"]
     console.print(f"{output_dir}: {c['files']} files ({info['hours']:.3f} h, {info['frames']} frames), "
                   f"{c['failed']} failed, {c['default_tags']} with default tags, shards {info['shards']}")
-    if check:
+    if check and (info.get("config") or {}).get("layout") != "hf":  # layout=hf has no SimpleTuner files
         try:
             check_dataset(output_dir)
         except SimpleTunerCheckError as err:

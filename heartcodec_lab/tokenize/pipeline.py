@@ -26,6 +26,7 @@ from heartcodec_lab.audio.stream import ChunkStream, stream_chunks
 from heartcodec_lab.codec.weights import file_sha256
 from heartcodec_lab.encoders.base import AudioEncoder
 from heartcodec_lab.tokenize.inputs import InputFile
+from heartcodec_lab.tokenize.sources import local_audio
 
 
 @dataclass
@@ -64,14 +65,15 @@ class ChunkSource(IterableDataset):
         item = self.items[i]
         info = ChunkStream()
         try:
-            # hash first: a file that is unreadable fails here with a clear OSError
-            sha = file_sha256(item.path) if item.path.is_file() else None
-            held = None  # one chunk of lookahead: the final one is only known once the stream ends
-            for k, chunk in enumerate(stream_chunks(item.path, self.native_rate, self.chunk_samples, info,
-                                                    self.block_seconds)):
-                if held is not None:
-                    yield ("chunk", i, k - 1, held)
-                held = chunk
+            with local_audio(item) as path:  # remote audio (URL, dataset row): a temporary local copy
+                # hash first: a file that is unreadable fails here with a clear OSError
+                sha = file_sha256(path) if path.is_file() else None
+                held = None  # one chunk of lookahead: the final one is only known once the stream ends
+                for k, chunk in enumerate(stream_chunks(path, self.native_rate, self.chunk_samples, info,
+                                                        self.block_seconds)):
+                    if held is not None:
+                        yield ("chunk", i, k - 1, held)
+                    held = chunk
             yield ("last", i, k, held, info, sha)
         except AudioError as err:
             yield ("fail", i, err.stage, err.problem)

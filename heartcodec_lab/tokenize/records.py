@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from heartcodec_lab.codec.weights import file_sha256
 from heartcodec_lab.data.text import normalize_lyrics, normalize_tags
 from heartcodec_lab.tokenize.inputs import InputFile
 from heartcodec_lab.tokenize.layout import AUDIO_DIR, tokens_rel_path
+from heartcodec_lab.tokenize.sources import item_sha256, item_stat
 
 RECORD_FIELDS = ("file_name", "audio_tokens_path", "tags", "tags_raw", "lyrics", "duration_s", "frames",
                  "sample_rate", "channels", "encoder", "embedded", "audio_sha256")
@@ -17,9 +17,10 @@ RECORD_FIELDS = ("file_name", "audio_tokens_path", "tags", "tags_raw", "lyrics",
 class Naming:
     """How an input file is named inside the dataset (``file_name`` and its token path)."""
 
-    def __init__(self, out: Path, input_root: Path):
+    def __init__(self, out: Path, input_root: Path | None):
         # the audio is reached through OUT/audio -> input root, unless the dataset *is* the input folder
-        self.prefix = "" if out.resolve() == input_root.resolve() else f"{AUDIO_DIR}/"
+        # (remote input, root None: still audio/<rel>, where a copy of the audio can be put)
+        self.prefix = "" if input_root is not None and out.resolve() == input_root.resolve() else f"{AUDIO_DIR}/"
 
     def file_name(self, item: InputFile) -> str:
         return f"{self.prefix}{item.rel}"
@@ -87,7 +88,8 @@ def failure_entry(file_name: str, stage: str, error: str) -> dict:
 def is_done(entry: dict | None, item: InputFile, out: Path, fingerprint: str) -> bool:
     """True when ``entry`` is a finished record of this very audio by this encoder, token file present.
 
-    Same audio = same size and modification time, or (after a copy/touch) the same content hash.
+    Same audio = same size and modification time (or a remote store's version stamp), or (after a
+    copy/touch) the same content hash.
     """
     if not entry or entry.get("kind") != "ok":
         return False
@@ -95,10 +97,11 @@ def is_done(entry: dict | None, item: InputFile, out: Path, fingerprint: str) ->
     if rec.get("encoder") != fingerprint or not (out / rec["audio_tokens_path"]).is_file():
         return False
     try:
-        now = source_stat(item.path)
+        now = item_stat(item)
     except OSError:
         return False
     src = entry.get("source", {})
-    if now["size"] == src.get("size") and now["mtime_ns"] == src.get("mtime_ns"):
+    stamp = [k for k in ("mtime_ns", "version") if now.get(k) is not None]
+    if now["size"] == src.get("size") and stamp and all(now[k] == src.get(k) for k in stamp):
         return True
-    return now["size"] == src.get("size") and file_sha256(item.path) == rec.get("audio_sha256")
+    return now["size"] == src.get("size") and item_sha256(item) == rec.get("audio_sha256")

@@ -34,10 +34,13 @@ def build_encoder(cfg, device: torch.device):
 def check_config(cfg) -> None:
     """Fail before any model is loaded when the inputs cannot work (or would mix embedded and real models)."""
     if not cfg.get("input"):
-        raise ValueError("input= is required: a folder of audio or a list file (JSONL / CSV with path, tags, lyrics)")
-    source = Path(str(cfg.input)).expanduser()
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: input not found (a folder of audio or a JSONL / CSV list file)")
+        raise ValueError("input= is required: a folder of audio, a list file (JSONL / CSV with path, tags, lyrics), "
+                         "an fsspec URL or hf:DATASET")
+    from heartcodec_lab.tokenize.sources import classify_input
+
+    classify_input(str(cfg.input))  # a local input that does not exist is refused here
+    if cfg.get("backend", "local") not in ("local", "ray"):
+        raise ValueError(f"backend={cfg.backend}: use local (the default) or ray")
     if not cfg.get("output"):
         raise ValueError("output=FOLDER is required")
     if not 0 <= int(cfg.shard) < int(cfg.num_shards):
@@ -49,6 +52,10 @@ def run(cfg: DictConfig, encoder=None, console: Console | None = None) -> int:
     """Run the configured job; return the process exit code. ``encoder`` overrides the configured one."""
     console = console or Console(stderr=True)
     check_config(cfg)
+    if cfg.get("backend", "local") == "ray":  # one Ray job over the whole input (.ray_backend)
+        from heartcodec_lab.tokenize.ray_backend import run_ray
+
+        return _finish(cfg, [run_ray(cfg, encoder=encoder, console=console)], console)
     if cfg.launcher.get("enabled"):
         return _run_with_fabric(cfg, encoder)
     torch.backends.cuda.matmul.allow_tf32 = False
