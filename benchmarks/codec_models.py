@@ -139,7 +139,8 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
     return _freeze(model)
 
 
-def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "ours"):
+def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "ours", solver: str = "euler",
+                time_power: float = 1.0):
     """Deterministic inputs of one case; returns ``(callable, audio_seconds)``.
 
     The callable takes a ``warmup`` flag: True runs a tiny input first (lazy
@@ -164,6 +165,7 @@ def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "
         return (lambda warmup=False: quantize(features[:, :2] if warmup else features)), seconds
     if case == "estimator":
         hidden = torch.randn(2, ESTIMATOR_FRAMES, cfg.in_channels, generator=g)
+        hidden = hidden.to(next(codec.flow_matching.estimator.parameters()).dtype)  # bf16 under the bf16 policy
         t = torch.tensor([0.3, 0.3])
 
         def run(warmup=False):
@@ -175,7 +177,9 @@ def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "
         return (lambda warmup=False: codec.scalar_model.decode(latent[..., :5] if warmup else latent)), seconds
     if case == "detokenize":
         codes = torch.randint(0, cfg.codebook_size, (cfg.num_quantizers, int(seconds * code_rate)), generator=g)
-        extra = {} if impl == "ours" else {"disable_progress": True}
+        extra = {"disable_progress": True}
+        if impl == "ours":
+            extra = {} if (solver, time_power) == ("euler", 1.0) else {"solver": solver, "time_power": time_power}
         # No warm-up: the smallest detokenize is a whole window, as costly as the run itself.
         return (lambda warmup=False: None if warmup else codec.detokenize(codes, num_steps=steps, **extra)), seconds
     raise ValueError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
