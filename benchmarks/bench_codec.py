@@ -183,6 +183,7 @@ def run_all(args) -> tuple[dict, list[dict]]:
     """Every case x implementation x repetition in a child; returns ({(case, impl): [runs]}, gemm rates)."""
     impls = ["released", "ours"] if args.reference_src else ["ours"]
     common = ["--steps", str(args.steps), "--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
+    common += ["--layers", *map(str, args.layers)] if args.layers else []
     if args.reference_src:
         common += ["--reference-src", args.reference_src]
     variants = [parse_variant(v, args.steps) for v in (args.variant or ["fp32"])]
@@ -237,7 +238,8 @@ def print_table(rows: list[dict], gemms: list[dict], args) -> None:
 
     gw = statistics.median(g["gflops_wall"] for g in gemms)
     gc = statistics.median(g["gflops_cpu"] for g in gemms)
-    title = (f"HeartCodec {'tiny' if args.tiny else 'full-size'} on CPU, {args.threads} threads, "
+    size = "tiny" if args.tiny else f"full-width, estimator {args.layers[0]}+{args.layers[1]} layers" if args.layers else "full-size"
+    title = (f"HeartCodec {size} on CPU, {args.threads} threads, "
              f"released float32 Euler x {args.steps}, median of {args.repeat}")
     table = Table(title=title)
     for col in ("case", "impl", "wall s", "CPU s", "peak RSS GB", "weights GB", "GFLOP", "GFLOP/CPU-s",
@@ -271,6 +273,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--memory", type=float, nargs="+", help="run the cases at each of these lengths (s) instead")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="embedded tiny codec instead of the full size (smoke test)")
+    parser.add_argument("--layers", type=int, nargs=2,
+                        help="full width with this estimator depth (stage 1, stage 2) instead of 24 6, to fit memory")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--variant", action="append",
                         help="ours at PRECISION[/SOLVER[/STEPS[/TIME_POWER]]] (repeatable; default fp32): a row per setting")
@@ -280,6 +284,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one case (or 'gemm'), print JSON
     parser.add_argument("--impl", default="ours", choices=("ours", "released"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.layers:
+        import codec_models
+
+        codec_models.LAYERS = tuple(args.layers)
     if args.seconds <= 0 or args.steps <= 0 or args.repeat <= 0:
         parser.error("--seconds, --steps and --repeat must be positive")
     if args.reference_src and not os.path.isfile(os.path.join(args.reference_src, "modeling_heartcodec.py")):

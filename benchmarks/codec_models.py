@@ -81,17 +81,28 @@ def _freeze(model):
     return model
 
 
+#: estimator depth override (stage 1, stage 2) for the full-size width, set by ``--layers``; None: 24 + 6
+LAYERS: tuple[int, int] | None = None
+
+
+def full_config():
+    """The full-size config, with the estimator depth of :data:`LAYERS` when set."""
+    from heartcodec_lab.codec import HeartCodecConfig
+
+    return HeartCodecConfig() if LAYERS is None else HeartCodecConfig(num_layers=LAYERS[0], num_layers_2=LAYERS[1])
+
+
 def build_codec(tiny: bool, parts=("flow_matching", "scalar_model")):
     """Our full-size codec with random weights in ``parts`` (others on meta), or the random tiny codec."""
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, RANDOM_CODEC, load_codec
+    from heartcodec_lab.codec import HeartCodec, RANDOM_CODEC, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
     if tiny:
         return load_codec(RANDOM_CODEC)
     with skip_weight_init(), torch.device("meta"):
-        codec = HeartCodec(HeartCodecConfig())
+        codec = HeartCodec(full_config())
     for name in parts:
         randomize_(codec.get_submodule(name).to_empty(device="cpu"))
     return _freeze(codec)
@@ -122,11 +133,10 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
 
     from heartcodec_lab.codec.weights import skip_weight_init
 
-    from heartcodec_lab.codec import HeartCodecConfig
 
     modeling, configuration = import_released(src)
     tiny_codec = build_codec(True) if tiny else None
-    ours_config = tiny_codec.config if tiny else HeartCodecConfig()
+    ours_config = tiny_codec.config if tiny else full_config()
     with skip_weight_init(), torch.device("meta"):
         model = modeling.HeartCodec(configuration.HeartCodecConfig(**ours_config.to_dict()))
     if tiny:  # the random tiny codec's weights, loaded into the released module tree
@@ -197,10 +207,10 @@ def _counted(fn) -> int:
 def _meta_codec(tiny: bool):
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, RANDOM_CODEC, load_codec
+    from heartcodec_lab.codec import HeartCodec, RANDOM_CODEC, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
-    cfg = load_codec(RANDOM_CODEC).config if tiny else HeartCodecConfig()
+    cfg = load_codec(RANDOM_CODEC).config if tiny else full_config()
     with skip_weight_init(), torch.device("meta"):
         return _freeze(HeartCodec(cfg))
 

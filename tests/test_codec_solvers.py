@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from heartcodec_lab.codec import DetokenizeSettings, RANDOM_CODEC, load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, DetokenizeSettings, load_codec
 from heartcodec_lab.codec.flow_matching import interpolate_path, target_velocity
 from heartcodec_lab.codec.solvers import SOLVERS, evaluations, integrate
 
@@ -15,12 +15,18 @@ from heartcodec_lab.codec.solvers import SOLVERS, evaluations, integrate
 def _error(method: str, steps: int) -> float:
     """dx/dt = -2 t x + cos(3 t) x from x(0) = 1: x(1) = exp(-1 + sin(3) / 3)."""
     x0 = torch.ones(3, dtype=torch.float64)
-    out = integrate(lambda x, t: (-2 * t + torch.cos(3 * t)) * x, x0, torch.linspace(0, 1, steps + 1, dtype=torch.float64),
-                    method)
+    out = integrate(
+        lambda x, t: (-2 * t + torch.cos(3 * t)) * x,
+        x0,
+        torch.linspace(0, 1, steps + 1, dtype=torch.float64),
+        method,
+    )
     return abs(out[0].item() - math.exp(-1 + math.sin(3) / 3))
 
 
-@pytest.mark.parametrize("method, order", [("euler", 1), ("midpoint", 2), ("heun", 2), ("ab2", 2)])
+@pytest.mark.parametrize(
+    "method, order", [("euler", 1), ("midpoint", 2), ("heun", 2), ("ab2", 2)]
+)
 def test_halving_the_step_divides_the_error_by_two_to_the_order(method, order):
     ratios = [_error(method, n) / _error(method, 2 * n) for n in (64, 128)]
     for r in ratios:
@@ -50,8 +56,14 @@ def test_euler_is_the_released_loop_bit_for_bit():
     t_span = torch.linspace(0, 1, 7)
     with torch.inference_mode():
         ours = flow.solve_euler(noise, incontext, 4, t_span, mu, 1.25)
-        ref = _released_euler(lambda x, t: flow.guided_velocity(x, incontext, mu, t, 1.25), noise, 4, noise, incontext,
-                              t_span)
+        ref = _released_euler(
+            lambda x, t: flow.guided_velocity(x, incontext, mu, t, 1.25),
+            noise,
+            4,
+            noise,
+            incontext,
+            t_span,
+        )
     assert torch.equal(ours, ref)
 
 
@@ -60,7 +72,9 @@ def test_pinned_frames_are_on_their_path_at_every_evaluation():
     noise, target = torch.zeros(1, 4, 2), torch.ones(1, 4, 2)
 
     def velocity(x, t):
-        seen.append(torch.allclose(x[:, :2], interpolate_path(noise[:, :2], target[:, :2], t)))
+        seen.append(
+            torch.allclose(x[:, :2], interpolate_path(noise[:, :2], target[:, :2], t))
+        )
         return torch.ones_like(x)
 
     def pin(x, t):
@@ -76,10 +90,14 @@ def test_pinned_frames_are_on_their_path_at_every_evaluation():
 def test_detokenize_calls_the_estimator_twice_per_step_and_tracks_euler(solver):
     codec = load_codec(RANDOM_CODEC)
     calls = []
-    hook = codec.flow_matching.estimator.register_forward_hook(lambda *a: calls.append(1))
+    hook = codec.flow_matching.estimator.register_forward_hook(
+        lambda *a: calls.append(1)
+    )
     codes = torch.randint(0, 64, (8, 93), generator=torch.Generator().manual_seed(0))
     try:
-        wav = DetokenizeSettings(num_steps=3, duration=7.44, solver=solver).decode(codec, codes)
+        wav = DetokenizeSettings(num_steps=3, duration=7.44, solver=solver).decode(
+            codec, codes
+        )
     finally:
         hook.remove()
     assert len(calls) == evaluations(solver, 3) == 6
@@ -93,7 +111,9 @@ def test_unknown_solver_is_refused_by_name():
 
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("time_power", [1.0, 0.5])
-def test_every_solver_and_time_grid_carries_an_oracle_flow_to_its_target(solver, time_power):
+def test_every_solver_and_time_grid_carries_an_oracle_flow_to_its_target(
+    solver, time_power
+):
     """With the exact (constant) velocity every solver lands on x1, on any grid, in-context frames included."""
     flow = load_codec(RANDOM_CODEC).flow_matching
     g = torch.Generator().manual_seed(2)
@@ -107,7 +127,9 @@ def test_every_solver_and_time_grid_carries_an_oracle_flow_to_its_target(solver,
     flow.estimator = Oracle()
     t_span = torch.linspace(0, 1, 4) ** time_power
     out = flow.solve_euler(noise, x1, 2, t_span, mu, guidance_scale=1.25, solver=solver)
-    torch.testing.assert_close(out, interpolate_path(noise, x1, 1.0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        out, interpolate_path(noise, x1, 1.0), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_time_power_must_be_positive():

@@ -20,13 +20,26 @@ def rms(x: torch.Tensor) -> float:
     return x.float().square().mean().sqrt().item()
 
 
-def run_latents(codec, codes: torch.Tensor, seed: int, duration: float, num_steps: int,
-                solver: str = "euler", time_power: float = 1.0) -> tuple[torch.Tensor, float]:
+def run_latents(
+    codec,
+    codes: torch.Tensor,
+    seed: int,
+    duration: float,
+    num_steps: int,
+    solver: str = "euler",
+    time_power: float = 1.0,
+) -> tuple[torch.Tensor, float]:
     """Latents of every window ``[W, 2 * window, 256]`` (float32) for ``seed``, and the process CPU seconds."""
     torch.manual_seed(seed)
     c0 = time.process_time()
-    extra = {} if (solver, time_power) == ("euler", 1.0) else {"solver": solver, "time_power": time_power}
-    windows = codec.generate_latents(codes, duration=duration, num_steps=num_steps, **extra)
+    extra = (
+        {}
+        if (solver, time_power) == ("euler", 1.0)
+        else {"solver": solver, "time_power": time_power}
+    )
+    windows = codec.generate_latents(
+        codes, duration=duration, num_steps=num_steps, **extra
+    )
     return torch.cat(windows).float(), time.process_time() - c0
 
 
@@ -37,17 +50,31 @@ def audio_of(codec, latents: torch.Tensor, duration: float) -> torch.Tensor:
 
 def rounding_flips(a: torch.Tensor, b: torch.Tensor) -> float:
     """Share of latent values that the ScalarModel decoder rounds to a different ninth."""
-    return (torch.round(a * LATENT_LEVELS) != torch.round(b * LATENT_LEVELS)).float().mean().item()
+    return (
+        (torch.round(a * LATENT_LEVELS) != torch.round(b * LATENT_LEVELS))
+        .float()
+        .mean()
+        .item()
+    )
 
 
 def compare(ref_latents, ref_audio, latents, audio) -> dict:
     """Deviation of one setting from the reference (same noise): rms of latents and audio, rounding flips."""
-    return {"latent_rms": rms(latents - ref_latents), "audio_rms": rms(audio - ref_audio),
-            "rounding_flips": rounding_flips(latents, ref_latents)}
+    return {
+        "latent_rms": rms(latents - ref_latents),
+        "audio_rms": rms(audio - ref_audio),
+        "rounding_flips": rounding_flips(latents, ref_latents),
+    }
 
 
-def precision_fidelity(codec, codes: torch.Tensor, duration: float, num_steps: int,
-                       precisions=("bf16",), seeds=(0, 1)) -> dict:
+def precision_fidelity(
+    codec,
+    codes: torch.Tensor,
+    duration: float,
+    num_steps: int,
+    precisions=("bf16",),
+    seeds=(0, 1),
+) -> dict:
     """fp32 with two seeds (the spread), then each precision with the first seed, against fp32.
 
     The codec must be float32; it is left at the last precision (bf16 narrowing is in place).
@@ -58,20 +85,35 @@ def precision_fidelity(codec, codes: torch.Tensor, duration: float, num_steps: i
     ref_audio = audio_of(codec, ref, duration)
     other, _ = run_latents(codec, codes, seeds[1], duration, num_steps)
     spread = compare(ref, ref_audio, other, audio_of(codec, other, duration))
-    out = {"spread": spread, "fp32_cpu_s": cpu, "reference_audio_rms": rms(ref_audio),
-           "reference_latent_rms": rms(ref)}
+    out = {
+        "spread": spread,
+        "fp32_cpu_s": cpu,
+        "reference_audio_rms": rms(ref_audio),
+        "reference_latent_rms": rms(ref),
+    }
     for name in precisions:
         choice = codec.set_precision(name)
         lat, cpu = run_latents(codec, codes, seeds[0], duration, num_steps)
         row = compare(ref, ref_audio, lat, audio_of(codec, lat, duration))
-        row.update(cpu_s=cpu, chosen=choice.name, reason=choice.reason,
-                   inside_spread=row["audio_rms"] / max(spread["audio_rms"], 1e-30))
+        row.update(
+            cpu_s=cpu,
+            chosen=choice.name,
+            reason=choice.reason,
+            inside_spread=row["audio_rms"] / max(spread["audio_rms"], 1e-30),
+        )
         out[name] = row
     return out
 
 
-def solver_table(codec, codes: torch.Tensor, duration: float, settings, reference=("heun", 64), seed: int = 0,
-                 with_audio: bool = False) -> list[dict]:
+def solver_table(
+    codec,
+    codes: torch.Tensor,
+    duration: float,
+    settings,
+    reference=("heun", 64),
+    seed: int = 0,
+    with_audio: bool = False,
+) -> list[dict]:
     """Error of each ``(solver, steps, time_power)`` in ``settings`` to a many-step reference (same noise).
 
     Rows: solver, steps, time_power, estimator evaluations (guided calls per window), latent rms error,
@@ -82,8 +124,15 @@ def solver_table(codec, codes: torch.Tensor, duration: float, settings, referenc
     rows = []
     for solver, steps, power in settings:
         lat, cpu = run_latents(codec, codes, seed, duration, steps, solver, power)
-        row = {"solver": solver, "steps": steps, "time_power": power, "evaluations": evaluations(solver, steps),
-               "latent_rms_error": rms(lat - ref), "relative_error": rms(lat - ref) / rms(ref), "cpu_s": cpu}
+        row = {
+            "solver": solver,
+            "steps": steps,
+            "time_power": power,
+            "evaluations": evaluations(solver, steps),
+            "latent_rms_error": rms(lat - ref),
+            "relative_error": rms(lat - ref) / rms(ref),
+            "cpu_s": cpu,
+        }
         if with_audio:
             row["audio_rms_error"] = rms(audio_of(codec, lat, duration) - ref_audio)
         rows.append(row)

@@ -62,7 +62,9 @@ def check_precision(name: str) -> str:
     aliases = {"float32": "fp32", "bfloat16": "bf16"}
     name = aliases.get(name, name)
     if name not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+        raise ValueError(
+            f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}"
+        )
     return name
 
 
@@ -78,7 +80,9 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-def fast_bf16(device: str | torch.device = "cpu", flags: frozenset[str] | None = None) -> tuple[bool, str]:
+def fast_bf16(
+    device: str | torch.device = "cpu", flags: frozenset[str] | None = None
+) -> tuple[bool, str]:
     """Whether ``device`` has fast bf16 matmuls, and the evidence."""
     device = torch.device(device)
     if device.type == "cuda":
@@ -90,11 +94,18 @@ def fast_bf16(device: str | torch.device = "cpu", flags: frozenset[str] | None =
     found = [f for f in FAST_BF16_FLAGS if f in flags]
     if found:
         return True, f"CPU has {' + '.join(found)}"
-    return False, "CPU has neither amx_bf16 nor avx512_bf16 (bf16 matmuls would be slower than float32)"
+    return (
+        False,
+        "CPU has neither amx_bf16 nor avx512_bf16 (bf16 matmuls would be slower than float32)",
+    )
 
 
-def resolve_precision(name: str, part: str, device: str | torch.device = "cpu",
-                      flags: frozenset[str] | None = None) -> PrecisionChoice:
+def resolve_precision(
+    name: str,
+    part: str,
+    device: str | torch.device = "cpu",
+    flags: frozenset[str] | None = None,
+) -> PrecisionChoice:
     """``fp32 | bf16 | auto`` for ``part`` on ``device`` -> :class:`PrecisionChoice`."""
     name = check_precision(name)
     if name == "fp32":
@@ -105,8 +116,15 @@ def resolve_precision(name: str, part: str, device: str | torch.device = "cpu",
     if not fast:
         return PrecisionChoice(part, name, torch.float32, why)
     if not MEASURED_OK.get(part, False):
-        return PrecisionChoice(part, name, torch.float32, f"{why}, but bf16 fidelity of {part} not measured to pass")
-    return PrecisionChoice(part, name, torch.bfloat16, f"{why} and measured bf16 fidelity passes")
+        return PrecisionChoice(
+            part,
+            name,
+            torch.float32,
+            f"{why}, but bf16 fidelity of {part} not measured to pass",
+        )
+    return PrecisionChoice(
+        part, name, torch.bfloat16, f"{why} and measured bf16 fidelity passes"
+    )
 
 
 def autocast(dtype: torch.dtype, device: str | torch.device):

@@ -14,7 +14,7 @@ The Euler loop is the released solver's, operation for operation (time accumulat
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -36,8 +36,14 @@ def evaluations(method: str, num_steps: int) -> int:
     return EVALUATIONS_PER_STEP[check_solver(method)] * int(num_steps)
 
 
-def integrate(velocity: Velocity, x: torch.Tensor, t_span: torch.Tensor, method: str = "euler",
-              pin: Pin | None = None, steps: Iterable[int] | None = None) -> torch.Tensor:
+def integrate(
+    velocity: Velocity,
+    x: torch.Tensor,
+    t_span: torch.Tensor,
+    method: str = "euler",
+    pin: Pin | None = None,
+    steps: Iterable[int] | None = None,
+) -> torch.Tensor:
     """State at ``t_span[-1]`` from ``x`` at ``t_span[0]``; ``x`` is not modified.
 
     ``steps`` may wrap ``range(1, len(t_span))`` (e.g. with a progress bar).
@@ -61,7 +67,9 @@ def integrate(velocity: Velocity, x: torch.Tensor, t_span: torch.Tensor, method:
         dt = t1 - t0
         pin(x, t0)
         v0 = velocity(x, t0)
-        if method == "ab2":  # Adams-Bashforth 2 (variable step): reuses the previous slope, Euler first
+        if (
+            method == "ab2"
+        ):  # Adams-Bashforth 2 (variable step): reuses the previous slope, Euler first
             if v_prev is None:
                 x = x + dt * v0
             else:
