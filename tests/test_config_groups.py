@@ -12,7 +12,7 @@ import yaml
 from hydra import compose, initialize_config_module
 
 from heartcodec_lab.codec import DetokenizeSettings, RANDOM_CODEC, load_codec
-from heartcodec_lab.conf import CONF_DIR, group_options
+from heartcodec_lab.conf import CONF_DIR, group_options, with_scale
 from heartcodec_lab.training.overrides import codec_device, select_experiment
 from heartcodec_lab.training.run import compose_config
 
@@ -24,7 +24,7 @@ def _compose(name: str, *overrides: str, hydra: bool = False):
     if name == "train":
         overrides = ("paths.output_dir=/tmp/unused", *overrides)
     with initialize_config_module("heartcodec_lab.conf", version_base="1.3"):
-        return compose(name, overrides=select_experiment(list(overrides)), return_hydra_config=hydra)
+        return compose(name, overrides=with_scale(name, select_experiment(list(overrides))), return_hydra_config=hydra)
 
 
 def test_debug_wins_over_an_experiments_sizes():

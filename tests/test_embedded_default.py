@@ -18,7 +18,7 @@ from heartcodec_lab.audio import save_audio
 from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, build_default_codec, load_codec
 from heartcodec_lab.codec.miniature import shipped_codec_dir
 from heartcodec_lab.encoders import build_encoder
-from heartcodec_lab.encoders.reconstruct_cli import run as reconstruct
+from heartcodec_lab.cli.reconstruct import run as reconstruct
 from heartcodec_lab.evaluate.metrics.music import onset_corr
 from heartcodec_lab.minicodec.data import held_out_pieces
 from heartcodec_lab.provenance import MINIATURE, RANDOM, check_components, codec_component, encoder_component
@@ -75,11 +75,11 @@ def test_released_codec_with_the_default_encoder_is_one_line_naming_the_encoder(
     save_audio(tmp_path / "in.wav", torch.zeros(1, 4800), SR)
     real = fixtures_dir / "heartcodec-tiny"
     io = [f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", f"codec.path={real}"]
-    assert reconstruct(reconstruct_config(*io)) == 1
+    assert reconstruct(reconstruct_config(*io)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "set encoder=official encoder.path=<HeartCodec-oss-encoder folder>" in err
     # forcing the mix past provenance still meets the encoder's own refusal (its tokens fit the miniature only)
-    assert reconstruct(reconstruct_config(*io, "allow_embedded=true")) == 1
+    assert reconstruct(reconstruct_config(*io, "allow_embedded=true")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "true encoder of the miniature codec" in err
     assert not (tmp_path / "o.wav").exists()

@@ -34,7 +34,7 @@ def compose_cfg(name: str, *overrides: str):
 
 
 def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir):
-    from heartcodec_lab.encoders.reconstruct_cli import run
+    from heartcodec_lab.cli.reconstruct import run
 
     source = tmp_path / "in.wav"
     t = torch.arange(int(1.3 * 44100)) / 44100
@@ -67,7 +67,7 @@ def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir)
 
 def test_generate_command_gives_the_library_tokens_and_audio(tmp_path, fixtures_dir):
     """The command's run function (tags as text, lyrics from a file) vs generate_tokens + decode_tokens."""
-    from heartcodec_lab.mula.cli import run
+    from heartcodec_lab.cli.generate import run
 
     lyrics = "[verse]\nthe sun creeps in, across the floor"
     (tmp_path / "song.lyrics").write_text(lyrics, encoding="utf-8")
@@ -127,7 +127,7 @@ def known_pairs(tmp_path):
 
 
 def test_evaluate_command_gives_known_answers_for_known_pairs(tmp_path, known_pairs, monkeypatch):
-    from heartcodec_lab.evaluate.cli import main
+    from heartcodec_lab.cli.evaluate import main
 
     clips, estimates = known_pairs
     out = tmp_path / "eval"

@@ -16,11 +16,11 @@ from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
 from heartcodec_lab.conf import CONF_DIR
-from heartcodec_lab.evaluate.cli import main
+from heartcodec_lab.cli.evaluate import main
 
 
 def evaluate(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "heartcodec_lab.evaluate.cli", *overrides],
+    return subprocess.run([sys.executable, "-m", "heartcodec_lab.cli.evaluate", *overrides],
                           cwd=cwd, capture_output=True, text=True, timeout=900)
 
 

@@ -10,7 +10,7 @@ import soundfile as sf
 from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.conf import CONF_DIR
-from heartcodec_lab.mula.cli import quote_free_text, run
+from heartcodec_lab.cli.generate import quote_free_text, run
 
 CONF = CONF_DIR
 

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import save_audio
 from heartcodec_lab.conf import CONF_DIR
-from heartcodec_lab.encoders.reconstruct_cli import run
+from heartcodec_lab.cli.reconstruct import run
 
 CONF = CONF_DIR
 
@@ -58,7 +58,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case):
         save_audio(source, torch.zeros(1, 4800), 48000)
         target = tmp_path / "out.xyz"
     overrides = [f"output={target}"] + ([] if case == "no_input" else [f"input={source}"])
-    assert run(config(*overrides)) == 1
+    assert run(config(*overrides)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("heartcodec-reconstruct: error: ") and "\n" not in err
     named = {"no_input": "input=", "bad_suffix": str(target)}.get(case, str(source))

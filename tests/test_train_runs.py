@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 from heartcodec_lab.conf import group_options
 from heartcodec_lab.training.export import export_checkpoint
-from heartcodec_lab.training.export import main as export_main
+from heartcodec_lab.cli.export import main as export_main
 from heartcodec_lab.encoders.projection import LinearProjection, load_projection, load_projection_encoder
 from heartcodec_lab.losses import BatchLoss, LossSet
 from heartcodec_lab.training.module import ProjectionTrainingModule
@@ -122,8 +122,8 @@ def test_resume_is_exact_and_checkpoint_exports(codec, cache_dir, tmp_path):
     assert resumed["batches_seen"] == 4
     assert resumed["projection_sha256_per_rank"] == straight["projection_sha256_per_rank"]
 
-    # heartcodec-export-projection CKPT OUTDIR gives what the run exported itself
-    assert export_main([straight["final_checkpoint"], str(tmp_path / "exported")]) == 0
+    # heartcodec-export-projection input=CKPT output=FOLDER gives what the run exported itself
+    assert export_main([f"input={straight['final_checkpoint']}", f"output={tmp_path / 'exported'}"]) == 0
     exported, config = load_projection(tmp_path / "exported")
     own, _ = load_projection(tmp_path / "a" / "projection")
     assert config["kind"] == "conv1d" and config["extra"]["global_step"] == 4

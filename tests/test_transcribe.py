@@ -15,7 +15,7 @@ from heartcodec_lab.audio import save_audio
 from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.transcribe import SAMPLE_RATE, TranscribeSettings, TranscriberLoadError, load_transcriber
-from heartcodec_lab.transcribe.cli import run
+from heartcodec_lab.cli.transcribe import run
 from heartcodec_lab.transcribe.embedded import build_embedded_transcriber
 
 # few new tokens: the tiny random model rarely says end-of-text, and every token costs a decoder step

@@ -112,12 +112,9 @@ def _evaluate(cfg: DictConfig, out: Path, trained: dict[str, dict]) -> dict:
 
 def _evaluation_config(values: dict) -> DictConfig:
     """``conf/evaluate.yaml`` with the study's values merged in (every evaluate default stays available)."""
-    from hydra import compose, initialize_config_module
+    from heartcodec_lab.training.run import compose_config
 
-    from heartcodec_lab.conf import CONF_PKG
-
-    with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
-        base = compose(config_name="evaluate")
+    base = compose_config(config_name="evaluate")
     OmegaConf.set_struct(base, False)
     merged = OmegaConf.merge(base, OmegaConf.create(values))
     merged.encoders = values["encoders"]  # lists replace, never merge element-wise

@@ -16,11 +16,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.conf import CONF_PKG, with_scale
 from heartcodec_lab.training.overrides import codec_device, select_experiment
-from heartcodec_lab.training.resolvers import register_resolvers
-
-register_resolvers()
 
 
 def _plain(node) -> dict | list | None:
@@ -161,12 +158,15 @@ def train(cfg: DictConfig, codec=None) -> dict:
     return summary
 
 
-def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """Compose the packaged training config like ``python train.py`` would (for notebooks and tests).
+def compose_config(overrides: list[str] | None = None, config_name: str = "train",
+                   return_hydra_config: bool = False) -> DictConfig:
+    """Compose a packaged config like its command would (for notebooks, tests and the study): ``+experiment=``
+    read as the experiment slot, the ``scale`` chosen from ``codec.path`` unless given, the schemas checked.
 
     ``paths.output_dir`` has no Hydra run directory here: pass ``paths.output_dir=...``.
     """
     from hydra import compose, initialize_config_module
 
+    overrides = with_scale(config_name, select_experiment(list(overrides or [])))
     with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
-        return compose(config_name=config_name, overrides=select_experiment(list(overrides or [])))
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
