@@ -140,6 +140,7 @@ def run(cfg) -> int:
         start = time.perf_counter()
         codec = load_codec(cfg.codec.path, device=cfg.codec.device, dtype=dtype)
         extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
+        extra["precision"] = cfg.encoder.get("precision")
         encoder = build_encoder(cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks),
                                 **extra)
         load_seconds = time.perf_counter() - start

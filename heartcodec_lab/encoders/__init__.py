@@ -42,6 +42,7 @@ def build_encoder(kind: str, path: str | None, codec: nn.Module, **kwargs) -> Au
         if precision is not None:
             encoder.set_precision(precision)  # fp32 | bf16 | auto (heartcodec_lab.codec.precision)
         return encoder
+    kwargs.pop("precision", None)  # the projection and minicodec encoders run float32 only
     if kind == "projection":
         from .projection import load_projection_encoder
 
