@@ -43,7 +43,7 @@ SOLVER_SETTINGS = (  # (solver, steps, time_power)
 SMALL_SOLVER_SETTINGS = [("euler", 5, 1.0), ("euler", 10, 1.0), ("midpoint", 2, 1.0), ("ab2", 5, 1.0), ("ab2", 5, 0.5)]
 
 
-def build(size: str, layers: tuple[int, int] | None):
+def build(size: str, layers: tuple[int, int] | None, with_scalar_model: bool = True):
     from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 
     if size == "tiny":
@@ -55,13 +55,12 @@ def build(size: str, layers: tuple[int, int] | None):
     from heartcodec_lab.codec import HeartCodec, HeartCodecConfig
     from heartcodec_lab.codec.weights import skip_weight_init
 
-    config = (
-        HeartCodecConfig()
-        if not layers
-        else HeartCodecConfig(num_layers=layers[0], num_layers_2=layers[1])
-    )
+    config = HeartCodecConfig() if not layers else HeartCodecConfig(num_layers=layers[0], num_layers_2=layers[1])
     with skip_weight_init(), torch.device("meta"):
         codec = HeartCodec(config)
+    if not with_scalar_model:  # latents only: the ScalarModel (1.6 GB) stays on the meta device
+        randomize_(codec.flow_matching.to_empty(device="cpu"))
+        return codec.eval().requires_grad_(False)
     codec = codec.to_empty(device="cpu")
     randomize_(codec)
     return codec.eval().requires_grad_(False)
@@ -82,16 +81,11 @@ def codec_part(args) -> dict:
     from heartcodec_lab.codec.fidelity import precision_fidelity
     from heartcodec_lab.codec.precision import resolve_precision
 
-    codec = build(args.size, args.layers)
+    codec = build(args.size, args.layers, with_scalar_model=not args.latents_only)
     # auto first; bf16 separately only where auto stays fp32 (else it is the same run)
-    names = (
-        ("auto",)
-        if resolve_precision("auto", "estimator").name == "bf16"
-        else ("auto", "bf16")
-    )
-    return precision_fidelity(
-        codec, random_codes(codec, args.seconds), args.seconds, args.steps, names
-    )
+    names = ("auto",) if resolve_precision("auto", "estimator").name == "bf16" else ("auto", "bf16")
+    codes = random_codes(codec, args.seconds)
+    return precision_fidelity(codec, codes, args.seconds, args.steps, names, decode=not args.latents_only)
 
 
 def solvers_part(args) -> list[dict]:
@@ -162,10 +156,7 @@ def mula_part(args) -> dict:
     )
     return {
         "frames": tokens.shape[1],
-        "next_token_agreement": (ref.argmax(-1) == got.argmax(-1))
-        .float()
-        .mean()
-        .item(),
+        "next_token_agreement": (ref.argmax(-1) == got.argmax(-1)).float().mean().item(),
         "max_logit_difference": (ref - got).abs().max().item(),
     }
 
@@ -182,28 +173,26 @@ def print_report(results: dict, args) -> None:
         s = r["spread"]
         print(
             f"\ndetokenize {args.size} {args.seconds:g} s, {args.steps} Euler steps "
-            f"(audio rms {r['reference_audio_rms']:.4f}, latent rms {r['reference_latent_rms']:.3f}):"
+            f"(audio rms {r.get('reference_audio_rms', float('nan')):.4f}, latent rms {r['reference_latent_rms']:.3f}):"
         )
         print(
-            "| setting | latent rms dev | audio rms dev | ninth flips % | audio dev / seed spread | CPU s |"
+            "| setting | latent rms dev | audio rms dev | ninth flips % | dev / seed spread (audio; latents with --latents-only) | CPU s |"
         )
         print("| --- | --- | --- | --- | --- | --- |")
         print(
-            f"| fp32 seed 1 vs seed 0 (spread) | {s['latent_rms']:.4g} | {s['audio_rms']:.4g} | "
+            f"| fp32 seed 1 vs seed 0 (spread) | {s['latent_rms']:.4g} | {s.get('audio_rms', float('nan')):.4g} | "
             f"{100 * s['rounding_flips']:.2f} | 1 | {r['fp32_cpu_s']:.1f} |"
         )
         for name in ("auto", "bf16"):
             if name in r and isinstance(r[name], dict):
                 x = r[name]
                 print(
-                    f"| {name} -> {x['chosen']} | {x['latent_rms']:.4g} | {x['audio_rms']:.4g} | "
+                    f"| {name} -> {x['chosen']} | {x['latent_rms']:.4g} | {x.get('audio_rms', float('nan')):.4g} | "
                     f"{100 * x['rounding_flips']:.2f} | {x['inside_spread']:.4f} | {x['cpu_s']:.1f} |"
                 )
         print(f"auto: {r['auto']['reason']}" if "auto" in r else "")
     if "solvers" in results:
-        print(
-            f"\nsolvers, {args.size} {args.seconds:g} s, error to heun x {args.reference_steps}:"
-        )
+        print(f"\nsolvers, {args.size} {args.seconds:g} s, error to heun x {args.reference_steps}:")
         print(
             "| solver | steps | time power | estimator evaluations | latent rms error | relative | audio rms error "
             "| CPU s |"
@@ -246,9 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
         default=7.44,
         help="detokenize length (one window at 7.44)",
     )
-    parser.add_argument(
-        "--steps", type=int, default=10, help="Euler steps of the precision comparison"
-    )
+    parser.add_argument("--steps", type=int, default=10, help="Euler steps of the precision comparison")
+    parser.add_argument("--latents-only", action="store_true", help="codec: skip the ScalarModel (memory)")
     parser.add_argument("--reference-steps", type=int, default=64, help="steps of the Heun reference")
     parser.add_argument("--solver-set", choices=("all", "small"), default="all", help="solver settings to tabulate")
     parser.add_argument("--encoder-seconds", type=float, default=30.0)

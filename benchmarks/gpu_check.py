@@ -73,8 +73,9 @@ def tokenize_stage(device: torch.device, args) -> list[dict]:
         if kind == "official":
             encoder.set_precision(precision)
         with Stage(device, f"tokenize {kind} {precision} batch {args.batch}") as st:
-            results = list(tokenize_stream(encoder, items, batch_chunks=args.batch, num_workers=args.workers,
-                                           device=device))
+            results = list(
+                tokenize_stream(encoder, items, batch_chunks=args.batch, num_workers=args.workers, device=device)
+            )
         failed = [r.error for r in results if r.error]
         if failed:
             raise SystemExit(f"tokenize {kind}: {len(failed)} file(s) failed: {failed[0]}")
@@ -115,9 +116,19 @@ def train_stage(device: torch.device, args) -> list[dict]:
 
     out = Path(tempfile.mkdtemp(prefix="gpu_check_train_"))
     trainer = "gpu" if device.type == "cuda" else "cpu"
-    cfg = compose_config(["+experiment=conv1d", "debug=fast", f"trainer={trainer}", "trainer.max_steps=1",
-                          f"codec.path={RANDOM_CODEC}", f"paths.output_dir={out}", f"paths.cache_dir={out / 'cache'}",
-                          "callbacks.reconstruction_preview.num_clips=0", "data.samples_per_epoch=2"])
+    cfg = compose_config(
+        [
+            "+experiment=conv1d",
+            "debug=fast",
+            f"trainer={trainer}",
+            "trainer.max_steps=1",
+            f"codec.path={RANDOM_CODEC}",
+            f"paths.output_dir={out}",
+            f"paths.cache_dir={out / 'cache'}",
+            "callbacks.reconstruction_preview.num_clips=0",
+            "data.samples_per_epoch=2",
+        ]
+    )
     with Stage(device, f"train 1 step conv1d ({cfg.trainer.precision})") as st:
         summary = train(cfg, codec=load_codec(RANDOM_CODEC))
     if summary["global_step"] != 1:

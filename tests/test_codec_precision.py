@@ -29,28 +29,18 @@ def test_fp32_reproduces_the_float32_path_bit_for_bit():
     choice = codec.set_precision("fp32")
     assert choice.name == "fp32" and codec.precision == "fp32"
     assert next(codec.flow_matching.estimator.parameters()).dtype == torch.float32
-    after = DetokenizeSettings(num_steps=3, duration=7.44, precision="fp32").decode(
-        codec, _codes()
-    )
+    after = DetokenizeSettings(num_steps=3, duration=7.44, precision="fp32").decode(codec, _codes())
     assert torch.equal(before, after)
 
 
 def test_auto_needs_fast_bf16_hardware_and_a_measured_part():
     assert resolve_precision("auto", "estimator", "cpu", NO_BF16).name == "fp32"
-    assert (
-        "neither amx_bf16 nor avx512_bf16"
-        in resolve_precision("auto", "estimator", "cpu", NO_BF16).reason
-    )
+    assert "neither amx_bf16 nor avx512_bf16" in resolve_precision("auto", "estimator", "cpu", NO_BF16).reason
     for flag in ("amx_bf16", "avx512_bf16"):
         choice = resolve_precision("auto", "estimator", "cpu", NO_BF16 | {flag})
         assert choice.name == "bf16" and flag in choice.reason
-    assert (
-        resolve_precision("auto", "scalar_model", "cpu", frozenset({"amx_bf16"})).name
-        == "fp32"
-    )
-    assert (
-        resolve_precision("bf16", "estimator", "cpu", NO_BF16).name == "bf16"
-    )  # asked for explicitly
+    assert resolve_precision("auto", "scalar_model", "cpu", frozenset({"amx_bf16"})).name == "fp32"
+    assert resolve_precision("bf16", "estimator", "cpu", NO_BF16).name == "bf16"  # asked for explicitly
     assert fast_bf16("cpu", NO_BF16)[0] is False
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, auto"):
         DetokenizeSettings.from_mapping({"precision": "fp16"})
@@ -63,22 +53,15 @@ def test_bf16_narrows_only_the_estimator_and_cannot_go_back():
     assert codec.scalar_model.decoder[0].bias.dtype == torch.float32
     assert codec.quantizer.project_in.weight.dtype == torch.float32
     assert codec.flow_matching.cond_feature_emb.weight.dtype == torch.float32
-    line = DetokenizeSettings(
-        num_steps=1, duration=7.44, precision="bf16"
-    ).apply_precision(codec)
-    assert (
-        "estimator: bf16 (bf16: requested)" in line
-        and "ScalarModel, RVQ and conditioning fp32" in line
-    )
+    line = DetokenizeSettings(num_steps=1, duration=7.44, precision="bf16").apply_precision(codec)
+    assert "estimator: bf16 (bf16: requested)" in line and "ScalarModel, RVQ and conditioning fp32" in line
     with pytest.raises(ValueError, match="reload the codec"):
         codec.set_precision("fp32")
 
 
 def test_bf16_detokenize_stays_well_inside_the_seed_spread():
     codec = load_codec(RANDOM_CODEC)
-    r = precision_fidelity(
-        codec, _codes(), duration=7.44, num_steps=4, precisions=("bf16",)
-    )
+    r = precision_fidelity(codec, _codes(), duration=7.44, num_steps=4, precisions=("bf16",))
     # measured: deviation / spread 0.019; ninth flips 2.9 % (bf16) against 97 % between seeds
     assert r["bf16"]["inside_spread"] < 0.1, r
     assert r["bf16"]["rounding_flips"] < 0.1 * r["spread"]["rounding_flips"], r
@@ -93,18 +76,11 @@ def test_official_encoder_bf16_is_opt_in_and_moves_tokens_less_than_inaudible_no
     from heartcodec_lab.encoders.official import load_official_encoder
 
     encoder = load_official_encoder(None, load_codec(RANDOM_CODEC))
-    assert (
-        resolve_precision(
-            "auto", "official_encoder", "cpu", frozenset({"amx_bf16"})
-        ).name
-        == "fp32"
-    )
+    assert resolve_precision("auto", "official_encoder", "cpu", frozenset({"amx_bf16"})).name == "fp32"
     audio = synth_music(8.0, seed=1)
     assert encoder.set_precision("fp32").name == "fp32"
     ref = encoder.encode(audio, 48000).tokens
-    noisy = audio + 1e-3 * audio.std() * torch.randn(
-        audio.shape, generator=torch.Generator().manual_seed(0)
-    )
+    noisy = audio + 1e-3 * audio.std() * torch.randn(audio.shape, generator=torch.Generator().manual_seed(0))
     ceiling = (encoder.encode(noisy, 48000).tokens == ref).float().mean(1)
     assert encoder.set_precision("bf16").name == "bf16"
     low = encoder.encode(audio, 48000).tokens
@@ -112,9 +88,7 @@ def test_official_encoder_bf16_is_opt_in_and_moves_tokens_less_than_inaudible_no
     assert ref.shape == low.shape and agreement[0] >= 0.95, agreement.tolist()
     assert (agreement >= ceiling).all(), (agreement.tolist(), ceiling.tolist())
     encoder.set_precision("fp32")
-    assert torch.equal(
-        encoder.encode(audio, 48000).tokens, ref
-    )  # back to the float32 path, bit for bit
+    assert torch.equal(encoder.encode(audio, 48000).tokens, ref)  # back to the float32 path, bit for bit
 
 
 def test_mula_bf16_next_token_agreement():

@@ -24,9 +24,7 @@ def _error(method: str, steps: int) -> float:
     return abs(out[0].item() - math.exp(-1 + math.sin(3) / 3))
 
 
-@pytest.mark.parametrize(
-    "method, order", [("euler", 1), ("midpoint", 2), ("heun", 2), ("ab2", 2)]
-)
+@pytest.mark.parametrize("method, order", [("euler", 1), ("midpoint", 2), ("heun", 2), ("ab2", 2)])
 def test_halving_the_step_divides_the_error_by_two_to_the_order(method, order):
     ratios = [_error(method, n) / _error(method, 2 * n) for n in (64, 128)]
     for r in ratios:
@@ -72,9 +70,7 @@ def test_pinned_frames_are_on_their_path_at_every_evaluation():
     noise, target = torch.zeros(1, 4, 2), torch.ones(1, 4, 2)
 
     def velocity(x, t):
-        seen.append(
-            torch.allclose(x[:, :2], interpolate_path(noise[:, :2], target[:, :2], t))
-        )
+        seen.append(torch.allclose(x[:, :2], interpolate_path(noise[:, :2], target[:, :2], t)))
         return torch.ones_like(x)
 
     def pin(x, t):
@@ -90,14 +86,10 @@ def test_pinned_frames_are_on_their_path_at_every_evaluation():
 def test_detokenize_calls_the_estimator_twice_per_step_and_tracks_euler(solver):
     codec = load_codec(RANDOM_CODEC)
     calls = []
-    hook = codec.flow_matching.estimator.register_forward_hook(
-        lambda *a: calls.append(1)
-    )
+    hook = codec.flow_matching.estimator.register_forward_hook(lambda *a: calls.append(1))
     codes = torch.randint(0, 64, (8, 93), generator=torch.Generator().manual_seed(0))
     try:
-        wav = DetokenizeSettings(num_steps=3, duration=7.44, solver=solver).decode(
-            codec, codes
-        )
+        wav = DetokenizeSettings(num_steps=3, duration=7.44, solver=solver).decode(codec, codes)
     finally:
         hook.remove()
     assert len(calls) == evaluations(solver, 3) == 6
@@ -111,9 +103,7 @@ def test_unknown_solver_is_refused_by_name():
 
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("time_power", [1.0, 0.5])
-def test_every_solver_and_time_grid_carries_an_oracle_flow_to_its_target(
-    solver, time_power
-):
+def test_every_solver_and_time_grid_carries_an_oracle_flow_to_its_target(solver, time_power):
     """With the exact (constant) velocity every solver lands on x1, on any grid, in-context frames included."""
     flow = load_codec(RANDOM_CODEC).flow_matching
     g = torch.Generator().manual_seed(2)
@@ -127,9 +117,7 @@ def test_every_solver_and_time_grid_carries_an_oracle_flow_to_its_target(
     flow.estimator = Oracle()
     t_span = torch.linspace(0, 1, 4) ** time_power
     out = flow.solve_euler(noise, x1, 2, t_span, mu, guidance_scale=1.25, solver=solver)
-    torch.testing.assert_close(
-        out, interpolate_path(noise, x1, 1.0), atol=1e-5, rtol=1e-5
-    )
+    torch.testing.assert_close(out, interpolate_path(noise, x1, 1.0), atol=1e-5, rtol=1e-5)
 
 
 def test_time_power_must_be_positive():

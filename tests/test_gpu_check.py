@@ -38,6 +38,12 @@ def test_on_cuda_every_stage_runs_and_reports_peak_memory():
     env = {**os.environ, "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(SCRIPT), "--quick"], capture_output=True, text=True, env=env, timeout=330)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    for stage in ("tokenize official fp32", "tokenize official bf16", "tokenize projection", "detokenize", "train 1 step"):
+    for stage in (
+        "tokenize official fp32",
+        "tokenize official bf16",
+        "tokenize projection",
+        "detokenize",
+        "train 1 step",
+    ):
         assert stage in proc.stdout, proc.stdout
     assert "peak GPU memory" in proc.stdout and "n/a" not in proc.stdout

@@ -62,9 +62,7 @@ def check_precision(name: str) -> str:
     aliases = {"float32": "fp32", "bfloat16": "bf16"}
     name = aliases.get(name, name)
     if name not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}"
-        )
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     return name
 
 
@@ -80,9 +78,7 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-def fast_bf16(
-    device: str | torch.device = "cpu", flags: frozenset[str] | None = None
-) -> tuple[bool, str]:
+def fast_bf16(device: str | torch.device = "cpu", flags: frozenset[str] | None = None) -> tuple[bool, str]:
     """Whether ``device`` has fast bf16 matmuls, and the evidence."""
     device = torch.device(device)
     if device.type == "cuda":
@@ -122,9 +118,7 @@ def resolve_precision(
             torch.float32,
             f"{why}, but bf16 fidelity of {part} not measured to pass",
         )
-    return PrecisionChoice(
-        part, name, torch.bfloat16, f"{why} and measured bf16 fidelity passes"
-    )
+    return PrecisionChoice(part, name, torch.bfloat16, f"{why} and measured bf16 fidelity passes")
 
 
 def autocast(dtype: torch.dtype, device: str | torch.device):

@@ -67,9 +67,7 @@ def integrate(
         dt = t1 - t0
         pin(x, t0)
         v0 = velocity(x, t0)
-        if (
-            method == "ab2"
-        ):  # Adams-Bashforth 2 (variable step): reuses the previous slope, Euler first
+        if method == "ab2":  # Adams-Bashforth 2 (variable step): reuses the previous slope, Euler first
             if v_prev is None:
                 x = x + dt * v0
             else:
