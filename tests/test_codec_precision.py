@@ -118,3 +118,15 @@ def test_mula_bf16_next_token_agreement():
     )
     # measured 97.8 % over 40 frames x 8 (random tiny weights: many near-ties)
     assert (ref.argmax(-1) == got.argmax(-1)).float().mean() >= 0.93
+
+
+def test_a_codec_loaded_with_a_forced_low_dtype_keeps_it_whatever_the_setting():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        codec = load_codec(RANDOM_CODEC, dtype=torch.bfloat16, allow_low_precision=True)
+    settings = DetokenizeSettings(num_steps=1, duration=7.44, precision="fp32")
+    assert "forced low dtype" in settings.apply_precision(codec)
+    wav = settings.decode(codec, _codes())
+    assert wav.shape == (2, 93 * 3840) and torch.isfinite(wav).all()

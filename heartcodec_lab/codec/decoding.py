@@ -74,7 +74,12 @@ class DetokenizeSettings:
         line = (f"detokenize: {what}; ScalarModel, RVQ and conditioning fp32; solver {self.solver}, "
                 f"{self.num_steps} steps (time grid power {self.time_power:g}) = "
                 f"{evaluations(self.solver, self.num_steps)} guided estimator calls per window")
-        log.info(line)
+        if getattr(codec, "_precision_header", None) != line:  # once per codec and setting, not per call
+            log.info(line)
+            try:
+                codec._precision_header = line
+            except AttributeError:  # a stand-in that takes no attributes
+                pass
         return line
 
     @torch.no_grad()

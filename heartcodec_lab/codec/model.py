@@ -317,14 +317,15 @@ class HeartCodec(nn.Module):
         everything float32 (bit for bit today's results). Narrowing loses the float32 weights:
         going back to ``fp32`` afterwards needs the codec reloaded, and is refused.
         """
-        from .precision import resolve_precision
+        from .precision import PrecisionChoice, resolve_precision
 
+        if self.scalar_model.decoder[0].bias.dtype != torch.float32:  # load_codec(dtype=..., allow_low_precision)
+            forced = self.flow_matching.estimator.proj_in.ffn_2.weight.dtype
+            return PrecisionChoice("estimator", str(name), forced, "the codec was loaded with a forced low dtype")
         choice = resolve_precision(name, "estimator", self.device)
         if choice.dtype == torch.float32 and self.precision == "bf16":
             raise ValueError("this codec's estimator weights were narrowed to bf16; reload the codec for fp32 "
                              "(bf16 weights cannot be widened back bit for bit)")
-        if self.scalar_model.decoder[0].bias.dtype != torch.float32:
-            raise ValueError("set_precision needs a float32 codec (this one was loaded with a forced low dtype)")
         if choice.dtype == torch.bfloat16:
             self.flow_matching.estimator.to(torch.bfloat16)
         self.precision_choice = choice

@@ -51,7 +51,7 @@ class PrecisionChoice:
 
     @property
     def name(self) -> str:
-        return "bf16" if self.dtype == torch.bfloat16 else "fp32"
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
 
     def __str__(self) -> str:
         return f"{self.part}: {self.name} ({self.requested}: {self.reason})"
