@@ -15,11 +15,13 @@ ours in process CPU seconds (the fairest figure on a shared machine).
     python benchmarks/bench_codec.py --only decode --memory 30 240     # decode peak RSS for 30 s vs 4 min
     python benchmarks/bench_codec.py --tiny                            # smoke run on the embedded tiny codec
     python benchmarks/bench_codec.py --reference-src ../shared/reference/heartlib-heartcodec --only detokenize \
-        --seconds 7.44 --steps 10 --variant fp32 --variant bf16 --variant bf16/heun/2   # a column per setting
+        --seconds 30 --steps 10 --variant fp32 --variant bf16 --variant bf16/ab2/5   # a row per setting
 
 ``--variant PRECISION[/SOLVER[/STEPS[/TIME_POWER]]]`` (repeatable; default ``fp32``) runs ours once per
 setting: precision fp32 | bf16 | auto (the estimator's, :mod:`heartcodec_lab.codec.precision`), solver
-euler | midpoint | heun | ab2, steps (default ``--steps``), time grid power (default 1). The released code always runs float32, ``--steps`` Euler steps.
+euler | midpoint | heun | ab2, steps (default ``--steps``), time grid power (default 1). The released
+code always runs float32 Euler x ``--steps``. ``--layers L1 L2`` keeps the full width with a shallower
+estimator (memory).
 
 Cases (``--seconds`` sets the audio length):
     encode      ScalarModel.encode of mono audio
@@ -41,51 +43,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from codec_models import (  # noqa: E402  (sibling module of the benchmarks folder)
-    CASE_PARTS,
-    CASES,
-    build_codec,
-    build_released,
-    case_flops,
-    case_inputs,
-    randomize_,
-)
-
-__all__ = ["CASES", "CASE_PARTS", "build_codec", "build_released", "randomize_", "run_case", "main"]
-WINDOW_SECONDS = 29.76
-
-
-def _rss_gb() -> float:
-    """Current resident set size of this process in GB."""
-    with open("/proc/self/statm") as fh:
-        pages = int(fh.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e9
-
-
-def _peak_rss_gb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is in KiB on Linux
-
-
-def gemm_rate(threads: int, n: int = 2048, reps: int = 6) -> dict:
-    """fp32 GEMM rate of this machine now: best of ``reps`` n^3 matmuls, GFLOP per wall and per CPU second."""
-    import torch
-
-    torch.set_num_threads(threads)
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
-    a @ b
-    best_wall = best_cpu = float("inf")
-    for _ in range(reps):
-        w0, c0 = time.perf_counter(), time.process_time()
-        a @ b
-        best_wall, best_cpu = min(best_wall, time.perf_counter() - w0), min(best_cpu, time.process_time() - c0)
-    flop = 2 * n**3 / 1e9
-    return {"gflops_wall": flop / best_wall, "gflops_cpu": flop / best_cpu}
+from heartcodec_lab.codec import benchmark_models
+from heartcodec_lab.codec.benchmark import extrapolate_detokenize, gemm_rate, run_case
+from heartcodec_lab.codec.benchmark_models import CASES, case_flops
 
 
 def parse_variant(text: str, steps: int) -> tuple[str, str, int, float]:
@@ -104,72 +65,6 @@ def variant_label(precision: str, solver: str, steps: int, default_steps: int, p
     return f"ours {precision} {solver}x{steps}" + (f" t^{power:g}" if power != 1.0 else "")
 
 
-def run_case(case: str, seconds: float, steps: int, tiny: bool, threads: int,
-             impl: str = "ours", reference_src: str | None = None, precision: str = "fp32",
-             solver: str = "euler", time_power: float = 1.0) -> dict:
-    """Build one implementation, run one case once (after a small warm-up), return its measurements."""
-    import torch
-
-    torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    if impl == "ours":
-        codec = build_codec(tiny, CASE_PARTS[case])
-    else:
-        codec = build_released(reference_src, tiny, CASE_PARTS[case])
-    chosen = None
-    if impl == "ours" and precision != "fp32":
-        chosen = str(codec.set_precision(precision))
-    build_s = time.perf_counter() - t0
-    rss_model = _rss_gb()
-    fn, audio_s = case_inputs(case, codec, seconds, steps, impl, solver, time_power)
-    torch.manual_seed(0)
-    with torch.inference_mode():
-        fn(warmup=True)
-        load0 = os.getloadavg()[0]
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        fn()
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        load1 = os.getloadavg()[0]
-    return {
-        "case": case,
-        "impl": impl,
-        "seconds": wall,
-        "cpu_seconds": cpu,
-        "audio_seconds": audio_s,
-        "rtf": wall / audio_s,
-        "peak_rss_gb": max(_peak_rss_gb(), rss_model, _rss_gb()),  # the kernel updates ru_maxrss lazily
-        "model_rss_gb": rss_model,
-        "build_seconds": build_s,
-        "loadavg": [load0, load1],
-        "steps": steps if case == "detokenize" else None,
-        "windows": _windows(int(seconds * 12.5)) if case == "detokenize" else None,
-        "parameters": sum(p.numel() for p in codec.parameters()),
-        "materialised": "all" if tiny or case == "detokenize" else "+".join(CASE_PARTS[case]),
-        "precision": precision if impl == "ours" else "fp32",
-        "precision_choice": chosen,
-        "solver": solver if impl == "ours" else "euler",
-        "time_power": time_power if impl == "ours" else 1.0,
-    }
-
-
-def _windows(num_codes: int) -> int:
-    """Detokenize windows for ``num_codes`` code frames (short inputs are repeated to one window)."""
-    from heartcodec_lab.codec import WindowPlan
-
-    return len(WindowPlan.for_length(num_codes).starts)
-
-
-def extrapolate_detokenize(results: dict, seconds: float = 30.0, steps: int = 10, key: str = "seconds") -> float | None:
-    """Detokenize time from the estimator and decode cases: windows x (steps x E + decode per window).
-
-    ``key`` picks wall (``"seconds"``) or process CPU (``"cpu_seconds"``) time.
-    """
-    if "estimator" not in results or "decode" not in results:
-        return None
-    decode_window = results["decode"][key] * WINDOW_SECONDS / results["decode"]["audio_seconds"]
-    return _windows(int(seconds * 12.5)) * (steps * results["estimator"][key] + decode_window)
-
-
 def _child(args: list[str]) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -182,7 +77,7 @@ def _child(args: list[str]) -> dict:
 def run_all(args) -> tuple[dict, list[dict]]:
     """Every case x implementation x repetition in a child; returns ({(case, impl): [runs]}, gemm rates)."""
     impls = ["released", "ours"] if args.reference_src else ["ours"]
-    common = ["--steps", str(args.steps), "--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
+    common = ["--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
     common += ["--layers", *map(str, args.layers)] if args.layers else []
     if args.reference_src:
         common += ["--reference-src", args.reference_src]
@@ -205,7 +100,6 @@ def run_all(args) -> tuple[dict, list[dict]]:
                         extra = ["--steps", str(steps), "--precision", precision, "--solver", solver,
                                  "--time-power", str(power)]
                         r = _child(["--child", case, "--impl", impl, "--seconds", str(seconds), *common, *extra])
-                        r["label"] = label
                         runs.setdefault((case, seconds, label), []).append(r)
                         print(f"[{rep + 1}/{args.repeat}] {case} {seconds:g}s {label}: {r['seconds']:.1f} s wall, "
                               f"{r['cpu_seconds']:.1f} CPU-s, {r['peak_rss_gb']:.2f} GB", file=sys.stderr, flush=True)
@@ -234,25 +128,25 @@ def summarise(runs: dict, gemms: list[dict], args) -> list[dict]:
 
 def print_table(rows: list[dict], gemms: list[dict], args) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from heartcodec_lab.tables import rich_table
 
     gw = statistics.median(g["gflops_wall"] for g in gemms)
     gc = statistics.median(g["gflops_cpu"] for g in gemms)
     size = "tiny" if args.tiny else f"full-width, estimator {args.layers[0]}+{args.layers[1]} layers" if args.layers else "full-size"
-    title = (f"HeartCodec {size} on CPU, {args.threads} threads, "
-             f"released float32 Euler x {args.steps}, median of {args.repeat}")
-    table = Table(title=title)
-    for col in ("case", "impl", "wall s", "CPU s", "peak RSS GB", "weights GB", "GFLOP", "GFLOP/CPU-s",
-                "% of GEMM", "released/ours CPU", "load 1 min"):
-        table.add_column(col, justify="right")
+    title = (f"HeartCodec {size} on CPU, {args.threads} threads, released float32 Euler x {args.steps}, "
+             f"median of {args.repeat}")
+    header = ("case", "impl", "wall s", "CPU s", "peak RSS GB", "weights GB", "GFLOP", "GFLOP/CPU-s",
+              "% of GEMM", "released/ours CPU", "load 1 min")
+    cells = []
     for r in rows:
         label = f"{r['case']} {r['length_s']:g}s" + (f" {r['windows']}w x {r['steps']}st" if r["steps"] else "")
         ratio = f"{r['ratio_cpu']:.2f}" if r["ratio_cpu"] else ""
-        table.add_row(label, r["impl"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_rss_gb']:.2f}",
+        cells.append([label, r["impl"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_rss_gb']:.2f}",
                       f"{r['model_rss_gb']:.2f}", f"{r['gflop']:.0f}", f"{r['gflops_per_cpu_s']:.1f}",
-                      f"{100 * r['share_of_gemm']:.0f}", ratio, "{:.1f}->{:.1f}".format(*r["loadavg"]))
+                      f"{100 * r['share_of_gemm']:.0f}", ratio, "{:.1f}->{:.1f}".format(*r["loadavg"])])
     console = Console(width=max(140, Console().width))
-    console.print(table)
+    console.print(rich_table(header, cells, title=title))
     console.print(f"fp32 GEMM now (2048^3, best of 6, median over repetitions): {gw:.0f} GFLOP/s wall, "
                   f"{gc:.0f} GFLOP per CPU second; GFLOP = the released algorithm's work; "
                   "'weights GB' = RSS after building the parts a case needs")
@@ -273,11 +167,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--memory", type=float, nargs="+", help="run the cases at each of these lengths (s) instead")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="embedded tiny codec instead of the full size (smoke test)")
-    parser.add_argument("--layers", type=int, nargs=2,
-                        help="full width with this estimator depth (stage 1, stage 2) instead of 24 6, to fit memory")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--variant", action="append",
                         help="ours at PRECISION[/SOLVER[/STEPS[/TIME_POWER]]] (repeatable; default fp32): a row per setting")
+    parser.add_argument("--layers", type=int, nargs=2,
+                        help="full width with this estimator depth (stage 1, stage 2) instead of 24 6, to fit memory")
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)  # child: one variant
     parser.add_argument("--solver", default="euler", help=argparse.SUPPRESS)
     parser.add_argument("--time-power", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -285,9 +179,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--impl", default="ours", choices=("ours", "released"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.layers:
-        import codec_models
-
-        codec_models.LAYERS = tuple(args.layers)
+        benchmark_models.LAYERS = tuple(args.layers)
     if args.seconds <= 0 or args.steps <= 0 or args.repeat <= 0:
         parser.error("--seconds, --steps and --repeat must be positive")
     if args.reference_src and not os.path.isfile(os.path.join(args.reference_src, "modeling_heartcodec.py")):

@@ -50,7 +50,7 @@ def build(size: str, layers: tuple[int, int] | None, with_scalar_model: bool = T
         return load_codec(RANDOM_CODEC)
     if size == "mini":
         return load_codec(None)
-    from codec_models import randomize_
+    from heartcodec_lab.codec.benchmark_models import randomize_
 
     from heartcodec_lab.codec import HeartCodec, HeartCodecConfig
     from heartcodec_lab.codec.weights import skip_weight_init

@@ -90,7 +90,7 @@ def detokenize_stage(device: torch.device, args) -> list[dict]:
     if args.quick:
         codec = load_codec(None)
     else:
-        from codec_models import build_codec
+        from heartcodec_lab.codec.benchmark_models import build_codec
 
         codec = build_codec(False)
     codec = codec.to(device)

@@ -15,7 +15,7 @@ import torch
 from test_reconstruct_cli import config as reconstruct_config
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, build_default_codec, load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, build_random_codec, load_codec
 from heartcodec_lab.codec.miniature import shipped_codec_dir
 from heartcodec_lab.encoders import build_encoder
 from heartcodec_lab.cli.reconstruct import run as reconstruct
@@ -42,7 +42,7 @@ def test_default_codec_is_the_shipped_miniature_frozen_in_float32(mini):
 def test_random_tiny_codec_is_reachable_by_its_reserved_name():
     random_codec = load_codec(RANDOM_CODEC)
     assert random_codec.describe()["kind"] == "embedded-tiny"
-    built = build_default_codec()
+    built = build_random_codec()
     for (name, a), (_, b) in zip(random_codec.state_dict().items(), built.state_dict().items()):
         assert torch.equal(a, b), name
     with pytest.raises(CheckpointError, match=r"^codec.path=embedded:tiny: unknown built-in codec; known: "

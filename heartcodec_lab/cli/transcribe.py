@@ -28,7 +28,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     transcriber = transcriber_from_config(cfg.transcriber)
-    counts = transcribe_files(transcriber, cfg.input, cfg.out, extensions=tuple(cfg.extensions),
+    counts = transcribe_files(transcriber, cfg.input, cfg.out, extensions=cfg.extensions,
                               resume=bool(cfg.resume))
     log.info("%s: %d transcribed, %d already done, %d failed", cfg.out, counts["done"], counts["skipped"],
              counts["failed"])

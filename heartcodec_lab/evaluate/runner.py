@@ -23,16 +23,22 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import heartcodec_lab
+from heartcodec_lab.codec.usage import count_codes
 from heartcodec_lab.evaluate import plots
 from heartcodec_lab.evaluate.context import EvalContext
 from heartcodec_lab.evaluate.dataset import iter_dataset, read_dataset_info, read_tokens
 from heartcodec_lab.evaluate.metrics.agreement import match_counts
-from heartcodec_lab.evaluate.metrics.usage import count_codes
 from heartcodec_lab.evaluate.music import MusicMetrics, evaluate_songs, summarize_music
 from heartcodec_lab.evaluate.report import RunData, write_report
 from heartcodec_lab.evaluate.results import JsonlLog, write_json
-from heartcodec_lab.evaluate.settings import (audio_settings, check_dataset_encoders, digest, evaluation_provenance,
-                                              mula_settings, settle_stale)
+from heartcodec_lab.evaluate.settings import (
+    audio_settings,
+    check_dataset_encoders,
+    digest,
+    evaluation_provenance,
+    mula_settings,
+    settle_stale,
+)
 from heartcodec_lab.evaluate.summary import describe_values, summarize_encoder, summarize_usage
 
 log = logging.getLogger(__name__)

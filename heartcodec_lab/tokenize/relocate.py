@@ -13,7 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from heartcodec_lab.tokenize.layout import AUDIO_DIR, atomic_write_text
+from heartcodec_lab.atomic import atomic_path, atomic_write_text
+from heartcodec_lab.tokenize.layout import AUDIO_DIR
 
 BACKEND_FILE = "multidatabackend.json"
 
@@ -23,10 +24,8 @@ class RelocateError(ValueError):
 
 
 def _repoint(link: Path, target: Path) -> None:
-    tmp = link.with_name(link.name + ".relocate-tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp, target_is_directory=target.is_dir())
-    os.replace(tmp, link)  # atomic: the link is never missing
+    with atomic_path(link, fsync=False) as tmp:  # atomic: the link is never missing
+        os.symlink(target, tmp, target_is_directory=target.is_dir())
 
 
 def relink_audio(out: Path, audio_root: Path | None) -> int:

@@ -8,7 +8,6 @@ composed ``conf/train.yaml``; tests call it with a config from
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -104,8 +103,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     """
     import lightning.pytorch as pl
 
+    from heartcodec_lab.atomic import atomic_write_json
     from heartcodec_lab.encoders.projection import save_projection
-    from heartcodec_lab.training.console import configure_console
+    from heartcodec_lab.training.console import configure_console, listening_files, run_summary
 
     configure_console()
 
@@ -117,6 +117,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     # mid-epoch resume is exact here: the sampler restarts from the module's restored batch count
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+    # resuming into a new run folder (Hydra makes one per run) is the normal case; the checkpoint callback keeps
+    # no metric-ranked state (save_top_k=1 of the newest, save_last), so nothing it says is lost matters here
+    warnings.filterwarnings("ignore", message="The dirpath has changed from")
     provenance = run_provenance(cfg)  # refuses embedded parts next to checkpoints before any work
     if provenance.embedded:
         logging.getLogger(__name__).warning("%s", provenance.headline())
@@ -154,7 +157,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
                                                 "experiment": cfg.get("experiment_name")},
                                          provenance=provenance.as_dict())
             summary["projection_export"] = str(export_dir)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary["listening_files"] = [str(p) for p in listening_files(out_dir)]
+        atomic_write_json(out_dir / "summary.json", summary)
+        print(run_summary(summary, out_dir), flush=True)
     return summary
 
 

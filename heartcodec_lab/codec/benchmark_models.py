@@ -1,4 +1,4 @@
-"""Models, inputs and work counts of the codec benchmark (``bench_codec.py``).
+"""Models, inputs and work counts of the codec benchmark (``benchmarks/bench_codec.py``).
 
 Both implementations are built on the meta device (no memory, no init) and only
 the parts a case needs are materialised and filled by :func:`randomize_`, which
@@ -96,7 +96,7 @@ def build_codec(tiny: bool, parts=("flow_matching", "scalar_model")):
     """Our full-size codec with random weights in ``parts`` (others on meta), or the random tiny codec."""
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, RANDOM_CODEC, load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
     if tiny:
@@ -207,7 +207,7 @@ def _counted(fn) -> int:
 def _meta_codec(tiny: bool):
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, RANDOM_CODEC, load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
     cfg = load_codec(RANDOM_CODEC).config if tiny else full_config()
