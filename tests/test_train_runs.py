@@ -36,10 +36,15 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("synth_cache")
 
 
+def _distills(experiment: str) -> bool:
+    """The experiment configures a teacher (distill, stable, ...)."""
+    return compose_config([f"+experiment={experiment}", "paths.output_dir=/tmp/unused"]).get("teacher") is not None
+
+
 def _cfg(experiment: str, out, cache, *extra: str):
     # debug=fast is merged after the experiment: its sizes (2 samples per epoch, ...) hold for every recipe
     # plumbing: the random tiny codec (distill: the hidden random teacher, as the minicodec one fits only the miniature)
-    pinned = [f"codec.path={RANDOM_CODEC}"] + (["teacher=random_projection"] if experiment == "distill" else [])
+    pinned = [f"codec.path={RANDOM_CODEC}"] + (["teacher=random_projection"] if _distills(experiment) else [])
     return compose_config([f"+experiment={experiment}", "debug=fast", f"paths.output_dir={out}",
                            f"paths.cache_dir={cache}", "callbacks.reconstruction_preview.num_clips=0", *pinned, *extra])
 
@@ -51,7 +56,7 @@ def test_every_experiment_runs_a_step(name, codec, cache_dir, tmp_path):
     metrics = summary["metrics"]
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert "val/loss/total" in metrics and "train/grad_norm" in metrics
-    if name == "distill":
+    if _distills(name):
         assert {f"val/agree_q{i}_pct" for i in range(8)} <= set(metrics)
         assert "train/loss/distill_code/accuracy_q0" in metrics
     if name in ("flow", "demo"):
@@ -63,7 +68,9 @@ def test_every_experiment_runs_a_step(name, codec, cache_dir, tmp_path):
     run_summary = json.loads((tmp_path / "summary.json").read_text())
     assert run_summary["global_step"] == 1
     # the run summary and the export say which parts were embedded (the tiny codec; distill's hidden teacher)
-    embedded = ["codec", "teacher"] if name == "distill" else ["codec"]
+    if name == "stable":
+        assert "train/loss/consistency" in metrics and "train/loss/consistency/same_q0" in metrics
+    embedded = ["codec", "teacher"] if _distills(name) else ["codec"]
     assert run_summary["provenance"]["embedded"] == embedded
     assert json.loads((tmp_path / "projection" / "projection_config.json").read_text())["provenance"]["embedded"] == embedded
 

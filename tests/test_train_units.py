@@ -59,7 +59,7 @@ def test_every_experiment_composes(name, tmp_path):
     assert real.data.batch_size > cfg.data.batch_size
     if name != "demo":  # the demo stays short whatever the codec
         assert real.trainer.max_steps >= 100_000
-    if name == "distill":
+    if name in ("distill", "stable"):
         assert cfg.teacher == {"kind": "minicodec", "path": None}  # the miniature's true encoder
         assert compose_config(["+experiment=distill", "teacher=random_projection",
                                f"paths.output_dir={tmp_path}"]).teacher == {"kind": "random_projection", "seed": 1234}

@@ -13,6 +13,7 @@ import numpy as np
 from heartcodec_lab.codec.usage import USAGE_KEYS
 from heartcodec_lab.evaluate import plots
 from heartcodec_lab.evaluate.report_music import music_sections
+from heartcodec_lab.evaluate.report_stability import stability_sections
 from heartcodec_lab.evaluate.results import read_jsonl
 from heartcodec_lab.evaluate.summary import BETTER, RECONSTRUCTION_METRICS
 from heartcodec_lab.tables import markdown_table
@@ -214,8 +215,9 @@ def _provenance_lines(runs: list[RunData]) -> list[str]:
     return lines
 
 
-def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation") -> Path:
-    """Write ``out/report.md`` (and its plots) for one or more runs; returns the report path."""
+def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation", listening_test=None) -> Path:
+    """Write ``out/report.md`` (and its plots) for one or more runs, with the screened results of a
+    ``heartcodec-listen`` test folder when ``listening_test`` is given; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"# {title}\n", *_provenance_lines(runs),
@@ -231,11 +233,16 @@ def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation"
         runs, "agreement", "Agreement with the reference encoder",
         f"Tokens of each encoder compared with those of the reference (`{', '.join(sorted(reference)) or 'n/a'}`) "
         "on the same clips.")
+    parts += stability_sections(runs)
     parts += _agreement_section(
         runs, "roundtrip", "Round-trip stability",
         "Tokens -> detokenize -> audio -> the same encoder -> tokens, compared with the first tokens.")
     parts += _nll_section(runs)
     parts += _spectrogram_section(runs, out)
+    if listening_test:
+        from heartcodec_lab.listen.results import listening_section
+
+        parts += listening_section(listening_test, out)
     failures = sum(len(read_jsonl(r.path / "failures.jsonl")) for r in runs)
     if failures:
         parts.append(f"\n{failures} clip(s) could not be read; see `failures.jsonl`.\n")

@@ -31,6 +31,7 @@ from heartcodec_lab.evaluate.metrics.agreement import match_counts
 from heartcodec_lab.evaluate.music import MusicMetrics, evaluate_songs, summarize_music
 from heartcodec_lab.evaluate.report import RunData, write_report
 from heartcodec_lab.evaluate.results import JsonlLog, write_json
+from heartcodec_lab.evaluate.stability_eval import StabilityEval
 from heartcodec_lab.evaluate.settings import (
     audio_settings,
     check_dataset_encoders,
@@ -122,6 +123,7 @@ class AudioEvaluation:
         self.items = JsonlLog(out / "items.jsonl", ("clip", "encoder"), resume=cfg.get("resume", True))
         self.failures = JsonlLog(out / "failures.jsonl", ("clip",), resume=cfg.get("resume", True))
         self.music = MusicMetrics(cfg, ctx)
+        self.stability = StabilityEval(cfg.get("stability"), names, self.reference)
 
     def tokens_path(self, encoder: str, clip: str) -> Path:
         return self.out / "tokens" / encoder / f"{clip}.npy"
@@ -130,6 +132,8 @@ class AudioEvaluation:
         """Drop (or refuse) records made under other settings than this run's; remove their token files."""
         reference = next((s for s in self.specs if s["name"] == self.reference), None)
         self.settings = {s["name"]: audio_settings(self.cfg, self.ctx, s, reference) for s in self.specs}
+        for name, settings in self.settings.items():  # None (nothing measured) keys like older records
+            settings["stability"] = digest(self.stability.settings(name)) if self.stability.settings(name) else None
         for record in settle_stale(self.items, self.settings, "encoder", self.cfg.get("changed_settings") or "recompute"):
             self.tokens_path(record["encoder"], record["clip"]).unlink(missing_ok=True)
 
@@ -174,7 +178,8 @@ class AudioEvaluation:
         cfg, ctx, name, sr = self.cfg, self.ctx, spec["name"], self.ctx.sample_rate
         encoder = ctx.encoder(spec)
         start = time.perf_counter()
-        tokens = encoder.encode(audio, sr).tokens.cpu()
+        encoded = encoder.encode(audio, sr)
+        tokens = encoded.tokens.cpu()
         path = self.tokens_path(name, clip)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, tokens.numpy().astype(np.int16))
@@ -182,6 +187,9 @@ class AudioEvaluation:
                   "duration_s": audio.shape[-1] / sr, "seconds_encode": time.perf_counter() - start}
         if reference_tokens is not None and name != self.reference:
             record["agreement"] = match_counts(tokens, reference_tokens)
+        reference = next((s for s in self.specs if s["name"] == self.reference), None)
+        record.update(self.stability.clip_blocks(name, encoder, clip, audio, sr, encoded,
+                                                 reference and (lambda: ctx.encoder(reference))))
         if cfg.reconstruction or cfg.roundtrip:
             t0 = time.perf_counter()
             recon = ctx.detokenize(tokens)[..., : audio.shape[-1]]
@@ -233,7 +241,7 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.get("compare"):
         runs = [RunData.load(p) for p in cfg.compare]
-        write_report(out, runs, title=cfg.get("title") or "Comparison")
+        write_report(out, runs, title=cfg.get("title") or "Comparison", listening_test=cfg.get("listening_test"))
         return {"compare": [str(r.path) for r in runs]}
     if not cfg.get("dataset_dir") and not cfg.get("audio_dir") and not cfg.get("songs_dir"):
         raise ValueError("nothing to evaluate: set dataset_dir=..., audio_dir=..., songs_dir=... "
@@ -262,6 +270,7 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
         summary["metric_params"] = ctx.metrics.describe()
         summary["detokenize"] = OmegaConf.to_container(cfg.detokenize, resolve=True)
         summary["music_params"] = evaluation.music.describe()
+        summary["stability_params"] = evaluation.stability.describe()
     if cfg.get("songs_dir"):
         songs = MusicMetrics(cfg, ctx)
         summary["songs"] = evaluate_songs(cfg, ctx, out, songs)
@@ -270,5 +279,6 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     if ctx.mula_enabled:
         summary["mula"] = ctx.mula_description()
     write_json(out / "summary.json", summary)
-    write_report(out, [RunData.load(out)], title=cfg.get("title") or f"Evaluation: {summary['label']}")
+    write_report(out, [RunData.load(out)], title=cfg.get("title") or f"Evaluation: {summary['label']}",
+                 listening_test=cfg.get("listening_test"))
     return summary

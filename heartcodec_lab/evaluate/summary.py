@@ -6,6 +6,7 @@ import numpy as np
 
 from heartcodec_lab.codec.usage import USAGE_KEYS, codebook_usage
 from heartcodec_lab.evaluate.metrics.agreement import match_rates, sum_match_counts
+from heartcodec_lab.evaluate.stability_eval import summarize_stability
 
 RECONSTRUCTION_METRICS = ("mstft_distance", "log_mel_l1", "si_sdr_db", "loudness_diff_lu", "shimmer_ratio_5_7khz")
 # which way is better, for report tables
@@ -64,6 +65,7 @@ def summarize_encoder(records: list[dict]) -> dict:
     nll = [r["nll_per_frame_nats"] for r in records if r.get("nll_per_frame_nats") is not None]
     if nll:
         out["nll_per_frame_nats"] = describe_values(nll)
+    out.update(summarize_stability(records))
     timing = [r.get("seconds_total") for r in records if r.get("seconds_total") is not None]
     if timing:
         out["seconds_per_clip"] = describe_values(timing)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from torch import nn
 
 from .base import BatchLoss, Frozen, LossSet
+from .consistency import ConsistencyLoss
 from .distill import DistillCodeLoss, DistillFeatureLoss, DistillRVQInputLoss
 from .flow import FlowMatchingLoss
 from .latent import CommitmentLoss, FeatureL2Loss
@@ -26,10 +27,11 @@ LOSSES: dict[str, type[BatchLoss]] = {
     "distill_feature": DistillFeatureLoss,
     "distill_rvq_input": DistillRVQInputLoss,
     "distill_code": DistillCodeLoss,
+    "consistency": ConsistencyLoss,
 }
 # losses built from a part of the frozen codec: constructor argument -> codec attribute
 CODEC_PARTS = {FlowMatchingLoss: ("flow_matching", "flow_matching"), DistillCodeLoss: ("quantizer", "quantizer"),
-              DistillRVQInputLoss: ("quantizer", "quantizer")}
+              DistillRVQInputLoss: ("quantizer", "quantizer"), ConsistencyLoss: ("quantizer", "quantizer")}
 
 
 def build_loss(kind: str, codec: nn.Module | None = None, **kwargs) -> BatchLoss:
@@ -62,7 +64,7 @@ def build_losses(spec: Mapping[str, Mapping], codec: nn.Module | None = None) ->
 
 
 __all__ = [
-    "LOSSES", "BatchLoss", "CommitmentLoss", "DistillCodeLoss", "DistillFeatureLoss", "DistillRVQInputLoss",
+    "LOSSES", "BatchLoss", "CommitmentLoss", "ConsistencyLoss", "DistillCodeLoss", "DistillFeatureLoss", "DistillRVQInputLoss",
     "FeatureL2Loss",
     "FlowMatchingLoss", "Frozen", "HighFrequencyLoss", "LossSet", "MelLoss", "MultiScaleSTFTLoss",
     "build_loss", "build_losses",

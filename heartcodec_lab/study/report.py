@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
+from heartcodec_lab.evaluate.report_stability import stability_overview
 from heartcodec_lab.evaluate.results import read_jsonl
 from heartcodec_lab.tables import markdown_table
 
@@ -116,11 +118,17 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
               "Reconstruction and music metrics: original vs detokenized tokens. wer/cer: transcript of the "
               "reconstruction vs that of the original (when `evaluate.lyrics.enabled`). Speed: seconds of audio "
               "tokenized per second (higher is faster).\n", markdown_table(header, rows)]
+    parts += stability_overview(encoders, evaluation.get("config", {}).get("reference"))
     if _agreement_plot(encoders, out / "plots" / "agreement_per_quantizer.png"):
         parts.append("![agreement per quantizer](plots/agreement_per_quantizer.png)\n")
     if speed:
         _speed_plot(speed, out / "plots" / "tokenize_speed.png")
         parts.append("![tokenization speed](plots/tokenize_speed.png)\n")
+    listening_test = OmegaConf.select(cfg, "evaluate.listening_test")
+    if listening_test:
+        from heartcodec_lab.listen.results import listening_section
+
+        parts += listening_section(listening_test, out)
     parts.append("Full evaluation (usage, per-quantizer tables, codebook depth, transcripts, spectrograms): "
                  "[eval/report.md](eval/report.md)\n")
     path = out / "report.md"

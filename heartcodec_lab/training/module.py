@@ -28,6 +28,7 @@ from torch import nn
 from heartcodec_lab.codec.quantizer import straight_through
 from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.codec.usage import codebook_usage
+from heartcodec_lab.losses.consistency import perturbed_features
 from heartcodec_lab.training.adapter import LatentAdapter, decode_stereo
 from heartcodec_lab.training.schedule import WarmupCosine
 from heartcodec_lab.training.teacher import teacher_targets
@@ -147,6 +148,9 @@ class ProjectionTrainingModule(pl.LightningModule):
                 batch["recon"] = decode_stereo(self.codec.scalar_model, self.adapter(quantized_st))
             if self.teacher is not None and self.needs & {"teacher_features", "teacher_codes"}:
                 batch.update(teacher_targets(self.teacher, self.codec, audio, latents))
+        if "perturbed_features" in self.needs:  # the stability term (losses/consistency.py)
+            batch["perturbed_features"] = perturbed_features(self.losses, audio.float(),
+                                                             lambda a: self.projection(self.latents(a)))
         return batch
 
     @torch.no_grad()

@@ -40,6 +40,17 @@ def run_provenance(cfg: DictConfig):
     return check_components(components, bool(cfg.get("allow_embedded", False)))
 
 
+def start_from(projection, path) -> None:
+    """Load an exported projection's weights into ``projection`` (same kind and sizes, else a clear error)."""
+    from heartcodec_lab.encoders.projection import load_projection
+
+    start, config = load_projection(path)
+    if start.kind != projection.kind or dict(start.config) != dict(projection.config):
+        raise ValueError(f"model.init_from={path}: a {start.kind} projection {dict(start.config)} cannot start a "
+                         f"{projection.kind} projection {dict(projection.config)}; set projection.* to its sizes")
+    projection.load_state_dict(start.state_dict())
+
+
 def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"):
     """(module, datamodule) for ``cfg``; ``codec`` defaults to ``load_codec(cfg.codec.path)`` on ``device``."""
     from hydra.utils import instantiate
@@ -57,6 +68,8 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
     # the library's builder: sizes left null follow the codec; initialised from the run's seed
     spec = {k: v for k, v in _plain(cfg.projection).items() if v is not None}
     projection = default_projection(codec, seed=int(cfg.seed), **spec)
+    if cfg.model.get("init_from"):  # start from an exported projection (e.g. fine-tune a teacher for stability)
+        start_from(projection, cfg.model.init_from)
     losses = build_losses(_plain(cfg.loss), codec)
     teacher = build_teacher(_plain(cfg.get("teacher")), codec, projection)
     adapter = None
