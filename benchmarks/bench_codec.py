@@ -14,6 +14,14 @@ ours in process CPU seconds (the fairest figure on a shared machine).
     python benchmarks/bench_codec.py --seconds 5 --steps 2             # quick, ours only (./run bench)
     python benchmarks/bench_codec.py --only decode --memory 30 240     # decode peak RSS for 30 s vs 4 min
     python benchmarks/bench_codec.py --tiny                            # smoke run on the embedded tiny codec
+    python benchmarks/bench_codec.py --reference-src ../shared/reference/heartlib-heartcodec --only detokenize \
+        --seconds 30 --steps 10 --variant fp32 --variant bf16 --variant bf16/ab2/5   # a row per setting
+
+``--variant PRECISION[/SOLVER[/STEPS[/TIME_POWER]]]`` (repeatable; default ``fp32``) runs ours once per
+setting: precision fp32 | bf16 | auto (the estimator's, :mod:`heartcodec_lab.codec.precision`), solver
+euler | midpoint | heun | ab2, steps (default ``--steps``), time grid power (default 1). The released
+code always runs float32 Euler x ``--steps``. ``--layers L1 L2`` keeps the full width with a shallower
+estimator (memory).
 
 Cases (``--seconds`` sets the audio length):
     encode      ScalarModel.encode of mono audio
@@ -36,8 +44,25 @@ import statistics
 import subprocess
 import sys
 
+from heartcodec_lab.codec import benchmark_models
 from heartcodec_lab.codec.benchmark import extrapolate_detokenize, gemm_rate, run_case
 from heartcodec_lab.codec.benchmark_models import CASES, case_flops
+
+
+def parse_variant(text: str, steps: int) -> tuple[str, str, int, float]:
+    """``bf16/ab2/5/0.5`` -> ("bf16", "ab2", 5, 0.5); missing parts: fp32, euler, ``steps``, 1."""
+    parts = text.split("/")
+    if not 1 <= len(parts) <= 4:
+        raise ValueError(f"--variant {text!r}: expected PRECISION[/SOLVER[/STEPS[/TIME_POWER]]]")
+    precision = parts[0] or "fp32"
+    solver = parts[1] if len(parts) > 1 else "euler"
+    return precision, solver, int(parts[2]) if len(parts) > 2 else steps, float(parts[3]) if len(parts) > 3 else 1.0
+
+
+def variant_label(precision: str, solver: str, steps: int, default_steps: int, power: float = 1.0) -> str:
+    if (precision, solver, steps, power) == ("fp32", "euler", default_steps, 1.0):
+        return "ours"
+    return f"ours {precision} {solver}x{steps}" + (f" t^{power:g}" if power != 1.0 else "")
 
 
 def _child(args: list[str]) -> dict:
@@ -52,9 +77,11 @@ def _child(args: list[str]) -> dict:
 def run_all(args) -> tuple[dict, list[dict]]:
     """Every case x implementation x repetition in a child; returns ({(case, impl): [runs]}, gemm rates)."""
     impls = ["released", "ours"] if args.reference_src else ["ours"]
-    common = ["--steps", str(args.steps), "--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
+    common = ["--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
+    common += ["--layers", *map(str, args.layers)] if args.layers else []
     if args.reference_src:
         common += ["--reference-src", args.reference_src]
+    variants = [parse_variant(v, args.steps) for v in (args.variant or ["fp32"])]
     runs: dict = {}
     gemms = []
     for rep in range(args.repeat):
@@ -63,10 +90,19 @@ def run_all(args) -> tuple[dict, list[dict]]:
         for seconds in args.memory or [args.seconds]:
             for case in args.only or CASES:
                 for impl in order:
-                    r = _child(["--child", case, "--impl", impl, "--seconds", str(seconds), *common])
-                    runs.setdefault((case, seconds, impl), []).append(r)
-                    print(f"[{rep + 1}/{args.repeat}] {case} {seconds:g}s {impl}: {r['seconds']:.1f} s wall, "
-                          f"{r['cpu_seconds']:.1f} CPU-s, {r['peak_rss_gb']:.2f} GB", file=sys.stderr, flush=True)
+                    settings = variants if impl == "ours" else [("fp32", "euler", args.steps, 1.0)]
+                    for precision, solver, steps, power in settings:
+                        if case != "detokenize" and (solver, steps, power) != ("euler", args.steps, 1.0):
+                            continue  # only detokenize runs the solver
+                        label = ("released" if impl == "released"
+                                 else variant_label(precision, solver, steps, args.steps, power)
+                                 if case == "detokenize" else "ours" if precision == "fp32" else f"ours {precision}")
+                        extra = ["--steps", str(steps), "--precision", precision, "--solver", solver,
+                                 "--time-power", str(power)]
+                        r = _child(["--child", case, "--impl", impl, "--seconds", str(seconds), *common, *extra])
+                        runs.setdefault((case, seconds, label), []).append(r)
+                        print(f"[{rep + 1}/{args.repeat}] {case} {seconds:g}s {label}: {r['seconds']:.1f} s wall, "
+                              f"{r['cpu_seconds']:.1f} CPU-s, {r['peak_rss_gb']:.2f} GB", file=sys.stderr, flush=True)
     return runs, gemms
 
 
@@ -74,16 +110,19 @@ def summarise(runs: dict, gemms: list[dict], args) -> list[dict]:
     """Median per (case, length, impl), FLOP rate as a share of the GEMM rate, released/ours ratio."""
     gemm_cpu = statistics.median(g["gflops_cpu"] for g in gemms)
     rows = []
-    for (case, seconds, _impl), rs in runs.items():
+    from heartcodec_lab.codec.solvers import evaluations
+
+    for (case, seconds, impl), rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_seconds", "peak_rss_gb", "model_rss_gb")}
-        flops = case_flops(case, seconds, args.steps, args.tiny)
-        rows.append({**rs[0], **med, "length_s": seconds, "repeats": len(rs), "gflop": flops / 1e9,
+        calls = evaluations(rs[0]["solver"], rs[0]["steps"]) if case == "detokenize" else args.steps
+        flops = case_flops(case, seconds, calls, args.tiny)  # this row's work (estimator calls of its solver)
+        rows.append({**rs[0], **med, "impl": impl, "length_s": seconds, "repeats": len(rs), "gflop": flops / 1e9,
                      "gflops_per_cpu_s": flops / 1e9 / med["cpu_seconds"],
                      "share_of_gemm": flops / 1e9 / med["cpu_seconds"] / gemm_cpu})
     by_key = {(r["case"], r["length_s"], r["impl"]): r for r in rows}
     for r in rows:
         other = by_key.get((r["case"], r["length_s"], "released"))
-        r["ratio_cpu"] = other["cpu_seconds"] / r["cpu_seconds"] if other and r["impl"] == "ours" else None
+        r["ratio_cpu"] = other["cpu_seconds"] / r["cpu_seconds"] if other and r["impl"] != "released" else None
     return rows
 
 
@@ -94,7 +133,8 @@ def print_table(rows: list[dict], gemms: list[dict], args) -> None:
 
     gw = statistics.median(g["gflops_wall"] for g in gemms)
     gc = statistics.median(g["gflops_cpu"] for g in gemms)
-    title = (f"HeartCodec {'tiny' if args.tiny else 'full-size'} on CPU, {args.threads} threads, float32, "
+    size = "tiny" if args.tiny else f"full-width, estimator {args.layers[0]}+{args.layers[1]} layers" if args.layers else "full-size"
+    title = (f"HeartCodec {size} on CPU, {args.threads} threads, released float32 Euler x {args.steps}, "
              f"median of {args.repeat}")
     header = ("case", "impl", "wall s", "CPU s", "peak RSS GB", "weights GB", "GFLOP", "GFLOP/CPU-s",
               "% of GEMM", "released/ours CPU", "load 1 min")
@@ -128,9 +168,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="embedded tiny codec instead of the full size (smoke test)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--variant", action="append",
+                        help="ours at PRECISION[/SOLVER[/STEPS[/TIME_POWER]]] (repeatable; default fp32): a row per setting")
+    parser.add_argument("--layers", type=int, nargs=2,
+                        help="full width with this estimator depth (stage 1, stage 2) instead of 24 6, to fit memory")
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)  # child: one variant
+    parser.add_argument("--solver", default="euler", help=argparse.SUPPRESS)
+    parser.add_argument("--time-power", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one case (or 'gemm'), print JSON
     parser.add_argument("--impl", default="ours", choices=("ours", "released"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.layers:
+        benchmark_models.LAYERS = tuple(args.layers)
     if args.seconds <= 0 or args.steps <= 0 or args.repeat <= 0:
         parser.error("--seconds, --steps and --repeat must be positive")
     if args.reference_src and not os.path.isfile(os.path.join(args.reference_src, "modeling_heartcodec.py")):
@@ -142,7 +191,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return []
     if args.child:
         print(json.dumps(run_case(args.child, args.seconds, args.steps, args.tiny, args.threads,
-                                  args.impl, args.reference_src)))
+                                  args.impl, args.reference_src, args.precision, args.solver, args.time_power)))
         return []
 
     runs, gemms = run_all(args)

@@ -143,15 +143,18 @@ def run(cfg) -> int:
         start = time.perf_counter()
         codec = load_codec(cfg.codec.path, device=cfg.codec.device, dtype=dtype)
         extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
+        extra["precision"] = cfg.encoder.get("precision")
         encoder = build_encoder(cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks),
                                 **extra)
         load_seconds = time.perf_counter() - start
+        settings = DetokenizeSettings.from_mapping(cfg.detokenize)
+        print(f"heartcodec-reconstruct: {settings.apply_precision(codec)}")  # what precision and solver, and why
         result = reconstruct(
             cfg.input,
             cfg.output,
             codec,
             encoder,
-            detokenize=DetokenizeSettings.from_mapping(cfg.detokenize),
+            detokenize=settings,
         )
     except (AudioError, ReconstructError, ValueError, OSError) as err:
         message = " ".join(str(err).split())  # one line, whatever the loader wrote

@@ -52,8 +52,15 @@ def run_case(
     threads: int,
     impl: str = "ours",
     reference_src: str | None = None,
+    precision: str = "fp32",
+    solver: str = "euler",
+    time_power: float = 1.0,
 ) -> dict:
-    """Build one implementation, run one case once (after a small warm-up), return its measurements."""
+    """Build one implementation, run one case once (after a small warm-up), return its measurements.
+
+    Ours runs at ``precision`` (estimator, :meth:`HeartCodec.set_precision`) with ``solver`` on the
+    ``time_power`` grid; the released code always runs float32 Euler.
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -62,9 +69,10 @@ def run_case(
         codec = build_codec(tiny, CASE_PARTS[case])
     else:
         codec = build_released(reference_src, tiny, CASE_PARTS[case])
+    chosen = str(codec.set_precision(precision)) if impl == "ours" and precision != "fp32" else None
     build_s = time.perf_counter() - t0
     rss_model = _rss_gb()
-    fn, audio_s = case_inputs(case, codec, seconds, steps, impl)
+    fn, audio_s = case_inputs(case, codec, seconds, steps, impl, solver, time_power)
     torch.manual_seed(0)
     with torch.inference_mode():
         fn(warmup=True)
@@ -88,6 +96,10 @@ def run_case(
         "windows": _windows(int(seconds * 12.5)) if case == "detokenize" else None,
         "parameters": sum(p.numel() for p in codec.parameters()),
         "materialised": "all" if tiny or case == "detokenize" else "+".join(CASE_PARTS[case]),
+        "precision": precision if impl == "ours" else "fp32",
+        "precision_choice": chosen,
+        "solver": solver if impl == "ours" else "euler",
+        "time_power": time_power if impl == "ours" else 1.0,
     }
 
 

@@ -81,17 +81,28 @@ def _freeze(model):
     return model
 
 
+#: estimator depth override (stage 1, stage 2) for the full-size width, set by ``--layers``; None: 24 + 6
+LAYERS: tuple[int, int] | None = None
+
+
+def full_config():
+    """The full-size config, with the estimator depth of :data:`LAYERS` when set."""
+    from heartcodec_lab.codec import HeartCodecConfig
+
+    return HeartCodecConfig() if LAYERS is None else HeartCodecConfig(num_layers=LAYERS[0], num_layers_2=LAYERS[1])
+
+
 def build_codec(tiny: bool, parts=("flow_matching", "scalar_model")):
     """Our full-size codec with random weights in ``parts`` (others on meta), or the random tiny codec."""
     import torch
 
-    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, HeartCodecConfig, load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
     if tiny:
         return load_codec(RANDOM_CODEC)
     with skip_weight_init(), torch.device("meta"):
-        codec = HeartCodec(HeartCodecConfig())
+        codec = HeartCodec(full_config())
     for name in parts:
         randomize_(codec.get_submodule(name).to_empty(device="cpu"))
     return _freeze(codec)
@@ -120,12 +131,12 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
     """The released ``HeartCodec`` with the same weights as :func:`build_codec` gives ours."""
     import torch
 
-    from heartcodec_lab.codec import HeartCodecConfig
     from heartcodec_lab.codec.weights import skip_weight_init
+
 
     modeling, configuration = import_released(src)
     tiny_codec = build_codec(True) if tiny else None
-    ours_config = tiny_codec.config if tiny else HeartCodecConfig()
+    ours_config = tiny_codec.config if tiny else full_config()
     with skip_weight_init(), torch.device("meta"):
         model = modeling.HeartCodec(configuration.HeartCodecConfig(**ours_config.to_dict()))
     if tiny:  # the random tiny codec's weights, loaded into the released module tree
@@ -138,7 +149,8 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
     return _freeze(model)
 
 
-def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "ours"):
+def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "ours", solver: str = "euler",
+                time_power: float = 1.0):
     """Deterministic inputs of one case; returns ``(callable, audio_seconds)``.
 
     The callable takes a ``warmup`` flag: True runs a tiny input first (lazy
@@ -163,6 +175,7 @@ def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "
         return (lambda warmup=False: quantize(features[:, :2] if warmup else features)), seconds
     if case == "estimator":
         hidden = torch.randn(2, ESTIMATOR_FRAMES, cfg.in_channels, generator=g)
+        hidden = hidden.to(next(codec.flow_matching.estimator.parameters()).dtype)  # bf16 under the bf16 policy
         t = torch.tensor([0.3, 0.3])
 
         def run(warmup=False):
@@ -174,7 +187,9 @@ def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "
         return (lambda warmup=False: codec.scalar_model.decode(latent[..., :5] if warmup else latent)), seconds
     if case == "detokenize":
         codes = torch.randint(0, cfg.codebook_size, (cfg.num_quantizers, int(seconds * code_rate)), generator=g)
-        extra = {} if impl == "ours" else {"disable_progress": True}
+        extra = {"disable_progress": True}
+        if impl == "ours":
+            extra = {} if (solver, time_power) == ("euler", 1.0) else {"solver": solver, "time_power": time_power}
         # No warm-up: the smallest detokenize is a whole window, as costly as the run itself.
         return (lambda warmup=False: None if warmup else codec.detokenize(codes, num_steps=steps, **extra)), seconds
     raise ValueError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
@@ -192,10 +207,10 @@ def _counted(fn) -> int:
 def _meta_codec(tiny: bool):
     import torch
 
-    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, HeartCodecConfig, load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
-    cfg = load_codec(RANDOM_CODEC).config if tiny else HeartCodecConfig()
+    cfg = load_codec(RANDOM_CODEC).config if tiny else full_config()
     with skip_weight_init(), torch.device("meta"):
         return _freeze(HeartCodec(cfg))
 

@@ -256,7 +256,8 @@ class FlowEstimator(nn.Module):
     def _stage(self, x, t, adaln, blocks, norm, table, head_dim):
         modulation, embedding = adaln(t, x.dtype)
         b, length, _ = x.shape
-        phases = rotary_tables(b, length, self.num_heads, head_dim, x.device, x.dtype)
+        # angles in t's dtype: float32 even when the weights are bf16 (positions up to ~750 rad)
+        phases = rotary_tables(b, length, self.num_heads, head_dim, x.device, t.dtype)
         for block in blocks:
             x = block(x, modulation, phases)
         shift, scale = (table[None] + embedding[:, None]).chunk(2, dim=1)
@@ -268,7 +269,9 @@ class FlowEstimator(nn.Module):
             raise ValueError(
                 f"estimator expects hidden_states [B, T, {self.in_channels}], got {tuple(hidden_states.shape)}"
             )
-        t = torch.as_tensor(timestep, dtype=hidden_states.dtype, device=hidden_states.device)
+        # The flow time stays at least float32 under bf16 weights (1000 t feeds sinusoids).
+        t_dtype = torch.promote_types(hidden_states.dtype, torch.float32)
+        t = torch.as_tensor(timestep, dtype=t_dtype, device=hidden_states.device)
         t = t.reshape(-1).expand(hidden_states.shape[0]) if t.numel() == 1 else t.reshape(-1)
         if t.shape[0] != hidden_states.shape[0]:
             raise ValueError(f"timestep has {t.shape[0]} values for a batch of {hidden_states.shape[0]}")

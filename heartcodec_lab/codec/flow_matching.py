@@ -2,7 +2,7 @@
 
 Codes ``[B, 8, T]`` at 12.5 Hz are turned into a condition ``mu [B, 2T, dim]``
 (residual-VQ embedding -> ``cond_feature_emb`` -> nearest upsampling x2), and a
-fixed-step Euler solver integrates the velocity predicted by
+fixed-step ODE solver (Euler by default, :mod:`~heartcodec_lab.codec.solvers`) integrates the velocity predicted by
 :class:`~heartcodec_lab.codec.estimator.FlowEstimator` from Gaussian noise
 (t = 0) to latents (t = 1), with classifier-free guidance against a zero
 condition.
@@ -28,6 +28,7 @@ from torch import nn
 from vector_quantize_pytorch import ResidualVQ
 
 from .estimator import FlowEstimator
+from .solvers import check_solver, integrate
 
 #: Residual noise scale at t = 1 of the flow path.
 SIGMA_MIN = 1e-6
@@ -153,7 +154,11 @@ class FlowMatching(nn.Module):
         Regress it on :func:`target_velocity` with ``x_t`` from :func:`interpolate_path`
         for the conditional flow-matching loss.
         """
-        return self.estimator(torch.cat([x_t, incontext_x, mu], dim=2), timestep=t)
+        hidden = torch.cat([x_t, incontext_x, mu], dim=2)
+        weight = next(self.estimator.parameters(), None)
+        dtype = hidden.dtype if weight is None else weight.dtype  # bf16 under the bf16 precision policy
+        # the state and its velocity keep their own dtype (float32): only the estimator runs narrower
+        return self.estimator(hidden.to(dtype), timestep=t).to(x_t.dtype)
 
     def guided_velocity(self, x, incontext_x, mu, t, guidance_scale: float) -> torch.Tensor:
         """Classifier-free guidance: ``u + s (c - u)``, u with ``mu`` zeroed; one batched call."""
@@ -178,28 +183,28 @@ class FlowMatching(nn.Module):
         mu: torch.Tensor,
         guidance_scale: float,
         disable_progress: bool = True,
+        solver: str = "euler",
     ) -> torch.Tensor:
         """Integrate the flow from noise ``x [B, T, out]`` over ``t_span [n+1]``; returns ``[B, T, out]``.
 
-        Before every step, the first ``incontext_length`` frames of the state are
-        put back on the path from their noise to ``incontext_x`` at the current
-        time. Guidance is used when ``guidance_scale > 1``. Unlike the original
-        solver, ``x`` is not modified in place.
+        Before every velocity evaluation, the first ``incontext_length`` frames of the
+        state are put back on the path from their noise to ``incontext_x`` at that time.
+        Guidance is used when ``guidance_scale > 1``. ``solver``: ``euler`` (the released
+        solver, bit for bit), ``midpoint`` or ``heun`` (:mod:`~heartcodec_lab.codec.solvers`:
+        two guided estimator calls per step). Unlike the original solver, ``x`` is not
+        modified in place.
         """
         n = int(incontext_length)
         noise = x
-        x = x.clone()
-        t, dt = t_span[0], t_span[1] - t_span[0]
+
+        def pin(state: torch.Tensor, t: torch.Tensor) -> None:
+            state[:, :n] = interpolate_path(noise[:, :n], incontext_x[:, :n], t)
+
         steps = range(1, len(t_span))
         if not disable_progress:
             steps = track(steps, description="flow-matching steps")
-        for step in steps:
-            x[:, :n] = interpolate_path(noise[:, :n], incontext_x[:, :n], t)
-            x = x + dt * self.guided_velocity(x, incontext_x, mu, t, guidance_scale)
-            t = t + dt
-            if step < len(t_span) - 1:
-                dt = t_span[step + 1] - t
-        return x
+        return integrate(lambda state, t: self.guided_velocity(state, incontext_x, mu, t, guidance_scale),
+                         x, t_span, solver, pin, steps)
 
     @torch.inference_mode()
     def inference_codes(
@@ -213,6 +218,8 @@ class FlowMatching(nn.Module):
         disable_progress: bool = True,
         scenario: str = "other_seg",
         num_quantizers: int | None = None,
+        solver: str = "euler",
+        time_power: float = 1.0,
     ) -> torch.Tensor:
         """Latents ``[B, 2T, out]`` for one window of codes (the first ``num_quantizers`` levels; None: all).
 
@@ -223,7 +230,9 @@ class FlowMatching(nn.Module):
             latent_length: frames that get the code condition; later frames get
                 the learned ``zero_cond_embedding1``.
             incontext_length: in-context frames (``scenario="other_seg"``).
-            guidance_scale, num_steps: Euler solver settings.
+            guidance_scale, num_steps, solver: ODE solver settings (``solver``: euler, midpoint, heun, ab2).
+            time_power: the solver's time grid is ``linspace(0, 1, num_steps + 1) ** time_power``
+                (1: uniform, the released grid; below 1: smaller steps towards t = 1, the data end).
 
         Random draws: exactly one ``randn(B, 2T, out)`` (initial noise) on the
         default generator, the order the parity fixtures rely on.
@@ -232,6 +241,9 @@ class FlowMatching(nn.Module):
             raise ValueError(f"scenario must be 'other_seg' or 'start_seg', got {scenario!r}")
         if num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+        check_solver(solver)
+        if not time_power > 0:
+            raise ValueError(f"time_power must be positive, got {time_power}")
         device, dtype = true_latents.device, true_latents.dtype
         mu = self.condition_from_codes(codes_list[0].to(device), num_quantizers)
         batch, frames, _ = mu.shape
@@ -252,8 +264,10 @@ class FlowMatching(nn.Module):
         mu = torch.where(conditioned[None, :, None], mu, self.zero_cond_embedding1.to(mu.dtype))
         incontext_x = true_latents * in_context[None, :, None].to(dtype)
         t_span = torch.linspace(0, 1, num_steps + 1, device=device)
+        if time_power != 1.0:
+            t_span = t_span**time_power
         latents = self.solve_euler(
-            noise, incontext_x, n_context, t_span, mu.to(dtype), guidance_scale, disable_progress
+            noise, incontext_x, n_context, t_span, mu.to(dtype), guidance_scale, disable_progress, solver
         )
         latents[:, :n_context] = incontext_x[:, :n_context]
         return latents

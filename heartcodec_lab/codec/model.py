@@ -187,11 +187,15 @@ class HeartCodec(nn.Module):
         guidance_scale: float = 1.25,
         disable_progress: bool = True,
         num_quantizers: int | None = None,
+        solver: str = "euler",
+        time_power: float = 1.0,
     ) -> Iterator[torch.Tensor]:
         """Codes ``[8, T]`` -> latents ``[1, 2 * window, 256]`` of each window in turn (global RNG).
 
         Only the previous window's in-context tail is kept between windows.
         ``num_quantizers=k`` conditions on the first k residual levels only (None: all 8).
+        ``solver``: euler (released), midpoint, heun or ab2 (:mod:`~heartcodec_lab.codec.solvers`) on the
+        time grid ``linspace(0, 1, num_steps + 1) ** time_power`` (1: the released uniform grid).
         """
         codes = self._check_codes(codes).to(self.device)
         plan = WindowPlan.for_length(codes.shape[-1], duration, self.codes_per_second)
@@ -215,6 +219,8 @@ class HeartCodec(nn.Module):
                 disable_progress=disable_progress,
                 scenario="other_seg",
                 num_quantizers=num_quantizers,
+                solver=solver,
+                time_power=time_power,
             )
             yield latents
             tail = latents[:, -context_frames:, :]
@@ -224,14 +230,15 @@ class HeartCodec(nn.Module):
 
     def generate_latents(self, codes: torch.Tensor, duration: float = WINDOW_SECONDS, num_steps: int = 10,
                          guidance_scale: float = 1.25, disable_progress: bool = True,
-                         num_quantizers: int | None = None) -> list[torch.Tensor]:
+                         num_quantizers: int | None = None, solver: str = "euler",
+                         time_power: float = 1.0) -> list[torch.Tensor]:
         """Codes ``[8, T]`` -> one latent tensor ``[1, 2 * window, 256]`` per window (random: uses the global RNG).
 
         Holds every window; :meth:`detokenize` streams them instead. ``num_quantizers=k``
         conditions on the first k residual levels only (None: all 8).
         """
         return list(self.iter_window_latents(codes, duration, num_steps, guidance_scale, disable_progress,
-                                             num_quantizers))
+                                             num_quantizers, solver, time_power))
 
     @torch.inference_mode()
     def decode_latents(self, latents: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
@@ -268,6 +275,8 @@ class HeartCodec(nn.Module):
         guidance_scale: float = 1.25,
         disable_progress: bool = True,
         num_quantizers: int | None = None,
+        solver: str = "euler",
+        time_power: float = 1.0,
     ) -> torch.Tensor:
         """Codes ``[8, T]`` (int) -> stereo audio ``[2, T * 3840]`` float32 at 48 kHz, on the CPU.
 
@@ -286,12 +295,41 @@ class HeartCodec(nn.Module):
         window, hop = (n * self.samples_per_code for n in WindowPlan.sizes(duration, self.codes_per_second))
         mix = _CrossFade(num_codes * self.samples_per_code, window, hop)
         windows = self.iter_window_latents(codes, duration, num_steps, guidance_scale, disable_progress,
-                                           num_quantizers)
+                                           num_quantizers, solver, time_power)
         for i, latents in enumerate(windows):
             needed = mix.samples_used(i)
             if needed > 0:
                 mix.add(i, self.decode_latents(latents, needed))
         return mix.out
+
+    # -- precision -----------------------------------------------------------------------
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``bf16``: what the flow-matching estimator runs in now."""
+        return "bf16" if self.flow_matching.estimator.proj_in.ffn_2.weight.dtype == torch.bfloat16 else "fp32"
+
+    def set_precision(self, name: str = "fp32"):
+        """Apply the per-part precision policy (:mod:`~heartcodec_lab.codec.precision`); returns the choice.
+
+        ``bf16`` casts the estimator's weights to bfloat16 in place (its matmuls run in bf16; the
+        ODE state, the RVQ, the conditioning and the ScalarModel stay float32); ``auto`` does so
+        only on hardware with fast bf16 where the fidelity was measured to pass; ``fp32`` keeps
+        everything float32 (bit for bit today's results). Narrowing loses the float32 weights:
+        going back to ``fp32`` afterwards needs the codec reloaded, and is refused.
+        """
+        from .precision import PrecisionChoice, resolve_precision
+
+        if self.scalar_model.decoder[0].bias.dtype != torch.float32:  # load_codec(dtype=..., allow_low_precision)
+            forced = self.flow_matching.estimator.proj_in.ffn_2.weight.dtype
+            return PrecisionChoice("estimator", str(name), forced, "the codec was loaded with a forced low dtype")
+        choice = resolve_precision(name, "estimator", self.device)
+        if choice.dtype == torch.float32 and self.precision == "bf16":
+            raise ValueError("this codec's estimator weights were narrowed to bf16; reload the codec for fp32 "
+                             "(bf16 weights cannot be widened back bit for bit)")
+        if choice.dtype == torch.bfloat16:
+            self.flow_matching.estimator.to(torch.bfloat16)
+        self.precision_choice = choice
+        return choice
 
     # -- identity ------------------------------------------------------------------------
     def describe(self) -> dict:

@@ -37,7 +37,12 @@ def build_encoder(kind: str, path: str | None, codec: nn.Module, **kwargs) -> Au
         from .official import load_official_encoder
 
         kwargs.pop("allow_codec_mismatch", None)
-        return load_official_encoder(path, codec, **kwargs)
+        precision = kwargs.pop("precision", None)
+        encoder = load_official_encoder(path, codec, **kwargs)
+        if precision is not None:
+            encoder.set_precision(precision)  # fp32 | bf16 | auto (heartcodec_lab.codec.precision)
+        return encoder
+    kwargs.pop("precision", None)  # the projection and minicodec encoders run float32 only
     if kind == "projection":
         from .projection import load_projection_encoder
 

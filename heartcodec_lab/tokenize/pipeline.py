@@ -150,7 +150,7 @@ class _Assembler:
         if not self.batch:
             return
         entries, self.batch = self.batch, []
-        stacked = lambda: torch.stack([c for _, _, c in entries]).to(self.device)  # noqa: E731
+        stacked = lambda: to_device(torch.stack([c for _, _, c in entries]), self.device)  # noqa: E731
         yield from self.encode(entries, lambda: self.encoder.encode_chunks(stacked()))
 
     def encode(self, entries: list[tuple[int, int, torch.Tensor]], features: Callable[[], torch.Tensor]) -> Iterator[FileResult]:
@@ -182,6 +182,15 @@ class _Assembler:
             n_frames = enc.num_frames(info.native_samples, enc.native_sample_rate)
             tokens = torch.cat([p.chunks[k] for k in range(p.n_chunks)], dim=1)[:, :n_frames]
             yield FileResult(i, self.items[i], tokens=tokens, info=info, sha256=sha)
+
+
+def to_device(batch: torch.Tensor, device) -> torch.Tensor:
+    """A stacked CPU batch onto ``device``; for CUDA through pinned host memory, copied asynchronously,
+    so the decoding workers' next chunks are read while the GPU works (the codes' ``.cpu()`` syncs)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return batch.to(device)
+    return batch.pin_memory().to(device, non_blocking=True)
 
 
 @functools.cache

@@ -28,7 +28,11 @@ def build_encoder(cfg, device: torch.device):
     extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
     encoder = build(cfg.encoder.kind, cfg.encoder.get("path"), codec,
                     batch_chunks=int(cfg.encoder.get("batch_chunks") or 1), **extra)
-    return encoder.to(device).eval()
+    encoder = encoder.to(device).eval()
+    precision = cfg.encoder.get("precision")
+    if precision is not None and hasattr(encoder, "set_precision"):  # the official encoder: fp32 | bf16 | auto
+        print(f"heartcodec-tokenize: {encoder.set_precision(precision)}")
+    return encoder
 
 
 def check_config(cfg) -> None:

@@ -182,6 +182,9 @@ class FeatureExtractors(nn.Module):
     computed once.
     """
 
+    #: dtype of the Whisper and WavLM transformers' autocast (the official encoder's precision policy)
+    transformer_dtype = torch.float32
+
     def __init__(self, config: dict):
         super().__init__()
         whisper_config = WhisperConfig(**config["whisper_config"])
@@ -222,10 +225,14 @@ class FeatureExtractors(nn.Module):
     def mono_streams(self, waveform: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """24 kHz rows ``[N, S + 240]`` -> (acoustic, semantic, whisper, wavlm), each ``[N, S // 960, width]``."""
         content = waveform.shape[-1] - TAIL_SAMPLES
+        from heartcodec_lab.codec.precision import autocast
+
         acoustic, semantic = self.muencoder(waveform)
         waveform_16k = self.resample_16k(waveform)
-        wavlm = wavlm_mean_states(self.wavlm_encoder, waveform_16k)
-        whisper = self.whisper_encoder(self.whisper_log_mel(waveform_16k)).last_hidden_state
+        mel = self.whisper_log_mel(waveform_16k)
+        with autocast(self.transformer_dtype, waveform.device):  # bf16 policy: the two transformers only
+            wavlm = wavlm_mean_states(self.wavlm_encoder, waveform_16k).float()
+            whisper = self.whisper_encoder(mel).last_hidden_state.float()
         frames_50hz = content // SAMPLES_PER_50HZ
         if wavlm.shape[1] != frames_50hz:
             raise RuntimeError(f"WavLM gave {wavlm.shape[1]} frames for {content} samples, expected {frames_50hz}")

@@ -33,7 +33,11 @@ class VQV12Encoder(nn.Module):
         return super().train(False)
 
     def forward(self, chunks_with_tail: Tensor) -> Tensor:
-        return self.query(*self.feature_extractors(chunks_with_tail))
+        from heartcodec_lab.codec.precision import autocast
+
+        streams = self.feature_extractors(chunks_with_tail)
+        with autocast(self.feature_extractors.transformer_dtype, chunks_with_tail.device):
+            return self.query(*streams).float()
 
 
 class OfficialEncoder(AudioEncoder):
@@ -60,8 +64,23 @@ class OfficialEncoder(AudioEncoder):
         quantizer_dim = getattr(quantizer, "dim", None) or quantizer.project_in.in_features
         if quantizer_dim != dim:
             raise ValueError(f"the quantizer takes {quantizer_dim}-d features but the encoder emits {dim}-d")
+        self.precision_choice = None  # set_precision: bf16 autocast of the transformers, else float32
         self.requires_grad_(False)
         self.eval()
+
+    def set_precision(self, name: str = "fp32"):
+        """``fp32 | bf16 | auto`` (:mod:`heartcodec_lab.codec.precision`); returns the choice.
+
+        bf16 runs the encoder's matmuls and convolutions (Whisper, WavLM, the query transformer)
+        under bf16 autocast with float32 weights; the mel / STFT front ends, the features handed to
+        the RVQ and the RVQ distances stay float32. fp32 is today's path, bit for bit.
+        """
+        from heartcodec_lab.codec.precision import resolve_precision
+
+        device = next(self.encoder.parameters()).device
+        self.precision_choice = resolve_precision(name, "official_encoder", device)
+        self.encoder.feature_extractors.transformer_dtype = self.precision_choice.dtype  # instance attribute
+        return self.precision_choice
 
     @property
     def config(self) -> dict[str, Any]:
@@ -94,10 +113,10 @@ class OfficialEncoder(AudioEncoder):
             raise ValueError(f"expected chunks [B, 2, {self.chunk_samples}], got {tuple(chunks.shape)}")
         device = next(self.encoder.parameters()).device
         with torch.inference_mode():
-            with_tail = torch.nn.functional.pad(chunks.to(device, torch.float32), (0, TAIL_SAMPLES))
+            with_tail = torch.nn.functional.pad(chunks.to(device, torch.float32, non_blocking=True), (0, TAIL_SAMPLES))
             features = self.encoder(with_tail)
-        # A normal tensor again, so callers may use it as a training target.
-        return features.clone()
+        # A normal float32 tensor again, so callers may use it as a training target (and the RVQ stays float32).
+        return features.float().clone()
 
     def describe(self) -> dict:
         """Encoder id, config, checkpoint path and the weights' sha256 (hashed once, on first call)."""
