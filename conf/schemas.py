@@ -36,6 +36,7 @@ class Encoder:  # conf/encoder/ (minicodec, official, projection)
     path: Optional[str] = MISSING
     batch_chunks: int = MISSING
     allow_codec_mismatch: bool = False  # minicodec / projection: run with another codec anyway
+    precision: str = "fp32"  # official: fp32 | bf16 | auto (docs/performance.md)
 
 
 @dataclass
@@ -45,6 +46,9 @@ class Detokenize:  # conf/detokenize/ -> heartcodec_lab.codec.DetokenizeSettings
     duration: float = MISSING
     seed: Optional[int] = MISSING
     compile: bool = MISSING
+    solver: str = "euler"  # euler | midpoint | heun | ab2
+    precision: str = "fp32"  # fp32 | bf16 | auto
+    time_power: float = 1.0  # solver time grid linspace(0, 1, n + 1) ** time_power
 
 
 @dataclass

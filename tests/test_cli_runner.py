@@ -42,7 +42,7 @@ def test_a_misspelled_key_is_refused_in_one_line_listing_the_valid_keys(name):
 
 def test_nested_keys_wrong_types_and_options_are_named():
     assert compose_checked("tokenize", ["output=o", "encoder.kindd=x"]) == (
-        "unknown key 'encoder.kindd' in 'encoder'; valid keys: allow_codec_mismatch, batch_chunks, kind, path")
+        "unknown key 'encoder.kindd' in 'encoder'; valid keys: allow_codec_mismatch, batch_chunks, kind, path, precision")
     assert compose_checked("tokenize", ["output=o", "num_shards=two"]).startswith(
         "bad value for num_shards: Value 'two' of type 'str' could not be converted to Integer")
     # a group option's own schema: linear has no kernel_size
