@@ -12,6 +12,7 @@ import json
 import pytest
 import soundfile as sf
 import torch
+from conftest import compose_config
 
 from heartcodec_lab.audio import save_audio
 from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, build_random_codec, load_codec
@@ -70,28 +71,27 @@ def test_minicodec_encoder_refuses_another_codec_unless_forced():
     assert forced.tokenize(torch.zeros(2, SR), SR).shape == (8, 13)
 
 
-def test_released_codec_with_the_default_encoder_is_one_line_naming_the_encoder(tmp_path, capsys, fixtures_dir,
-                                                                                   compose):
+def test_released_codec_with_the_default_encoder_is_one_line_naming_the_encoder(tmp_path, capsys, fixtures_dir):
     save_audio(tmp_path / "in.wav", torch.zeros(1, 4800), SR)
     real = fixtures_dir / "heartcodec-tiny"
     io = [f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", f"codec.path={real}"]
-    assert reconstruct(compose("reconstruct", *io)) == 2
+    assert reconstruct(compose_config("reconstruct", *io)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "set encoder=official encoder.path=<HeartCodec-oss-encoder folder>" in err
     # forcing the mix past provenance still meets the encoder's own refusal (its tokens fit the miniature only)
-    assert reconstruct(compose("reconstruct", *io, "allow_embedded=true")) == 2
+    assert reconstruct(compose_config("reconstruct", *io, "allow_embedded=true")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "true encoder of the miniature codec" in err
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_default_reconstruction_follows_the_onsets_of_a_held_out_piece(tmp_path, compose):
+def test_default_reconstruction_follows_the_onsets_of_a_held_out_piece(tmp_path):
     piece = held_out_pieces(1, 3.0)[0]
     save_audio(tmp_path / "piece.wav", piece, SR)
 
     def onsets(*overrides: str) -> float:
         out = tmp_path / f"rec{len(overrides)}.wav"
-        assert reconstruct(compose("reconstruct", f"input={tmp_path / 'piece.wav'}", f"output={out}", *overrides)) == 0
+        assert reconstruct(compose_config("reconstruct", f"input={tmp_path / 'piece.wav'}", f"output={out}", *overrides)) == 0
         audio, rate = sf.read(str(out), always_2d=True, dtype="float32")
         return onset_corr(piece, torch.from_numpy(audio.T), rate)
 

@@ -156,15 +156,16 @@ def test_generate_refuses_embedded_codec_next_to_real_mula(monkeypatch, capsys, 
     assert code == 2 and "set encoder=official encoder.path=" in one_line(capsys, "heartcodec-generate")
 
 
-def test_reconstruct_refuses_embedded_encoder(tmp_path, capsys, compose):
+def test_reconstruct_refuses_embedded_encoder(tmp_path, capsys):
+    from conftest import compose_config
+
     from heartcodec_lab.audio import save_audio
     from heartcodec_lab.cli.reconstruct import run
 
     import torch
 
     save_audio(tmp_path / "in.wav", torch.zeros(1, 4800), 48000)
-    assert run(compose("reconstruct", f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}",
-                       "codec.path=/ckpt/c")) == 2
+    assert run(compose_config("reconstruct", f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", "codec.path=/ckpt/c")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "set encoder=official encoder.path=" in err
     assert not (tmp_path / "o.wav").exists()

@@ -214,8 +214,9 @@ def _provenance_lines(runs: list[RunData]) -> list[str]:
     return lines
 
 
-def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation") -> Path:
-    """Write ``out/report.md`` (and its plots) for one or more runs; returns the report path."""
+def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation", listening_test=None) -> Path:
+    """Write ``out/report.md`` (and its plots) for one or more runs, with the screened results of a
+    ``heartcodec-listen`` test folder when ``listening_test`` is given; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"# {title}\n", *_provenance_lines(runs),
@@ -236,6 +237,10 @@ def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation"
         "Tokens -> detokenize -> audio -> the same encoder -> tokens, compared with the first tokens.")
     parts += _nll_section(runs)
     parts += _spectrogram_section(runs, out)
+    if listening_test:
+        from heartcodec_lab.listen.results import listening_section
+
+        parts += listening_section(listening_test, out)
     failures = sum(len(read_jsonl(r.path / "failures.jsonl")) for r in runs)
     if failures:
         parts.append(f"\n{failures} clip(s) could not be read; see `failures.jsonl`.\n")

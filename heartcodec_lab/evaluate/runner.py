@@ -233,7 +233,7 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.get("compare"):
         runs = [RunData.load(p) for p in cfg.compare]
-        write_report(out, runs, title=cfg.get("title") or "Comparison")
+        write_report(out, runs, title=cfg.get("title") or "Comparison", listening_test=cfg.get("listening_test"))
         return {"compare": [str(r.path) for r in runs]}
     if not cfg.get("dataset_dir") and not cfg.get("audio_dir") and not cfg.get("songs_dir"):
         raise ValueError("nothing to evaluate: set dataset_dir=..., audio_dir=..., songs_dir=... "
@@ -270,5 +270,6 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     if ctx.mula_enabled:
         summary["mula"] = ctx.mula_description()
     write_json(out / "summary.json", summary)
-    write_report(out, [RunData.load(out)], title=cfg.get("title") or f"Evaluation: {summary['label']}")
+    write_report(out, [RunData.load(out)], title=cfg.get("title") or f"Evaluation: {summary['label']}",
+                 listening_test=cfg.get("listening_test"))
     return summary

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 from heartcodec_lab.evaluate.results import read_jsonl
 from heartcodec_lab.tables import markdown_table
@@ -121,6 +122,11 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
     if speed:
         _speed_plot(speed, out / "plots" / "tokenize_speed.png")
         parts.append("![tokenization speed](plots/tokenize_speed.png)\n")
+    listening_test = OmegaConf.select(cfg, "evaluate.listening_test")
+    if listening_test:
+        from heartcodec_lab.listen.results import listening_section
+
+        parts += listening_section(listening_test, out)
     parts.append("Full evaluation (usage, per-quantizer tables, codebook depth, transcripts, spectrograms): "
                  "[eval/report.md](eval/report.md)\n")
     path = out / "report.md"
