@@ -96,9 +96,10 @@ def test_stage2_loss_falls_on_fixed_latents():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = first or {k: float(v) for k, v in parts.items()}
+        first = first or {k: float(v.detach()) for k, v in parts.items()}
     torch.manual_seed(1)  # the same noise and times as the first step
-    _, parts = loss_fn(latents)
+    with torch.no_grad():
+        _, parts = loss_fn(latents)
     assert float(parts["flow"]) < 0.8 * first["flow"], (first, parts)
     assert float(parts["readout"]) < 0.5 * first["readout"], (first, parts)
 

@@ -25,7 +25,7 @@ def load_minicodec_encoder(path: str | Path | None, codec: nn.Module, batch_chun
 
     Its tokens only mean something to the codec it was trained with: with another ``codec`` (the
     random tiny one, a released folder) it is refused in one line naming the fix, unless
-    ``allow_codec_mismatch`` (then the projection loader warns).
+    ``allow_codec_mismatch`` (then it warns, once).
     """
     import warnings
 
@@ -44,6 +44,9 @@ def load_minicodec_encoder(path: str | Path | None, codec: nn.Module, batch_chun
             if not allow_codec_mismatch:
                 raise CheckpointError(message)
             warnings.warn(message, stacklevel=2)
-    encoder = load_projection_encoder(folder, codec, batch_chunks, allow_codec_mismatch=True)
+    with warnings.catch_warnings():
+        # a mismatch was refused or warned about above, in this encoder's words: not a second time
+        warnings.filterwarnings("ignore", message=r".*the projection was trained against codec")
+        encoder = load_projection_encoder(folder, codec, batch_chunks, allow_codec_mismatch=True)
     encoder.encoder_id = "minicodec-true"
     return encoder

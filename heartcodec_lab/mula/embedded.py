@@ -93,7 +93,7 @@ def build_embedded_model(seed: int = EMBEDDED_SEED) -> HeartMuLa:
 
 
 def build_embedded_bundle(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> MulaBundle:
-    model = build_embedded_model().to(device=device, dtype=dtype)
+    model = build_embedded_model().to(device=device, dtype=dtype).norms_to_float32()
     model.rope_init()  # keep RoPE tables in float32 like a loaded checkpoint
     model.to(device)
     return MulaBundle(

@@ -172,7 +172,7 @@ def load_mula_model(model_dir: Path, device: torch.device, dtype: torch.dtype) -
     load_state_dict_strict(model, files, dtype)
     # RoPE tables are non-persistent buffers that meta construction skipped
     model.rope_init()
-    return freeze(model.to(device))
+    return freeze(model.norms_to_float32().to(device))
 
 
 def load_mula(

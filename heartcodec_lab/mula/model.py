@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchtune.modules import RMSNorm
 from torchtune.modules.common_utils import delete_kv_caches
 
 from heartcodec_lab.mula.flavors import build_stack
@@ -127,6 +128,17 @@ class HeartMuLa(nn.Module):
         for module in self.modules():
             if module is not self and hasattr(module, "rope_init"):
                 module.rope_init()
+
+    def norms_to_float32(self) -> HeartMuLa:
+        """Keep the RMSNorm gains in float32 (in a bf16 model too); returns ``self``.
+
+        torchtune's RMSNorm normalizes in float32 and hands its gain to ``torch.rms_norm``, which wants the
+        gain in the input's dtype: a bf16 gain leaves the fused kernel with a warning on every load.
+        """
+        for module in self.modules():
+            if isinstance(module, RMSNorm) and module.scale.dtype != torch.float32:
+                module.scale.data = module.scale.data.float()
+        return self
 
     # -- KV caches ----------------------------------------------------------------------
     def setup_caches(self, batch_size: int) -> None:
