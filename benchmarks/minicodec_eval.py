@@ -1,6 +1,6 @@
 """Compatibility shim: the scoring moved to :mod:`heartcodec_lab.minicodec.scoring` (import it from there)."""
 
-from heartcodec_lab.minicodec.scoring import *  # noqa: F401,F403
+from heartcodec_lab.minicodec.scoring import *
 from heartcodec_lab.minicodec.scoring import (  # noqa: F401  (names the star import skips)
     METRIC_HEADER,
     METRICS,

@@ -20,13 +20,20 @@ from heartcodec_lab.minicodec.data import (
     rich_notes,
     train_bank,
 )
-from heartcodec_lab.minicodec.discriminators import MultiDiscriminator, discriminator_loss
-from heartcodec_lab.minicodec.stage1_run import Stage1Settings, setup_stage1, train_stage1
+from heartcodec_lab.minicodec.discriminators import (
+    MultiDiscriminator,
+    discriminator_loss,
+)
+from heartcodec_lab.minicodec.stage1_run import (
+    Stage1Settings,
+    setup_stage1,
+    train_stage1,
+)
 from heartcodec_lab.training.plain_loop import checkpoint_step
 
-TINY = dict(width=2, batch=2, segment_frames=4, n_pieces=2, piece_seconds=0.5, eval_every=0, noise_steps=1,
-            warmup_steps=1, w_adv=1.0, disc_from_step=1, adv_from_step=2, disc_batch=2, disc_periods=[2, 3],
-            disc_fft_sizes=[256], disc_period_channels=[4, 4], disc_stft_channels=4, bank="rich")
+TINY = {"width": 2, "batch": 2, "segment_frames": 4, "n_pieces": 2, "piece_seconds": 0.5, "eval_every": 0, "noise_steps": 1,
+            "warmup_steps": 1, "w_adv": 1.0, "disc_from_step": 1, "adv_from_step": 2, "disc_batch": 2, "disc_periods": [2, 3],
+            "disc_fft_sizes": [256], "disc_period_channels": [4, 4], "disc_stft_channels": 4, "bank": "rich"}
 
 
 def tiny_disc() -> MultiDiscriminator:
@@ -60,7 +67,7 @@ def _grads_after_perturbing_the_discriminator(step_index: int) -> tuple[dict, di
     s = Stage1Settings(**TINY)
     grads, parts_seen = [], []
     for scale in (1.0, 2.0):
-        model, sampler, _, modules, _, _, step = setup_stage1(s, resuming=False)
+        model, _sampler, _, modules, _, _, step = setup_stage1(s, resuming=False)
         with torch.no_grad():
             for p in modules["disc"].parameters():
                 p.mul_(scale)
@@ -149,3 +156,31 @@ def test_the_rich_bank_has_every_style_and_never_a_held_out_program():
     assert bank.shape == (2, 2, 12000) and float(bank.abs().max()) == pytest.approx(0.8, abs=1e-4)
     with pytest.raises(ValueError, match="unknown training bank"):
         train_bank(1, 0.25, kind="jazz")
+
+
+@pytest.mark.slow
+def test_warm_started_stages_run_apart_and_export_together(tmp_path):
+    """Stage 1 (frozen encoder, adversarial) and stage 2 (quantizer dropout) from the shipped miniature in
+    separate invocations, as the second model was trained; the export joins them and loads strictly."""
+    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.codec.miniature import ASSETS_DIR, shipped_codec_dir
+    from heartcodec_lab.encoders import build_encoder
+    from heartcodec_lab.minicodec.train import main
+
+    run, out = tmp_path / "run", tmp_path / "export"
+    s1 = json.dumps({"freeze_encoder": True, "w_adv": 1.0, "disc_from_step": 0, "adv_from_step": 1, "noise_steps": 0,
+                     "n_pieces": 2, "piece_seconds": 0.5, "eval_every": 0, "bank": "rich"})
+    s2 = json.dumps({"level_dropout": 0.5, "n_pieces": 2, "piece_seconds": 0.5, "segment_frames": 8, "batch": 2,
+                     "eval_every": 0, "bank": "rich"})
+    common = ["--run-dir", str(run), "--threads", "1", "--init-from", str(ASSETS_DIR), "--no-progress",
+              "--stage1-steps", "2", "--stage2-steps", "2", "--stage1", s1, "--stage2", s2]
+    with pytest.raises(SystemExit, match="stage 2 needs a finished stage 1"):
+        main([*common, "--stages", "2"])
+    assert main([*common, "--stages", "2", "--latents-from", "init"]) == 0
+    assert main([*common, "--stages", "1"]) == 0
+    assert main([*common, "--stages", "export", "--latents-from", "init", "--export-to", str(out), "--half"]) == 0
+    new, old = load_codec(out / "codec"), load_codec(shipped_codec_dir())
+    new_sm, old_sm = new.scalar_model.state_dict(), old.scalar_model.state_dict()
+    assert all(torch.equal(new_sm[k], old_sm[k]) for k in new_sm if k.startswith("encoder."))
+    assert any(not torch.equal(new_sm[k], old_sm[k]) for k in new_sm if k.startswith("decoder."))
+    assert build_encoder("minicodec", str(out / "encoder"), new).tokenize(torch.zeros(2, 3840 * 4), 48000).shape == (8, 4)

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from heartcodec_lab.codec.model import HeartCodec
+from heartcodec_lab.encoders.projection import Conv1dProjection
 from heartcodec_lab.minicodec.config import mini_config
 from heartcodec_lab.minicodec.report import cents, harmonic_tone, pitch_hz
 from heartcodec_lab.minicodec.stage2 import Stage2Loss
-from heartcodec_lab.encoders.projection import Conv1dProjection
 
-TINY = dict(width=2, codebook_dim=4, heads=2, head_dim=16, layers=1, layers_2=1)
+TINY = {"width": 2, "codebook_dim": 4, "heads": 2, "head_dim": 16, "layers": 1, "layers_2": 1}
 
 
 def setup():

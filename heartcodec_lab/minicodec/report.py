@@ -21,7 +21,15 @@ import torch
 
 from .data import held_out_pieces
 from .quality import scalar_roundtrip
-from .scoring import SR, load_miniature, mean_metrics, metrics, roundtrip, same_loudness, score_encoders
+from .scoring import (
+    SR,
+    load_miniature,
+    mean_metrics,
+    metrics,
+    roundtrip,
+    same_loudness,
+    score_encoders,
+)
 
 #: Fundamentals of the tone probe (A1 to A5, with the low E2 and the fifths between).
 TONE_HZ = (55.0, 82.41, 110.0, 165.0, 220.0, 330.0, 440.0, 660.0, 880.0)

@@ -20,7 +20,12 @@ from heartcodec_lab.training.plain_loop import adamw_with_schedule, run_loop
 
 from .config import mini_config
 from .data import SegmentSampler, held_out_pieces, train_bank
-from .discriminators import MultiDiscriminator, discriminator_loss, feature_matching, generator_loss
+from .discriminators import (
+    MultiDiscriminator,
+    discriminator_loss,
+    feature_matching,
+    generator_loss,
+)
 from .quality import stage1_probe, tone_fidelity
 from .stage1 import Stage1Loss, autoencode, lsuv_init, rescale_latents
 

@@ -10,10 +10,10 @@ import torch
 
 from heartcodec_lab.codec.model import HeartCodec
 from heartcodec_lab.codec.scalar_model import quantize_latent
+from heartcodec_lab.training.plain_loop import adamw_with_schedule, run_loop
 
 from .config import mini_config
 from .data import SegmentSampler, held_out_pieces, train_bank
-from heartcodec_lab.training.plain_loop import adamw_with_schedule, run_loop
 from .stage2 import Stage2Loss, build_true_encoder
 
 
