@@ -183,4 +183,4 @@ def test_warm_started_stages_run_apart_and_export_together(tmp_path):
     new_sm, old_sm = new.scalar_model.state_dict(), old.scalar_model.state_dict()
     assert all(torch.equal(new_sm[k], old_sm[k]) for k in new_sm if k.startswith("encoder."))
     assert any(not torch.equal(new_sm[k], old_sm[k]) for k in new_sm if k.startswith("decoder."))
-    assert build_encoder("minicodec", str(out / "encoder"), new).tokenize(torch.zeros(2, 3840 * 4), 48000).shape == (8, 4)
+    assert build_encoder("minicodec", str(out / "encoder"), new).tokenize(torch.zeros(2, 3840 * 4), 48000).shape == (8, 5)
