@@ -1,83 +1,48 @@
-"""Held-out quality of the miniature HeartCodec (true encoder -> tokens -> detokenize) next to baselines.
+"""Held-out quality of the miniature HeartCodec next to baselines, its codebook-depth curve and a tone probe.
 
-Held-out pieces use seeds and General-MIDI programs the training never saw
-(:func:`heartcodec_lab.minicodec.data.held_out_pieces`). Rows:
+Held-out pieces use seeds and General-MIDI programs the training never saw. Table rows: the
+miniature's full round trip (true encoder -> tokens -> detokenize), its ScalarModel alone, the
+random-weight codec, an unrelated held-out piece at the same loudness; ``--old-codec/--old-encoder``
+adds another miniature's rows (old vs new). Then the depth curve (decoding from the first k levels)
+and the tone probe (pyin pitch of steady harmonic tones, error in cents). The logic is
+:mod:`heartcodec_lab.minicodec.report`; this file only parses and prints.
 
-* ``minicodec``: the shipped (or ``--codec``/``--encoder``) miniature, true encoder -> RVQ -> detokenize;
-* ``minicodec stage 1``: its ScalarModel alone (encode -> round to ninths -> decode), the ceiling of stage 2;
-* ``random codec``: the random-weight embedded tiny codec with its embedded encoder;
-* ``other piece``: a different held-out piece scaled to the same integrated loudness.
-
-Metrics: chroma similarity and onset-envelope correlation (higher is better), log-mel L1 and
-multi-scale STFT distance (lower is better), averaged over pieces.
-
-    python benchmarks/bench_minicodec.py [--pieces 4] [--seconds 8] [--codec DIR --encoder DIR] [--json FILE]
-        [--projection NAME=DIR ...]   # also: projection checkpoints trained against the miniature, with their
-                                      # per-level (q0..q7) and all-8 token agreement with its true encoder
+    python benchmarks/bench_minicodec.py [--pieces 4] [--seconds 8] [--codec DIR --encoder DIR]
+        [--old-codec DIR --old-encoder DIR] [--train-run RUN_DIR] [--no-depth] [--no-tones]
+        [--plot PNG] [--json FILE] [--projection NAME=DIR ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
+import math
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from minicodec_eval import (  # noqa: E402  (sibling module of the benchmarks folder)
+from heartcodec_lab.minicodec.data import held_out_pieces
+from heartcodec_lab.minicodec.report import (
+    depth_curve,
+    held_out_table,
+    model_rows,
+    tone_probe,
+    training_cpu_minutes,
+)
+from heartcodec_lab.minicodec.scoring import (
     METRIC_HEADER,
-    SR,
     agreement_cells,
     agreement_header,
     load_miniature,
     markdown_table,
-    mean_metrics,
     metric_cells,
-    metrics,
-    roundtrip,
-    same_loudness,
-    score_encoders,
 )
 
-from heartcodec_lab.encoders import build_encoder  # noqa: E402
-from heartcodec_lab.minicodec.data import held_out_pieces  # noqa: E402
-from heartcodec_lab.minicodec.quality import scalar_roundtrip  # noqa: E402
+run = held_out_table  # the name earlier callers used
 
 
-def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: str | None = None,
-        projections: dict[str, str] | None = None) -> dict[str, dict]:
-    """``{row: {<METRICS>...}}``; the miniature and each projection row also hold ``agreement``
-    (``level_agreement`` with the true encoder's tokens)."""
-    audio = held_out_pieces(pieces, seconds)
-    mini, mini_enc = load_miniature(codec_dir, encoder_dir)
-    from heartcodec_lab.codec.loading import finalize
-    from heartcodec_lab.codec.random_codec import build_random_codec
-
-    rand = finalize(build_random_codec(), "cpu", torch.float32)
-    rand_enc = build_encoder("official", None, rand)
-    extra = {name: build_encoder("projection", path, mini) for name, path in (projections or {}).items()}
-    scored = score_encoders(mini, mini_enc, extra, audio, seed, true_name="minicodec")
-    rows: dict[str, list[dict]] = {"minicodec stage 1": [], "random codec": [], "other piece": []}
-    for i, piece in enumerate(audio):
-        outs = {
-            "minicodec stage 1": scalar_roundtrip(mini.scalar_model, piece),
-            "random codec": roundtrip(rand, rand_enc, piece, seed),
-            "other piece": same_loudness(piece, audio[(i + 1) % len(audio)]),
-        }
-        for name, est in outs.items():
-            rows[name].append(metrics(piece, est))
-        if plot and i == 0:
-            from heartcodec_lab.evaluate.plots import spectrogram_comparison
-
-            # the random codec is left out: its loud noise would set the colour scale for all panels
-            panels = {"original (held-out)": piece, "minicodec": roundtrip(mini, mini_enc, piece, seed),
-                      "minicodec stage 1": outs["minicodec stage 1"]}
-            spectrogram_comparison(panels, SR, plot, title="held-out piece: original and reconstructions")
-    baselines = {name: mean_metrics(rs) for name, rs in rows.items()}
-    return {"minicodec": scored.pop("minicodec"), **baselines, **scored}
+def _cents(x: float) -> str:
+    return "unvoiced" if not math.isfinite(x) else f"{x:+.0f}"
 
 
 def main() -> None:
@@ -86,6 +51,11 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--codec", default=None, help="codec folder (default: the shipped miniature)")
     p.add_argument("--encoder", default=None, help="true-encoder folder (default: the shipped one)")
+    p.add_argument("--old-codec", default=None, help="another miniature's codec folder, for old-vs-new rows")
+    p.add_argument("--old-encoder", default=None)
+    p.add_argument("--train-run", default=None, help="a training run folder: print its recorded CPU minutes")
+    p.add_argument("--no-depth", action="store_true")
+    p.add_argument("--no-tones", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
@@ -96,17 +66,46 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     t0 = time.time()
     projections = dict(item.split("=", 1) for item in a.projection)
-    table = run(a.pieces, a.seconds, a.codec, a.encoder, a.seed, a.plot, projections)
-    print(f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs), {time.time() - t0:.0f} s")
+    models = {"minicodec": load_miniature(a.codec, a.encoder)}
+    if a.old_codec:
+        models["old"] = load_miniature(a.old_codec, a.old_encoder)
+    panels = {"old minicodec": models["old"]} if a.old_codec else None
+    table = held_out_table(a.pieces, a.seconds, a.codec, a.encoder, a.seed, a.plot, projections, panels)
+    pieces = held_out_pieces(a.pieces, a.seconds)
+    if a.old_codec:
+        for name, row in model_rows(*models["old"], pieces, a.seed).items():
+            table[f"old minicodec {name}"] = row
+    result = {"table": table}
+    print(f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs)")
     print(markdown_table(["", *METRIC_HEADER], [[name, *metric_cells(row)] for name, row in table.items()]))
     if projections:
         print("\ntoken agreement with the true encoder, per level (each on its own) and all 8 exact:")
         print(markdown_table(["", *agreement_header()],
                              [[name, *agreement_cells(row["agreement"])] for name, row in table.items()
                               if "agreement" in row]))
+    if not a.no_depth:
+        for name, (codec, enc) in models.items():
+            curve = depth_curve(codec, enc, pieces, a.seed)
+            result[f"depth {name}"] = curve
+            gain = 1 - curve[-1]["log_mel_l1"] / curve[0]["log_mel_l1"]
+            print(f"\ncodebook depth ({name}): first k levels; log-mel L1 with 8 is {100 * gain:.1f} % below 1")
+            print(markdown_table(["levels k", *METRIC_HEADER], [[str(r["levels"]), *metric_cells(r)] for r in curve]))
+    if not a.no_tones:
+        for name, (codec, enc) in models.items():
+            tones = tone_probe(codec, enc, seed=a.seed)
+            result[f"tones {name}"] = tones
+            print(f"\ntone probe ({name}): pyin pitch error in cents (harmonic tones, 2 s)")
+            print(markdown_table(["tone Hz", "input", "round trip", "stage 1"],
+                                 [[f"{r['freq_hz']:g}", _cents(r["input_cents"]), _cents(r["codec_cents"]),
+                                   _cents(r["stage1_cents"])] for r in tones]))
+    if a.train_run:
+        cpu = training_cpu_minutes(a.train_run)
+        result["training_cpu_min"] = cpu
+        print("\ntraining CPU minutes: " + (", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) or "not recorded"))
+    print(f"\n({time.time() - t0:.0f} s wall)")
     if a.json:
         with open(a.json, "w") as fh:
-            json.dump(table, fh, indent=2)
+            json.dump(result, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ Everything runs at the latent rate (25 Hz), so it is cheap. Shapes:
     latent head  quantized -> [B, 2T, 256] (a throw-away linear readout that makes the codes carry
                  the latents from the first steps; not shipped)
 
+Quantizer dropout (``level_dropout``, as residual codecs train): that share of the rows is conditioned on
+the sum of only its first k code vectors, k uniform in 1..8 (what ``detokenize(num_quantizers=k)``
+decodes), so that the decoder learns to read every level and each added level refines the output.
+
 Classifier-free guidance is trained by zeroing ``mu`` for a fraction of rows (the unconditional
 branch of ``guided_velocity``); window continuation by giving a random prefix of x as in-context
 latents (as ``detokenize`` does for every window after the first).
@@ -34,12 +38,29 @@ class Stage2Loss(nn.Module):
     """Flow matching + commitment + latent readout; the RVQ is trained by its own EMA updates."""
 
     def __init__(self, fm: FlowMatching, encoder: nn.Module, w_flow: float = 1.0, w_commit: float = 0.25,
-                 w_readout: float = 1.0, cond_drop: float = 0.1, incontext_prob: float = 0.5):
+                 w_readout: float = 1.0, cond_drop: float = 0.1, incontext_prob: float = 0.5,
+                 level_dropout: float = 0.0):
         super().__init__()
         self.fm, self.encoder = fm, encoder
         self.readout = nn.Linear(fm.cond_feature_emb.in_features, 2 * fm.latent_dim)
         self.w = {"flow": w_flow, "commit": w_commit, "readout": w_readout}
-        self.cond_drop, self.incontext_prob = cond_drop, incontext_prob
+        self.cond_drop, self.incontext_prob, self.level_dropout = cond_drop, incontext_prob, level_dropout
+
+    def first_levels(self, feats: torch.Tensor, quantized: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Quantizer dropout: ``quantized [B, T, 512]`` with a share of the rows replaced by the output of
+        their first k levels (k uniform in 1..8), straight-through to ``feats`` in the codebook space.
+        ``codes [B, T, 8]``."""
+        rvq = self.fm.vq_embed
+        b = feats.shape[0]
+        levels = len(rvq.layers)
+        drop = torch.rand(b) < self.level_dropout
+        k = torch.where(drop, torch.randint(1, levels + 1, (b,)), torch.full((b,), levels))
+        if not bool((k < levels).any()):
+            return quantized
+        partial = rvq.get_codes_from_indices(codes).cumsum(0)[k - 1, torch.arange(b)]  # [B, T, codebook_dim]
+        x = rvq.project_in(feats)
+        out = rvq.project_out(x + (partial - x).detach())
+        return torch.where((k < levels)[:, None, None], out, quantized)
 
     def forward(self, x: torch.Tensor):
         fm = self.fm
@@ -48,7 +69,9 @@ class Stage2Loss(nn.Module):
         x = x[..., : 2 * t]
         feats = self.encoder(x)  # [B, T, 512]
         fm.vq_embed.train()  # EMA codebook learning (FlowMatching.train() keeps it in eval otherwise)
-        quantized, _, commit = fm.vq_embed(feats)
+        quantized, codes, commit = fm.vq_embed(feats)
+        if self.level_dropout:
+            quantized = self.first_levels(feats, quantized, codes)
         x1 = x.transpose(1, 2)  # [B, 2T, 256]
         readout = self.readout(quantized).reshape(b, 2 * t, c)
         mu = fm.embedding_to_condition(quantized)
