@@ -41,13 +41,13 @@ def held_out_table(pieces: int, seconds: float, codec_dir=None, encoder_dir=None
     """``{row: {<METRICS>...}}``; the miniature and each projection row also hold ``agreement``
     (``level_agreement`` with the true encoder's tokens). ``plot`` writes spectrograms of the first piece
     (original, round trip, ScalarModel alone, plus ``plot_panels``: name -> (codec, encoder) of other models)."""
-    from heartcodec_lab.codec.default import build_default_codec
+    from heartcodec_lab.codec.random_codec import build_random_codec
     from heartcodec_lab.codec.loading import finalize
     from heartcodec_lab.encoders import build_encoder
 
     audio = held_out_pieces(pieces, seconds)
     mini, mini_enc = load_miniature(codec_dir, encoder_dir)
-    rand = finalize(build_default_codec(), "cpu", torch.float32)
+    rand = finalize(build_random_codec(), "cpu", torch.float32)
     rand_enc = build_encoder("official", None, rand)
     extra = {name: build_encoder("projection", path, mini) for name, path in (projections or {}).items()}
     scored = score_encoders(mini, mini_enc, extra, audio, seed, true_name="minicodec")
