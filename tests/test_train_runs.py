@@ -26,6 +26,14 @@ from heartcodec_lab.training.run import compose_config, train
 EXPERIMENTS = group_options("experiment")
 
 
+def _has_teacher(experiment: str) -> bool:
+    return compose_config([f"+experiment={experiment}", "paths.output_dir=/tmp/unused"]).get("teacher") is not None
+
+
+# recipes that distil (distill, combined): on the random tiny codec they get the hidden random teacher
+TEACHER_RECIPES = {name for name in EXPERIMENTS if _has_teacher(name)}
+
+
 @pytest.fixture(scope="module")
 def codec():
     return load_codec(RANDOM_CODEC)
@@ -39,7 +47,7 @@ def cache_dir(tmp_path_factory):
 def _cfg(experiment: str, out, cache, *extra: str):
     # debug=fast is merged after the experiment: its sizes (2 samples per epoch, ...) hold for every recipe
     # plumbing: the random tiny codec (distill: the hidden random teacher, as the minicodec one fits only the miniature)
-    pinned = [f"codec.path={RANDOM_CODEC}"] + (["teacher=random_projection"] if experiment == "distill" else [])
+    pinned = [f"codec.path={RANDOM_CODEC}"] + (["teacher=random_projection"] if experiment in TEACHER_RECIPES else [])
     return compose_config([f"+experiment={experiment}", "debug=fast", f"paths.output_dir={out}",
                            f"paths.cache_dir={cache}", "callbacks.reconstruction_preview.num_clips=0", *pinned, *extra])
 
@@ -51,8 +59,9 @@ def test_every_experiment_runs_a_step(name, codec, cache_dir, tmp_path):
     metrics = summary["metrics"]
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert "val/loss/total" in metrics and "train/grad_norm" in metrics
-    if name == "distill":
+    if name in TEACHER_RECIPES:
         assert {f"val/agree_q{i}_pct" for i in range(8)} <= set(metrics)
+        assert {f"train/agree_q{i}_pct" for i in range(8)} <= set(metrics)
         assert "train/loss/distill_code/accuracy_q0" in metrics
     if name in ("flow", "demo"):
         assert "train/loss/flow" in metrics
@@ -63,7 +72,7 @@ def test_every_experiment_runs_a_step(name, codec, cache_dir, tmp_path):
     run_summary = json.loads((tmp_path / "summary.json").read_text())
     assert run_summary["global_step"] == 1
     # the run summary and the export say which parts were embedded (the tiny codec; distill's hidden teacher)
-    embedded = ["codec", "teacher"] if name == "distill" else ["codec"]
+    embedded = ["codec", "teacher"] if name in TEACHER_RECIPES else ["codec"]
     assert run_summary["provenance"]["embedded"] == embedded
     assert json.loads((tmp_path / "projection" / "projection_config.json").read_text())["provenance"]["embedded"] == embedded
 

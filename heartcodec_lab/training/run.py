@@ -64,7 +64,8 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
     losses = build_losses(_plain(cfg.loss), codec)
     teacher = build_teacher(_plain(cfg.get("teacher")), codec, projection)
     adapter = None
-    if "recon" in losses.requires:
+    decode = _plain(cfg.model.get("decode")) or {}
+    if "recon" in losses.requires and decode.get("through", "decoder") == "adapter":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg.seed) + 1)
             adapter = LatentAdapter(in_dim=codec.config.dim, latent_dim=codec.config.latent_hidden_dim,
@@ -74,7 +75,7 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
     module = ProjectionTrainingModule(
         codec, projection, losses, teacher=teacher, adapter=adapter, optim=_plain(cfg.model.optim),
         grad_clip=cfg.model.grad_clip, seed=cfg.seed, max_consecutive_skips=cfg.model.max_consecutive_skips,
-        log_codes_every=cfg.model.log_codes_every, run_info=run_info)
+        log_codes_every=cfg.model.log_codes_every, run_info=run_info, decode=decode)
     datamodule = instantiate(cfg.data)
     return module, datamodule
 
