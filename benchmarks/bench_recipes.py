@@ -8,7 +8,12 @@ CPU seconds per step (process time), the ratio to the ``flow`` recipe, peak RSS 
     python benchmarks/bench_recipes.py [--recipes flow distill conv1d ...] [--steps 5] [--threads 1]
         [--batch-size 4] [--crop-seconds 2.56] [--set KEY=VALUE ...]
 
-The paper estimate of GPU memory at the released codec's sizes is in docs/training.md ("Cost").
+``--paper`` adds the estimate at the released codec's sizes (no weights needed, nothing allocated): the
+released FlowEstimator and ScalarModel are built on PyTorch's ``meta`` device and run once, and every
+tensor autograd saves for the backward pass is counted (``saved_tensors_hooks``). With activation
+checkpointing (the decode-through default) only one Euler step's (or the decoder's) saved tensors are
+alive at a time during the backward pass, so the peak is the frozen weights + the largest of them +
+the projection and its AdamW state; the table says whether that fits a 24 GB card.
 """
 
 from __future__ import annotations
@@ -59,6 +64,82 @@ def measure(recipe: str, steps: int, warmup: int, batch: int, crop: float, extra
             "audio_s_per_step": batch * samples / 48000}
 
 
+def _saved_bytes(fn, *inputs) -> int:
+    """Bytes of the tensors autograd saves for backward while ``fn(*inputs)`` runs (each storage once)."""
+    import torch
+
+    seen, total = set(), 0
+
+    def pack(t):
+        nonlocal total
+        key = (id(t.untyped_storage()) if t.device.type != "meta" else id(t), t.shape)
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*inputs)
+    return total
+
+
+def paper_memory(batch: int, crop_seconds: float, num_steps: int, guidance: float, decode_frames: int,
+                 warmup_frames: int, dtype_bytes: int = 4) -> dict:
+    """GiB per training step of the decode-through recipe at the released sizes (see the module docstring)."""
+    import torch
+
+    from heartcodec_lab.codec.config import HeartCodecConfig
+    from heartcodec_lab.codec.model import HeartCodec
+
+    cfg = HeartCodecConfig()
+    with torch.device("meta"):
+        codec = HeartCodec(cfg)
+    codec.requires_grad_(False)
+    n_params = sum(p.numel() for p in codec.parameters())
+    frames = int(round(crop_seconds * 25 / 2)) * 2
+    rows = batch * (2 if guidance > 1 else 1)
+    est = codec.flow_matching.estimator
+    span = (decode_frames or frames) + warmup_frames + 2
+
+    def dit(n):
+        x = torch.zeros(n, frames, cfg.in_channels, device="meta", requires_grad=True)
+        return _saved_bytes(lambda z: est(z, timestep=torch.zeros(n, device="meta")), x)
+
+    def decoder(n):
+        lat = torch.zeros(n, cfg.latent_hidden_dim, span, device="meta", requires_grad=True)
+        return _saved_bytes(lambda z: codec.scalar_model.decode(z, block_frames=0), lat)
+
+    # saved tensors include the frozen weights (a matmul keeps its weight for the input's gradient):
+    # the activations are the growth per clip, measured between one and two clips
+    step_b = (dit(2) - dit(1)) * rows
+    dec_b = (decoder(4) - decoder(2)) / 2 * 2 * batch  # two channels per clip
+    gib = 2**30
+    weights = n_params * dtype_bytes / gib
+    # activations are float32 here; the backward of a layer needs about as much again in transients
+    dit, dec = step_b / gib, dec_b / gib
+    stored = num_steps * batch * frames * cfg.out_channels * 4 / gib  # the checkpointed step inputs
+    peak_ckpt = weights + max(dit, dec) * 2 + stored
+    peak_plain = weights + (num_steps * dit + dec) * 2
+    return {"params_M": n_params / 1e6, "weights_gib": weights, "dit_step_gib": dit, "decoder_gib": dec,
+            "peak_checkpointed_gib": peak_ckpt, "peak_without_checkpointing_gib": peak_plain,
+            "settings": dict(batch=batch, crop_seconds=crop_seconds, num_steps=num_steps, guidance=guidance,
+                             decode_frames=decode_frames, warmup_frames=warmup_frames)}
+
+
+def paper_table(rows: list[dict]) -> str:
+    lines = ["| batch x crop | Euler steps (guidance) | decoded frames | weights GiB | one DiT step GiB | decoder GiB |"
+             " peak, checkpointed GiB | peak, not checkpointed GiB | 24 GB card |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        st = r["settings"]
+        fits = "yes" if r["peak_checkpointed_gib"] < 22 else "no"
+        lines.append(f"| {st['batch']} x {st['crop_seconds']:g} s | {st['num_steps']} ({st['guidance']:g}) | "
+                     f"{st['decode_frames']} + {st['warmup_frames']} | {r['weights_gib']:.1f} | {r['dit_step_gib']:.2f} | "
+                     f"{r['decoder_gib']:.2f} | {r['peak_checkpointed_gib']:.1f} | "
+                     f"{r['peak_without_checkpointing_gib']:.1f} | {fits} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     flow = next((r["cpu_s_per_step"] for r in rows if r["recipe"] == "flow"), None)
     lines = ["| recipe | CPU s / step | x flow | peak RSS MiB | audio s / step |", "| --- | ---: | ---: | ---: | ---: |"]
@@ -78,6 +159,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--crop-seconds", type=float, default=2.56)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra train.py override")
+    p.add_argument("--paper", action="store_true", help="also the GPU-memory estimate at the released sizes")
+    p.add_argument("--paper-only", action="store_true", help="only that estimate (no training steps)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one recipe, print JSON
     return p.parse_args(argv)
 
@@ -90,6 +173,14 @@ def main(argv=None) -> list[dict]:
         torch.set_num_threads(a.threads)
         print(json.dumps(measure(a.one, a.steps, a.warmup, a.batch_size, a.crop_seconds, a.set)))
         return []
+    if a.paper or a.paper_only:
+        settings = [(16, 5.12, 2, 1.25, 8, 4), (8, 5.12, 2, 1.25, 8, 4), (4, 5.12, 2, 1.25, 8, 4),
+                    (4, 5.12, 4, 1.25, 8, 4), (8, 5.12, 2, 1.0, 8, 4), (4, 5.12, 2, 1.25, 0, 0)]
+        print("Released sizes (HeartCodecConfig defaults), float32 weights and activations, decode-through "
+              "recipe; counted on the meta device:")
+        print(paper_table([paper_memory(*st) for st in settings]))
+        if a.paper_only:
+            return []
     rows = []
     for recipe in a.recipes:
         cmd = [sys.executable, __file__, "--one", recipe, "--steps", str(a.steps), "--warmup", str(a.warmup),
