@@ -1,7 +1,7 @@
 """CPU seconds and peak memory per training step of each projection recipe, at the miniature's sizes.
 
 Each recipe (an experiment of conf/experiment/) is composed exactly as ``python train.py +experiment=NAME``
-would, its module built, and ``--steps`` optimizer steps timed (after ``--warmup`` untimed ones) on a
+would, its module built, and ``--steps`` optimizer steps (the frozen encoder included, as in training) timed (after ``--warmup`` untimed ones) on a
 batch of synthetic music, in a subprocess of its own so that its peak RSS is its own. Prints one table:
 CPU seconds per step (process time), the ratio to the ``flow`` recipe, peak RSS of the process.
 
@@ -44,10 +44,9 @@ def measure(recipe: str, steps: int, warmup: int, batch: int, crop: float, extra
     opt = torch.optim.AdamW(module.trainable_parameters(), lr=1e-4)
     samples = int(round(crop * 48000 / 3840)) * 3840
     audio = held_out_pieces(batch, samples / 48000 + 0.1)[..., :samples]
-    latents = module.latents(audio)
 
-    def step():
-        out = module.forward_batch(audio, latents)
+    def step():  # as a training step: the frozen ScalarModel encoder runs on the batch too
+        out = module.forward_batch(audio)
         total, _ = module.losses(out)
         opt.zero_grad(set_to_none=True)
         total.backward()

@@ -42,14 +42,20 @@ def test_decode_through_is_the_codecs_own_solver_and_decoder(codec):
     quantized = torch.randn(2, 4, codec.config.dim)
     dt = DecodeThrough(codec, num_steps=3, guidance_scale=1.25, noise_seed=5, decode_frames=0, checkpointing=False)
     with torch.no_grad():
-        audio, first = dt(quantized)
+        audio, first, chans = dt(quantized)
         mu = fm.embedding_to_condition(quantized)
         noise = torch.randn(2, 8, fm.latent_dim, generator=torch.Generator().manual_seed(5))
         lat = fm.solve_euler(noise, torch.zeros_like(noise), 0, torch.linspace(0, 1, 4), mu, 1.25)
         stereo = lat.reshape(2, 8, 2, -1).permute(0, 2, 3, 1).reshape(4, -1, 8)
         expected = sm.decode(stereo, block_frames=0).reshape(2, 2, -1)
-    assert first == 0 and audio.shape == (2, 2, 8 * sm.hop_length)
+    assert first == 0 and chans == slice(0, 2) and audio.shape == (2, 2, 8 * sm.hop_length)
     torch.testing.assert_close(audio, expected, rtol=1e-5, atol=1e-6)
+    # one channel per call: that channel of the same decode
+    one = DecodeThrough(codec, num_steps=3, guidance_scale=1.25, noise_seed=5, decode_frames=0, channels=1)
+    with torch.no_grad():
+        mono, _, chans = one(quantized, generator=torch.Generator().manual_seed(1))
+    assert mono.shape == (2, 1, 8 * sm.hop_length)
+    torch.testing.assert_close(mono, expected[:, chans], rtol=1e-5, atol=1e-6)
     # fixed noise: the same tokens decode to the same audio, whatever the global RNG does
     torch.manual_seed(123)
     with torch.no_grad():
@@ -62,7 +68,7 @@ def test_checkpointing_and_a_decoded_span_keep_the_gradient(codec):
     for ckpt in (False, True):
         q = quantized.clone().requires_grad_(True)
         dt = DecodeThrough(codec, num_steps=2, decode_frames=4, warmup_frames=2, checkpointing=ckpt)
-        audio, first = dt(q, generator=torch.Generator().manual_seed(0))
+        audio, first, _ = dt(q, generator=torch.Generator().manual_seed(0))
         assert audio.shape == (1, 2, 4 * codec.scalar_model.hop_length) and first % codec.scalar_model.hop_length == 0
         audio.pow(2).sum().backward()
         grads.append(q.grad)
@@ -73,7 +79,7 @@ def test_checkpointing_and_a_decoded_span_keep_the_gradient(codec):
 def test_a_train_step_reaches_the_projection_through_the_decoder_and_leaves_the_codec_alone(codec):
     losses = build_losses({"mel": {"weight": 1.0}, "stft": {"weight": 1.0}}, codec)  # audio losses only
     module = ProjectionTrainingModule(codec, _projection(codec, 0, num_layers=2), losses,
-                                      decode={"through": "decoder", "num_steps": 2, "decode_frames": 6})
+                                      decode={"through": "decoder", "num_steps": 2, "decode_frames": 6, "channels": 1})
     assert module.adapter is None and module.decode_through is not None
     assert module.trainable_parameters() == list(module.projection.parameters())  # nothing of the codec
     before = {k: v.clone() for k, v in codec.state_dict().items()}  # parameters and RVQ buffers
@@ -81,7 +87,7 @@ def test_a_train_step_reaches_the_projection_through_the_decoder_and_leaves_the_
     opt = torch.optim.AdamW(module.trainable_parameters(), lr=1e-2)
     audio = _audio()
     out = module.forward_batch(audio)
-    assert out["recon"].shape == out["audio"].shape == (2, 2, 6 * codec.scalar_model.hop_length)
+    assert out["recon"].shape == out["audio"].shape == (2, 1, 6 * codec.scalar_model.hop_length)
     total, _ = module.losses(out)
     total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.projection.parameters())

@@ -41,10 +41,13 @@ class DecodeThrough(nn.Module):
         decode_frames: 25 Hz latent frames decoded to audio per clip (0 or None: all of them).
         warmup_frames: latent frames decoded before the span for the causal decoder's context, then dropped.
         checkpointing: activation checkpointing of each Euler step and of the decoder.
+        channels: 2 decodes both channels; 1 decodes one channel per call, drawn at random (the
+            decoder is mono: half the cost, every channel seen over the steps).
     """
 
     def __init__(self, codec: nn.Module, num_steps: int = 2, guidance_scale: float = 1.25, noise_seed: int = 0,
-                 decode_frames: int | None = None, warmup_frames: int = 4, checkpointing: bool = True):
+                 decode_frames: int | None = None, warmup_frames: int = 4, checkpointing: bool = True,
+                 channels: int = 2):
         super().__init__()
         if num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
@@ -53,6 +56,9 @@ class DecodeThrough(nn.Module):
         self.decode_frames = int(decode_frames or 0)
         self.warmup_frames = max(0, int(warmup_frames))
         self.checkpointing = bool(checkpointing)
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels}")
+        self.channels = int(channels)
 
     @property
     def codec(self) -> nn.Module:
@@ -91,15 +97,19 @@ class DecodeThrough(nn.Module):
         start = int(torch.randint(0, frames - n + 1, (1,), generator=generator)) if n < frames else 0
         return start, start + n
 
-    def decode(self, latents: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """latents ``[B, 2T, 256]`` -> audio ``[B, 2, (stop - start) * hop]`` of frames ``start..stop``."""
+    def decode(self, latents: torch.Tensor, start: int, stop: int, channel: int | None = None) -> torch.Tensor:
+        """latents ``[B, 2T, 256]`` -> audio ``[B, 2, (stop - start) * hop]`` of frames ``start..stop``
+        (``[B, 1, ...]`` of that ``channel`` only when one is given)."""
         sm = self.codec.scalar_model
         b, frames, c = latents.shape
         first = max(0, start - self.warmup_frames)
         look = sm.decoder[0].padding[0]  # the decoder's look-ahead (2 frames)
         last = min(frames, stop + look)
         stereo = latents[:, first:last].reshape(b, last - first, 2, c // 2).permute(0, 2, 3, 1)  # [B, 2, 128, F]
-        stereo = stereo.reshape(b * 2, c // 2, last - first)
+        if channel is not None:
+            stereo = stereo[:, channel: channel + 1]
+        n = stereo.shape[1]
+        stereo = stereo.reshape(b * n, c // 2, last - first)
 
         def run(z):
             return sm.decode(z, block_frames=0)
@@ -107,10 +117,13 @@ class DecodeThrough(nn.Module):
         wav = self._maybe_checkpoint(run, stereo)  # [B*2, 1, F * hop]
         hop = sm.hop_length
         wav = wav[..., (start - first) * hop: (stop - first) * hop]
-        return wav.reshape(b, 2, wav.shape[-1])
+        return wav.reshape(b, n, wav.shape[-1])
 
-    def forward(self, quantized: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
-        """quantized ``[B, T, 512]`` -> (audio ``[B, 2, n * 1920]``, first audio sample of the span)."""
+    def forward(self, quantized: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int, slice]:
+        """quantized ``[B, T, 512]`` -> (audio ``[B, C, n * 1920]``, first audio sample of the span, the
+        channels decoded as a slice of the stereo target: both, or the one drawn when ``channels=1``)."""
         latents = self.latents(quantized)
         start, stop = self.span(latents.shape[1], generator)
-        return self.decode(latents, start, stop), start * self.codec.scalar_model.hop_length
+        channel = int(torch.randint(0, 2, (1,), generator=generator)) if self.channels == 1 else None
+        chans = slice(0, 2) if channel is None else slice(channel, channel + 1)
+        return self.decode(latents, start, stop, channel), start * self.codec.scalar_model.hop_length, chans

@@ -157,8 +157,8 @@ class ProjectionTrainingModule(pl.LightningModule):
             if self.adapter is not None:
                 batch["recon"] = decode_stereo(self.codec.scalar_model, self.adapter(quantized_st))
             elif self.decode_through is not None:
-                recon, first = self.decode_through(quantized_st)
-                batch["recon"], batch["audio"] = recon, batch["audio"][..., first: first + recon.shape[-1]]
+                recon, first, chans = self.decode_through(quantized_st)
+                batch["recon"], batch["audio"] = recon, batch["audio"][:, chans, first: first + recon.shape[-1]]
             if self.teacher is not None and self.needs & {"teacher_features", "teacher_codes"}:
                 batch.update(teacher_targets(self.teacher, self.codec, audio, latents))
         return batch
