@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from heartcodec_lab.study.ranking import SR, build_bank, load_pair, reference_features, train_recipe
+from heartcodec_lab.study.ranking import SR, build_bank, load_pair, reference_features, settings_key, train_recipe
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,14 @@ def run_ranking(cfg: DictConfig) -> Path:
                                   "curve_every", "warmup_steps", "overrides", "recipe_overrides", "wall_limit_s")}
     settings.update(codec_path=codec_path, reference=cfg.get("official_encoder"),
                     heldout=[r["heldout_pieces"], r["heldout_seconds"]])
-    bank = build_bank(codec, train_bank(r["train_pieces"], r["piece_seconds"], seed=r["seed"]))
-    pieces = held_out_pieces(r["heldout_pieces"], r["heldout_seconds"])
-    heldout = build_bank(codec, pieces)
+    cache = out / f"banks-{settings_key('banks', {k: settings[k] for k in ('train_pieces', 'piece_seconds', 'seed', 'heldout', 'codec_path')})}.pt"
+    if cache.is_file():  # the synthetic pieces and their latents: deterministic, computed once per folder
+        bank, heldout = torch.load(cache, weights_only=True)
+    else:
+        bank = build_bank(codec, train_bank(r["train_pieces"], r["piece_seconds"], seed=r["seed"]))
+        heldout = build_bank(codec, held_out_pieces(r["heldout_pieces"], r["heldout_seconds"]))
+        torch.save((bank, heldout), cache)
+    pieces = heldout["audio"]
     heldout["ref_features"], heldout["ref_codes"] = reference_features(reference, codec, heldout["audio"],
                                                                        heldout["latents"])
     records = {}
