@@ -2,25 +2,10 @@
 
 Runs out of the box on the embedded miniature codec and synthetic music; for a real run point
 ``codec.path`` at a released HeartCodec folder and ``data.train_dir`` at your audio
-(docs/training.md).
+(docs/training.md). The same command as ``heartcodec-train`` (heartcodec_lab/cli/train.py).
 """
 
-import sys
-
-import hydra
-from omegaconf import DictConfig
-
-from heartcodec_lab.provenance import one_line_errors
-from heartcodec_lab.training.overrides import select_experiment
-from heartcodec_lab.training.run import train
-
-
-@hydra.main(config_path="conf", config_name="train", version_base="1.3")
-@one_line_errors("train.py")
-def main(cfg: DictConfig) -> None:
-    train(cfg)
-
+from heartcodec_lab.cli.train import main
 
 if __name__ == "__main__":
-    sys.argv = select_experiment(sys.argv)
-    main()
+    main(prog="train.py")

@@ -35,109 +35,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from codec_models import (  # noqa: E402  (sibling module of the benchmarks folder)
-    CASE_PARTS,
-    CASES,
-    build_codec,
-    build_released,
-    case_flops,
-    case_inputs,
-    randomize_,
-)
-
-__all__ = ["CASES", "CASE_PARTS", "build_codec", "build_released", "randomize_", "run_case", "main"]
-WINDOW_SECONDS = 29.76
-
-
-def _rss_gb() -> float:
-    """Current resident set size of this process in GB."""
-    with open("/proc/self/statm") as fh:
-        pages = int(fh.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e9
-
-
-def _peak_rss_gb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is in KiB on Linux
-
-
-def gemm_rate(threads: int, n: int = 2048, reps: int = 6) -> dict:
-    """fp32 GEMM rate of this machine now: best of ``reps`` n^3 matmuls, GFLOP per wall and per CPU second."""
-    import torch
-
-    torch.set_num_threads(threads)
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
-    a @ b
-    best_wall = best_cpu = float("inf")
-    for _ in range(reps):
-        w0, c0 = time.perf_counter(), time.process_time()
-        a @ b
-        best_wall, best_cpu = min(best_wall, time.perf_counter() - w0), min(best_cpu, time.process_time() - c0)
-    flop = 2 * n**3 / 1e9
-    return {"gflops_wall": flop / best_wall, "gflops_cpu": flop / best_cpu}
-
-
-def run_case(case: str, seconds: float, steps: int, tiny: bool, threads: int,
-             impl: str = "ours", reference_src: str | None = None) -> dict:
-    """Build one implementation, run one case once (after a small warm-up), return its measurements."""
-    import torch
-
-    torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    if impl == "ours":
-        codec = build_codec(tiny, CASE_PARTS[case])
-    else:
-        codec = build_released(reference_src, tiny, CASE_PARTS[case])
-    build_s = time.perf_counter() - t0
-    rss_model = _rss_gb()
-    fn, audio_s = case_inputs(case, codec, seconds, steps, impl)
-    torch.manual_seed(0)
-    with torch.inference_mode():
-        fn(warmup=True)
-        load0 = os.getloadavg()[0]
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        fn()
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        load1 = os.getloadavg()[0]
-    return {
-        "case": case,
-        "impl": impl,
-        "seconds": wall,
-        "cpu_seconds": cpu,
-        "audio_seconds": audio_s,
-        "rtf": wall / audio_s,
-        "peak_rss_gb": max(_peak_rss_gb(), rss_model, _rss_gb()),  # the kernel updates ru_maxrss lazily
-        "model_rss_gb": rss_model,
-        "build_seconds": build_s,
-        "loadavg": [load0, load1],
-        "steps": steps if case == "detokenize" else None,
-        "windows": _windows(int(seconds * 12.5)) if case == "detokenize" else None,
-        "parameters": sum(p.numel() for p in codec.parameters()),
-        "materialised": "all" if tiny or case == "detokenize" else "+".join(CASE_PARTS[case]),
-    }
-
-
-def _windows(num_codes: int) -> int:
-    """Detokenize windows for ``num_codes`` code frames (short inputs are repeated to one window)."""
-    from heartcodec_lab.codec import WindowPlan
-
-    return len(WindowPlan.for_length(num_codes).starts)
-
-
-def extrapolate_detokenize(results: dict, seconds: float = 30.0, steps: int = 10, key: str = "seconds") -> float | None:
-    """Detokenize time from the estimator and decode cases: windows x (steps x E + decode per window).
-
-    ``key`` picks wall (``"seconds"``) or process CPU (``"cpu_seconds"``) time.
-    """
-    if "estimator" not in results or "decode" not in results:
-        return None
-    decode_window = results["decode"][key] * WINDOW_SECONDS / results["decode"]["audio_seconds"]
-    return _windows(int(seconds * 12.5)) * (steps * results["estimator"][key] + decode_window)
+from heartcodec_lab.codec.benchmark import extrapolate_detokenize, gemm_rate, run_case
+from heartcodec_lab.codec.benchmark_models import CASES, case_flops
 
 
 def _child(args: list[str]) -> dict:
@@ -174,7 +74,7 @@ def summarise(runs: dict, gemms: list[dict], args) -> list[dict]:
     """Median per (case, length, impl), FLOP rate as a share of the GEMM rate, released/ours ratio."""
     gemm_cpu = statistics.median(g["gflops_cpu"] for g in gemms)
     rows = []
-    for (case, seconds, impl), rs in runs.items():
+    for (case, seconds, _impl), rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_seconds", "peak_rss_gb", "model_rss_gb")}
         flops = case_flops(case, seconds, args.steps, args.tiny)
         rows.append({**rs[0], **med, "length_s": seconds, "repeats": len(rs), "gflop": flops / 1e9,
@@ -189,24 +89,24 @@ def summarise(runs: dict, gemms: list[dict], args) -> list[dict]:
 
 def print_table(rows: list[dict], gemms: list[dict], args) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from heartcodec_lab.tables import rich_table
 
     gw = statistics.median(g["gflops_wall"] for g in gemms)
     gc = statistics.median(g["gflops_cpu"] for g in gemms)
     title = (f"HeartCodec {'tiny' if args.tiny else 'full-size'} on CPU, {args.threads} threads, float32, "
              f"median of {args.repeat}")
-    table = Table(title=title)
-    for col in ("case", "impl", "wall s", "CPU s", "peak RSS GB", "weights GB", "GFLOP", "GFLOP/CPU-s",
-                "% of GEMM", "released/ours CPU", "load 1 min"):
-        table.add_column(col, justify="right")
+    header = ("case", "impl", "wall s", "CPU s", "peak RSS GB", "weights GB", "GFLOP", "GFLOP/CPU-s",
+              "% of GEMM", "released/ours CPU", "load 1 min")
+    cells = []
     for r in rows:
         label = f"{r['case']} {r['length_s']:g}s" + (f" {r['windows']}w x {r['steps']}st" if r["steps"] else "")
         ratio = f"{r['ratio_cpu']:.2f}" if r["ratio_cpu"] else ""
-        table.add_row(label, r["impl"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_rss_gb']:.2f}",
+        cells.append([label, r["impl"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_rss_gb']:.2f}",
                       f"{r['model_rss_gb']:.2f}", f"{r['gflop']:.0f}", f"{r['gflops_per_cpu_s']:.1f}",
-                      f"{100 * r['share_of_gemm']:.0f}", ratio, "{:.1f}->{:.1f}".format(*r["loadavg"]))
+                      f"{100 * r['share_of_gemm']:.0f}", ratio, "{:.1f}->{:.1f}".format(*r["loadavg"])])
     console = Console(width=max(140, Console().width))
-    console.print(table)
+    console.print(rich_table(header, cells, title=title))
     console.print(f"fp32 GEMM now (2048^3, best of 6, median over repetitions): {gw:.0f} GFLOP/s wall, "
                   f"{gc:.0f} GFLOP per CPU second; GFLOP = the released algorithm's work; "
                   "'weights GB' = RSS after building the parts a case needs")

@@ -34,8 +34,8 @@ def main() -> None:
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_compile_"))
     import torch
 
-    from codec_models import ESTIMATOR_FRAMES, randomize_
     from heartcodec_lab.codec import HeartCodec, HeartCodecConfig
+    from heartcodec_lab.codec.benchmark_models import ESTIMATOR_FRAMES, randomize_
     from heartcodec_lab.codec.compiling import compile_estimator
     from heartcodec_lab.codec.weights import skip_weight_init
 

@@ -23,10 +23,9 @@ import time
 from collections import defaultdict
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
 from heartcodec_lab.encoders.official import VQV12Encoder, released_config
+from heartcodec_lab.tables import print_table
 
 REFERENCE = {"seconds_per_chunk": 82.4, "peak_rss_gib": 4.18, "parameters": 536_970_736}
 CHUNK = 714240 + 240
@@ -202,32 +201,27 @@ class WavLMTimer:
 
 
 def report(result: dict) -> None:
-    console = Console()
-    table = Table(title=f"official encoder (vqv12), full size, one 29.76 s {result['channels']} chunk, "
-                  f"{result['threads']} threads, float32")
-    table.add_column("measure")
-    table.add_column("this toolkit", justify="right")
-    table.add_column("reference", justify="right")
-    table.add_row("seconds per chunk", f"{result['seconds_per_chunk']:.1f}", f"{REFERENCE['seconds_per_chunk']:.1f}")
-    table.add_row(
-        "CPU seconds, all threads (load-robust)", f"{result['cpu_seconds_per_chunk']:.1f}", "not recorded"
-    )
-    table.add_row("x real time (time / 29.76 s)", f"{result['realtime_factor']:.2f}", f"{REFERENCE['seconds_per_chunk'] / 29.76:.2f}")
-    table.add_row("parameters", f"{result['parameters']['total']:,}", f"{REFERENCE['parameters']:,}")
-    table.add_row("peak RSS GiB", f"{result['peak_rss_gib']:.2f}", f"{REFERENCE['peak_rss_gib']:.2f}")
-    table.add_row("peak RSS GiB after build", f"{result['peak_rss_gib_after_build']:.2f}", "2.59")
-    for stage, value in result["stage_seconds"].items():
-        table.add_row(f"  {stage} s", f"{value:.1f}", "")
-    for name, value in result["parameters"].items():
-        if name != "total":
-            table.add_row(f"  params {name}", f"{value:,}", "")
+    title = (f"official encoder (vqv12), full size, one 29.76 s {result['channels']} chunk, "
+             f"{result['threads']} threads, float32")
+    rows = [
+        ("seconds per chunk", f"{result['seconds_per_chunk']:.1f}", f"{REFERENCE['seconds_per_chunk']:.1f}"),
+        ("CPU seconds, all threads (load-robust)", f"{result['cpu_seconds_per_chunk']:.1f}", "not recorded"),
+        ("x real time (time / 29.76 s)", f"{result['realtime_factor']:.2f}",
+         f"{REFERENCE['seconds_per_chunk'] / 29.76:.2f}"),
+        ("parameters", f"{result['parameters']['total']:,}", f"{REFERENCE['parameters']:,}"),
+        ("peak RSS GiB", f"{result['peak_rss_gib']:.2f}", f"{REFERENCE['peak_rss_gib']:.2f}"),
+        ("peak RSS GiB after build", f"{result['peak_rss_gib_after_build']:.2f}", "2.59"),
+    ]
+    rows += [(f"  {stage} s", f"{value:.1f}", "") for stage, value in result["stage_seconds"].items()]
+    rows += [(f"  params {name}", f"{value:,}", "") for name, value in result["parameters"].items() if name != "total"]
     if result["baseline_same_process"]:
         base = result["baseline_same_process"]
-        table.add_row("released code path here: seconds per chunk", f"{base['seconds_per_chunk']:.1f}", "")
-        table.add_row("released code path here: CPU seconds", f"{base['cpu_seconds_per_chunk']:.1f}", "")
-        table.add_row("  max |difference| of the 512-d features", f"{base['max_abs_difference']:.1e}", "")
-    table.add_row("load average before / after", " / ".join(f"{x:.1f}" for x in (result["loadavg_before"][0], result["loadavg_after"][0])), "1.6 / 2.6")
-    console.print(table)
+        rows += [("released code path here: seconds per chunk", f"{base['seconds_per_chunk']:.1f}", ""),
+                 ("released code path here: CPU seconds", f"{base['cpu_seconds_per_chunk']:.1f}", ""),
+                 ("  max |difference| of the 512-d features", f"{base['max_abs_difference']:.1e}", "")]
+    loads = " / ".join(f"{x:.1f}" for x in (result["loadavg_before"][0], result["loadavg_after"][0]))
+    rows.append(("load average before / after", loads, "1.6 / 2.6"))
+    print_table(("measure", "this toolkit", "reference"), rows, title=title)
 
 
 if __name__ == "__main__":

@@ -53,10 +53,10 @@ def run(pieces: int, seconds: float, codec_dir, encoder_dir, seed: int, plot: st
     (``level_agreement`` with the true encoder's tokens)."""
     audio = held_out_pieces(pieces, seconds)
     mini, mini_enc = load_miniature(codec_dir, encoder_dir)
-    from heartcodec_lab.codec.default import build_default_codec
     from heartcodec_lab.codec.loading import finalize
+    from heartcodec_lab.codec.random_codec import build_random_codec
 
-    rand = finalize(build_default_codec(), "cpu", torch.float32)
+    rand = finalize(build_random_codec(), "cpu", torch.float32)
     rand_enc = build_encoder("official", None, rand)
     extra = {name: build_encoder("projection", path, mini) for name, path in (projections or {}).items()}
     scored = score_encoders(mini, mini_enc, extra, audio, seed, true_name="minicodec")

@@ -24,8 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
+
+from heartcodec_lab.audio import SAMPLE_RATE
+from heartcodec_lab.audio.memory_probe import stream_memory
 
 
 def build(kind: str, quick: bool, batch_chunks: int, device: str):
@@ -62,7 +64,7 @@ def write_inputs(folder: Path, files: int, seconds: float) -> float:
     total = 0.0
     for i in range(files):
         audio = synth_music(seconds, seed=i).numpy().T
-        sf.write(str(folder / f"song{i:03d}.flac"), audio, 48000)
+        sf.write(str(folder / f"song{i:03d}.flac"), audio, SAMPLE_RATE)
         total += seconds
     return total
 
@@ -95,26 +97,6 @@ def child(kind: str, args) -> dict:
         "peak_rss_main_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "peak_rss_worker_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
     }
-
-
-def memory_child(minutes: float) -> dict:
-    """Stream a long 44.1 kHz stereo file into 24 kHz chunks (no encoder): memory must not follow length."""
-    from heartcodec_lab.tokenize.stream import ChunkStream, stream_chunks
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "long.wav"
-        rng = np.random.default_rng(0)
-        with sf.SoundFile(str(path), "w", 44100, 2, subtype="PCM_16") as f:
-            for _ in range(int(minutes * 6)):  # 10-s blocks
-                f.write((0.1 * rng.standard_normal((441000, 2))).astype(np.float32))
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        info = ChunkStream()
-        t0 = time.perf_counter()
-        n = sum(1 for _ in stream_chunks(path, 24000, 714240, info))
-        wall = time.perf_counter() - t0
-    return {"minutes": minutes, "chunks": n, "stream_s": round(wall, 1),
-            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            "rss_growth_mib": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, 1)}
 
 
 def main() -> None:
@@ -151,7 +133,7 @@ def main() -> None:
         return
     if args.child:
         kind, _, arg = args.child.partition(":")
-        print(json.dumps(memory_child(float(arg)) if kind == "memory" else child(kind, args)))
+        print(json.dumps(stream_memory(float(arg)) if kind == "memory" else child(kind, args)))
         return
     jobs = ["memory:1", "memory:20"] if args.memory else args.encoders.split(",")
     for job in jobs:

@@ -3,7 +3,7 @@
     python benchmarks/profile_scalar_model.py                       # encode, 4 s mono, 1 thread
     python benchmarks/profile_scalar_model.py --part decode --seconds 2 --batch 2
 
-Full-size, key-seeded random weights (``codec_models.randomize_``), float32, inference mode.
+Full-size, key-seeded random weights (``heartcodec_lab.codec.benchmark_models.randomize_``), float32, inference mode.
 By op: torch.profiler's self CPU time per aten op. By layer: each top-level layer of the
 stack (and each residual unit / up/down conv inside a block) timed in process CPU seconds
 around its forward, with its FLOPs (FlopCounterMode) so every layer's GFLOP/s shows.
@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def layer_table(stack, x, repeat: int = 1):
     """[(name, seconds, gflop)] for every leaf-ish layer of ``stack`` run on ``x`` in order."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from heartcodec_lab.codec.scalar_model import ResDecoderBlock, ResEncoderBlock
@@ -57,7 +56,9 @@ def main() -> None:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from codec_models import build_codec
+    from heartcodec_lab.audio import SAMPLE_RATE
+    from heartcodec_lab.codec.benchmark_models import build_codec
+    from heartcodec_lab.tables import print_table
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--part", choices=("encode", "decode"), default="encode")
@@ -70,7 +71,7 @@ def main() -> None:
     sm = build_codec(False, ("scalar_model",)).scalar_model
     g = torch.Generator().manual_seed(0)
     if args.part == "encode":
-        t = torch.arange(int(args.seconds * 48000)) / 48000
+        t = torch.arange(int(args.seconds * SAMPLE_RATE)) / SAMPLE_RATE
         x = (0.3 * torch.sin(2 * math.pi * 220 * t) + 0.05 * torch.randn(t.shape, generator=g)).expand(args.batch, 1, -1)
         run, stack = (lambda: sm.encode(x)), sm.encoder
     else:
@@ -91,10 +92,10 @@ def main() -> None:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
         rows = layer_table(stack, x if args.part == "encode" else x_layers)
     total = sum(r[1] for r in rows)
-    print(f"{'layer':<44} {'CPU ms':>9} {'share':>6} {'GFLOP':>8} {'GFLOP/CPU-s':>11}")
-    for name, dt, gf in rows:
-        print(f"{name:<44} {1000 * dt:9.1f} {100 * dt / total:5.1f}% {gf:8.2f} {gf / dt:11.1f}")
-    print(f"{'total':<44} {1000 * total:9.1f}        {sum(r[2] for r in rows):8.2f}")
+    cells = [(name, f"{1000 * dt:.1f}", f"{100 * dt / total:.1f}%", f"{gf:.2f}", f"{gf / dt:.1f}")
+             for name, dt, gf in rows]
+    cells.append(("total", f"{1000 * total:.1f}", "", f"{sum(r[2] for r in rows):.2f}", ""))
+    print_table(("layer", "CPU ms", "share", "GFLOP", "GFLOP/CPU-s"), cells)
 
 
 if __name__ == "__main__":

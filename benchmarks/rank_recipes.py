@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from heartcodec_lab.study.cli import main
+from heartcodec_lab.cli.study import main
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "preset=ranking", *sys.argv[1:]]
-    main()
+    main(["preset=ranking", *sys.argv[1:]])

@@ -17,7 +17,8 @@ writing) do not, so a reduced width gives a lower bound on the full-size ratio.
 
 CPU seconds = the child's own process time plus its finished workers (``RUSAGE_CHILDREN``);
 the ratio compares audio seconds per CPU second of the bulk job with the single stream.
-Weights: full-size, key-seeded random (``codec_models.randomize_``), untrained conv1d projection.
+Weights: full-size, key-seeded random (``heartcodec_lab.codec.benchmark_models.randomize_``), untrained conv1d
+projection.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def build_projection_encoder(width: int = 64):
     """ProjectionEncoder over a ScalarModel of ``init_channel = width`` with random weights, full-size RVQ."""
     import torch
 
-    from codec_models import randomize_
     from heartcodec_lab.codec import HeartCodec, HeartCodecConfig
+    from heartcodec_lab.codec.benchmark_models import randomize_
     from heartcodec_lab.codec.weights import skip_weight_init
     from heartcodec_lab.encoders.projection import ProjectionEncoder
     from heartcodec_lab.encoders.projection.export import default_projection
@@ -179,8 +180,7 @@ def scale_child(spec: str, args) -> dict:
 
 
 def print_scale(rows: list[dict], args) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from heartcodec_lab.tables import print_table
 
     single = next((r for r in rows if r["run"].startswith("encoder alone")), None)
     shards = [r for r in rows if r["run"].startswith("bulk job, shard")]
@@ -190,16 +190,16 @@ def print_scale(rows: list[dict], args) -> None:
                         "peak_rss_main_gib": max(r["peak_rss_main_gib"] for r in shards),
                         "peak_rss_worker_gib": max(r["peak_rss_worker_gib"] for r in shards)}]
     size = "full-size ScalarModel" if args.scale_width == 64 else f"ScalarModel init_channel {args.scale_width}"
-    table = Table(title=f"Projection encoder, {size}, CPU, {args.threads} thread(s), "
-                        f"{args.workers} decoding workers, load {os.getloadavg()[0]:.1f}")
-    for col in ("run", "audio s", "wall s", "CPU s (main + workers)", "x-realtime (wall)", "audio s / CPU s",
-                "ratio to encoder alone (CPU)", "peak RSS main / workers GiB"):
-        table.add_column(col, justify="right")
+    title = (f"Projection encoder, {size}, CPU, {args.threads} thread(s), "
+             f"{args.workers} decoding workers, load {os.getloadavg()[0]:.1f}")
+    header = ("run", "audio s", "wall s", "CPU s (main + workers)", "x-realtime (wall)", "audio s / CPU s",
+              "ratio to encoder alone (CPU)", "peak RSS main / workers GiB")
     base = single["audio_s"] / single["cpu_s"] if single else None
+    cells = []
     for r in rows:
         rate = r["audio_s"] / r["cpu_s"]
-        table.add_row(r["run"], f"{r['audio_s']:.1f}", f"{r['wall_s']:.1f}",
+        cells.append([r["run"], f"{r['audio_s']:.1f}", f"{r['wall_s']:.1f}",
                       f"{r['cpu_s']:.1f} ({r['cpu_main_s']:.1f} + {r['cpu_workers_s']:.1f})",
                       f"{r['audio_s'] / r['wall_s']:.3f}", f"{rate:.4f}", f"{rate / base:.3f}" if base else "",
-                      f"{r['peak_rss_main_gib']:.2f} / {r['peak_rss_worker_gib']:.2f}")
-    Console(width=200).print(table)
+                      f"{r['peak_rss_main_gib']:.2f} / {r['peak_rss_worker_gib']:.2f}"])
+    print_table(header, cells, title=title, width=200)

@@ -16,3 +16,23 @@ def group_options(group: str) -> list[str]:
     if not folder.is_dir():
         raise ValueError(f"no config group {group!r} in {CONF_DIR}")
     return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def scale_for(codec_path) -> str:
+    """The ``scale`` group option for a codec: ``mini`` for an embedded one (null / ``embedded:NAME``), else ``full``."""
+    text = "" if codec_path is None else str(codec_path).strip().strip("'\"")
+    return "mini" if text in ("", "null", "None", "~") or text.startswith("embedded:") else "full"
+
+
+#: primary configs with the ``scale`` group (conf/scale/), chosen from ``codec.path`` unless set
+SCALED_CONFIGS = frozenset({"train"})
+
+
+def with_scale(config: str, overrides: list[str]) -> list[str]:
+    """``overrides`` plus ``scale=mini|full`` (from the last ``codec.path=``) when ``config`` has the scale
+    group and the overrides choose none."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if config not in SCALED_CONFIGS or "scale" in keys:
+        return list(overrides)
+    paths = [o.split("=", 1)[1] for o, k in zip(overrides, keys) if k == "codec.path" and "=" in o]
+    return [f"scale={scale_for(paths[-1] if paths else None)}", *overrides]  # first: flags may follow the overrides

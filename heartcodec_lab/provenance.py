@@ -15,19 +15,13 @@ that mix before any work unless ``allow_embedded`` is set. The returned :class:`
 outputs record (dataset_info.json, metadata rows, evaluation summary and report, training summary,
 exported projection config).
 
-:func:`one_line_errors` turns such refusals (and checkpoint errors) into one ``prog: error: ...``
-line and a non-zero exit in the console commands, instead of a traceback.
+The console commands' runner (:mod:`heartcodec_lab.cli.runner`) turns such refusals (and checkpoint
+errors) into one ``prog: error: ...`` line and exit code 2, instead of a traceback.
 """
 
 from __future__ import annotations
 
-import functools
-import sys
 from dataclasses import dataclass, field
-from typing import Callable
-
-EXIT_REFUSED = 1
-
 
 class ProvenanceError(ValueError):
     """A run that would mix embedded and checkpoint components, or tokens of different encoders."""
@@ -156,34 +150,3 @@ def check_components(components: list[Component], allow_embedded: bool = False) 
         raise ProvenanceError(f"{', '.join(names)} would be embedded ({_details(names, models)}) next to the "
                               f"checkpoint(s) {loaded}; set {missing} (or allow_embedded=true to mix them on purpose)")
     return Provenance([c.name for c in embedded], {c.name: str(c.path) for c in real}, bool(allow_embedded), models)
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    # imported when an error happens, so a command's start-up does not pay for every loader
-    from heartcodec_lab.codec.config import ConfigError
-    from heartcodec_lab.codec.loading import CheckpointError
-    from heartcodec_lab.encoders.official.loading import CheckpointError as EncoderCheckpointError
-    from heartcodec_lab.encoders.projection.export import ProjectionCheckpointError
-    from heartcodec_lab.mula.loading import MulaLoadError
-
-    return (ProvenanceError, CheckpointError, ConfigError, EncoderCheckpointError, ProjectionCheckpointError,
-            MulaLoadError, FileNotFoundError, NotADirectoryError)
-
-
-def one_line_errors(prog: str, extra: tuple[type[BaseException], ...] = ()) -> Callable:
-    """Decorator for a command's task: refusals and checkpoint errors -> ``prog: error: ...`` on stderr, exit 1."""
-
-    def wrap(task: Callable) -> Callable:
-        @functools.wraps(task)
-        def run(*args, **kwargs):
-            try:
-                return task(*args, **kwargs)
-            except Exception as err:
-                if not isinstance(err, _user_error_types() + tuple(extra)):
-                    raise
-                print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
-                sys.exit(EXIT_REFUSED)
-
-        return run
-
-    return wrap

@@ -16,7 +16,7 @@ from heartcodec_lab.codec import (
     CheckpointError,
     ConfigError,
     HeartCodecConfig,
-    build_default_codec,
+    build_random_codec,
     load_codec,
 )
 
@@ -182,7 +182,7 @@ def test_random_tiny_codec_is_deterministic_with_real_interface_sizes():
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    a = build_default_codec()
+    a = build_random_codec()
     assert torch.equal(torch.rand(3), expected_next)  # the global RNG was not touched
     b = load_codec(RANDOM_CODEC)  # the same random tiny codec, frozen
     sa, sb = a.state_dict(), b.state_dict()

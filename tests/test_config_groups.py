@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_module
 
-from heartcodec_lab.codec import DetokenizeSettings, RANDOM_CODEC, load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, DetokenizeSettings, load_codec
 from heartcodec_lab.conf import CONF_DIR, group_options
 from heartcodec_lab.training.overrides import codec_device, select_experiment
 from heartcodec_lab.training.run import compose_config
@@ -20,11 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["train", "tokenize", "tokenize_merge", "evaluate", "generate", "reconstruct"]
 
 
-def _compose(name: str, *overrides: str, hydra: bool = False):
-    if name == "train":
-        overrides = ("paths.output_dir=/tmp/unused", *overrides)
-    with initialize_config_module("heartcodec_lab.conf", version_base="1.3"):
-        return compose(name, overrides=select_experiment(list(overrides)), return_hydra_config=hydra)
+@pytest.fixture
+def command_cfg(compose):
+    """A command's config; for train, ``+experiment=NAME`` is read as the entry point reads it."""
+    def make(name: str, *overrides: str, hydra: bool = False):
+        if name == "train":
+            overrides = ("paths.output_dir=/tmp/unused", *overrides)
+        return compose(name, *select_experiment(list(overrides)), hydra=hydra)
+    return make
 
 
 def test_debug_wins_over_an_experiments_sizes():
@@ -58,19 +60,19 @@ def test_teacher_is_a_group():
     assert dict(cfg.teacher) == {"kind": "projection", "path": "/x"}
 
 
-def test_one_detokenize_group_reaches_every_decoder():
+def test_one_detokenize_group_reaches_every_decoder(command_cfg):
     for name in ("reconstruct", "generate", "evaluate", "train"):
-        cfg = _compose(name, "detokenize.num_steps=3", "detokenize.guidance_scale=2.0")
+        cfg = command_cfg(name, "detokenize.num_steps=3", "detokenize.guidance_scale=2.0")
         settings = DetokenizeSettings.from_mapping(cfg.detokenize)
         assert (settings.num_steps, settings.guidance_scale) == (3, 2.0), name
-    train = _compose("train", "detokenize.num_steps=3", "seed=7")
+    train = command_cfg("train", "detokenize.num_steps=3", "seed=7")
     preview = train.callbacks.reconstruction_preview.detokenize
     assert (preview.num_steps, preview.seed, preview.duration) == (3, 7, 7.44)  # embedded codec: short windows
-    assert _compose("train", "codec.path=/ckpt/c").callbacks.reconstruction_preview.detokenize.duration == 29.76
+    assert command_cfg("train", "codec.path=/ckpt/c").callbacks.reconstruction_preview.detokenize.duration == 29.76
     # the decoder noise follows a command's own seed; evaluate has none and uses 0
-    assert _compose("generate", "seed=5").detokenize.seed == 5
-    assert _compose("generate").detokenize.seed is None
-    assert _compose("evaluate").detokenize.seed == 0
+    assert command_cfg("generate", "seed=5").detokenize.seed == 5
+    assert command_cfg("generate").detokenize.seed is None
+    assert command_cfg("evaluate").detokenize.seed == 0
 
 
 def test_detokenize_settings_refuse_unknown_keys_and_seed_the_noise():
@@ -84,17 +86,17 @@ def test_detokenize_settings_refuse_unknown_keys_and_seed_the_noise():
     assert not torch.equal(a, DetokenizeSettings(num_steps=1, duration=7.44, seed=12).decode(codec, codes))
 
 
-def test_evaluate_uses_the_mula_group():
-    cfg = _compose("evaluate", "mula.path=/ckpt", "mula.version=3B")
+def test_evaluate_uses_the_mula_group(command_cfg):
+    cfg = command_cfg("evaluate", "mula.path=/ckpt", "mula.version=3B")
     assert (cfg.mula.path, cfg.mula.version, cfg.mula.device, cfg.mula.enabled) == ("/ckpt", "3B", "auto", None)
 
 
-def test_hydra_settings_live_in_the_job_group():
+def test_hydra_settings_live_in_the_job_group(command_cfg):
     for path in Path(CONF_DIR).glob("*.yaml"):
         assert "hydra" not in (yaml.safe_load(path.read_text()) or {}), f"{path.name}: hydra settings belong in conf/job/"
     for name in COMMANDS:
-        cfg = _compose(name, "output_dir=o" if name.startswith("tokenize") else "out_dir=e", hydra=True) \
-            if name.startswith("tokenize") or name == "evaluate" else _compose(name, hydra=True)
+        cfg = command_cfg(name, "output_dir=o" if name.startswith("tokenize") else "out_dir=e", hydra=True) \
+            if name.startswith("tokenize") or name == "evaluate" else command_cfg(name, hydra=True)
         run_dir = cfg.hydra.run.dir
         if name == "train":
             assert run_dir.startswith("outputs/train/custom/")

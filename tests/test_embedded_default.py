@@ -12,13 +12,13 @@ import json
 import pytest
 import soundfile as sf
 import torch
-from test_reconstruct_cli import config as reconstruct_config
+from conftest import compose_config
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, build_default_codec, load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, build_random_codec, load_codec
 from heartcodec_lab.codec.miniature import shipped_codec_dir
 from heartcodec_lab.encoders import build_encoder
-from heartcodec_lab.encoders.reconstruct_cli import run as reconstruct
+from heartcodec_lab.cli.reconstruct import run as reconstruct
 from heartcodec_lab.evaluate.metrics.music import onset_corr
 from heartcodec_lab.minicodec.data import held_out_pieces
 from heartcodec_lab.provenance import MINIATURE, RANDOM, check_components, codec_component, encoder_component
@@ -42,7 +42,7 @@ def test_default_codec_is_the_shipped_miniature_frozen_in_float32(mini):
 def test_random_tiny_codec_is_reachable_by_its_reserved_name():
     random_codec = load_codec(RANDOM_CODEC)
     assert random_codec.describe()["kind"] == "embedded-tiny"
-    built = build_default_codec()
+    built = build_random_codec()
     for (name, a), (_, b) in zip(random_codec.state_dict().items(), built.state_dict().items()):
         assert torch.equal(a, b), name
     with pytest.raises(CheckpointError, match=r"^codec.path=embedded:tiny: unknown built-in codec; known: "
@@ -75,11 +75,11 @@ def test_released_codec_with_the_default_encoder_is_one_line_naming_the_encoder(
     save_audio(tmp_path / "in.wav", torch.zeros(1, 4800), SR)
     real = fixtures_dir / "heartcodec-tiny"
     io = [f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", f"codec.path={real}"]
-    assert reconstruct(reconstruct_config(*io)) == 1
+    assert reconstruct(compose_config("reconstruct", *io)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "set encoder=official encoder.path=<HeartCodec-oss-encoder folder>" in err
     # forcing the mix past provenance still meets the encoder's own refusal (its tokens fit the miniature only)
-    assert reconstruct(reconstruct_config(*io, "allow_embedded=true")) == 1
+    assert reconstruct(compose_config("reconstruct", *io, "allow_embedded=true")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "true encoder of the miniature codec" in err
     assert not (tmp_path / "o.wav").exists()
@@ -91,7 +91,7 @@ def test_default_reconstruction_follows_the_onsets_of_a_held_out_piece(tmp_path)
 
     def onsets(*overrides: str) -> float:
         out = tmp_path / f"rec{len(overrides)}.wav"
-        assert reconstruct(reconstruct_config(f"input={tmp_path / 'piece.wav'}", f"output={out}", *overrides)) == 0
+        assert reconstruct(compose_config("reconstruct", f"input={tmp_path / 'piece.wav'}", f"output={out}", *overrides)) == 0
         audio, rate = sf.read(str(out), always_2d=True, dtype="float32")
         return onset_corr(piece, torch.from_numpy(audio.T), rate)
 

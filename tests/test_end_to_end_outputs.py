@@ -16,11 +16,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import load_audio, save_audio
 from heartcodec_lab.codec import DetokenizeSettings, load_codec
-from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.encoders import build_encoder
 from heartcodec_lab.mula import GenerationConfig, generate_tokens, load_mula
 from heartcodec_lab.mula.generation import decode_tokens
@@ -28,13 +26,8 @@ from heartcodec_lab.mula.generation import decode_tokens
 PCM16_TOL = 2 / 32768
 
 
-def compose_cfg(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(name, overrides=list(overrides))
-
-
-def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir):
-    from heartcodec_lab.encoders.reconstruct_cli import run
+def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir, compose):
+    from heartcodec_lab.cli.reconstruct import run
 
     source = tmp_path / "in.wav"
     t = torch.arange(int(1.3 * 44100)) / 44100
@@ -44,7 +37,7 @@ def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir)
     overrides = [f"input={source}", f"output={target}", f"codec.path={codec_path}", "codec.device=cpu",
                  "encoder=projection", "detokenize.num_steps=2", "detokenize.seed=5",
                  "++allow_embedded=true"]  # the untrained projection is embedded next to a checkpoint codec
-    assert run(compose_cfg("reconstruct", *overrides)) == 0
+    assert run(compose("reconstruct", *overrides)) == 0
     written, rate = sf.read(str(target), always_2d=True, dtype="float32")
     assert rate == 48000 and written.shape == (62400, 2)  # 1.3 s at 48 kHz
 
@@ -65,15 +58,15 @@ def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir)
     assert np.abs(written - library(6)).max() > 100 * PCM16_TOL  # the seed matters: equality above is not vacuous
 
 
-def test_generate_command_gives_the_library_tokens_and_audio(tmp_path, fixtures_dir):
+def test_generate_command_gives_the_library_tokens_and_audio(tmp_path, fixtures_dir, compose):
     """The command's run function (tags as text, lyrics from a file) vs generate_tokens + decode_tokens."""
-    from heartcodec_lab.mula.cli import run
+    from heartcodec_lab.cli.generate import run
 
     lyrics = "[verse]\nthe sun creeps in, across the floor"
     (tmp_path / "song.lyrics").write_text(lyrics, encoding="utf-8")
     mula_path, codec_path = fixtures_dir / "heartmula-tiny", fixtures_dir / "heartcodec-tiny"
     out, tokens_file = tmp_path / "out.wav", tmp_path / "out.npy"
-    run(compose_cfg("generate",
+    run(compose("generate",
                     "tags='Pop, Piano'", f"lyrics={tmp_path / 'song.lyrics'}", f"save_path={out}",
                     f"tokens_path={tokens_file}", f"mula.path={mula_path}", "mula.device=cpu", "mula.dtype=float32",
                     f"codec.path={codec_path}", "codec.device=cpu", "max_audio_length_ms=720", "seed=1",
@@ -127,7 +120,7 @@ def known_pairs(tmp_path):
 
 
 def test_evaluate_command_gives_known_answers_for_known_pairs(tmp_path, known_pairs, monkeypatch):
-    from heartcodec_lab.evaluate.cli import main
+    from heartcodec_lab.cli.evaluate import main
 
     clips, estimates = known_pairs
     out = tmp_path / "eval"

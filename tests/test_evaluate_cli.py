@@ -9,24 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import save_audio
 from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
-from heartcodec_lab.conf import CONF_DIR
-from heartcodec_lab.evaluate.cli import main
+from heartcodec_lab.cli.evaluate import main
 
 
 def evaluate(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "heartcodec_lab.evaluate.cli", *overrides],
+    return subprocess.run([sys.executable, "-m", "heartcodec_lab.cli.evaluate", *overrides],
                           cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-def test_config_composes_with_overrides():
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("evaluate", overrides=["audio_dir=clips", "detokenize.num_steps=2", "mula.enabled=true"])
+def test_config_composes_with_overrides(compose):
+    cfg = compose("evaluate", "audio_dir=clips", "detokenize.num_steps=2", "mula.enabled=true")
     assert cfg.codec.path is None and cfg.reference is None
     assert [(e.name, e.kind, e.path) for e in cfg.encoders] == [("minicodec", "minicodec", None)]
     assert cfg.detokenize.num_steps == 2 and cfg.mula.enabled and cfg.compare == []

@@ -130,6 +130,23 @@ def test_si_sdr_of_a_known_noise_level(snr_db):
     assert si_sdr_db(ref, ref + n) == pytest.approx(snr_db, abs=1e-4)
 
 
+def _si_sdr_by_hand(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-12) -> float:
+    """The toolkit's former hand-written SI-SDR (float64, zero-mean, eps 1e-12), kept to prove torchmetrics equal."""
+    ref = ref.double() - ref.double().mean(-1, keepdim=True)
+    est = est.double() - est.double().mean(-1, keepdim=True)
+    target = (est * ref).sum(-1, keepdim=True) / ((ref * ref).sum(-1, keepdim=True) + eps) * ref
+    ratio = ((target * target).sum(-1) + eps) / (((est - target) ** 2).sum(-1) + eps)
+    return float((10 * torch.log10(ratio)).mean())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_si_sdr_from_torchmetrics_equals_the_former_definition(seed):
+    gen = torch.Generator().manual_seed(seed)
+    ref = torch.randn(2, 4800, generator=gen) + 0.3  # with a DC offset: both remove the mean
+    est = 0.7 * ref + (0.1 + seed) * torch.randn(2, 4800, generator=gen)
+    assert si_sdr_db(ref, est) == pytest.approx(_si_sdr_by_hand(ref, est), abs=1e-6)
+
+
 def test_loudness_of_half_amplitude_is_minus_6_lu():
     x = noise(2.0, seed=7)
     assert loudness_diff_lu(x, 0.5 * x, SR) == pytest.approx(20 * math.log10(0.5), abs=1e-3)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import save_audio
 from heartcodec_lab.codec import RANDOM_CODEC
-from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
 from heartcodec_lab.evaluate.results import read_jsonl
@@ -18,18 +16,18 @@ FAST_TRANSCRIBER = ["transcriber.settings.max_new_tokens=6", "transcriber.settin
                     "transcriber.settings.temperature=[0.0]"]
 
 
-def _cfg(*overrides):
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose("evaluate", overrides=[*overrides, *FAST_TRANSCRIBER])
+@pytest.fixture
+def evaluate_cfg(compose):
+    return lambda *overrides: compose("evaluate", *overrides, *FAST_TRANSCRIBER)
 
 
-def test_music_lyrics_and_depth_blocks(tmp_path):
+def test_music_lyrics_and_depth_blocks(tmp_path, evaluate_cfg):
     clips = tmp_path / "clips"
     clips.mkdir()
     save_audio(clips / "song.flac", synth_music(1.6, seed=3), 48000)
     (clips / "song.lyrics").write_text("[verse]\nHello, little star\n")
     out = tmp_path / "out"
-    summary = run_evaluation(_cfg(f"audio_dir={clips}", f"out_dir={out}", f"codec.path={RANDOM_CODEC}",
+    summary = run_evaluation(evaluate_cfg(f"audio_dir={clips}", f"out_dir={out}", f"codec.path={RANDOM_CODEC}",
                                   "encoders=[{name: proj, kind: projection}]",
                                   "reference=null", "detokenize.num_steps=1", "roundtrip=false",
                                   "lyrics.enabled=true", "codebook_depth.enabled=true", "codebook_depth.levels=[1,8]"))
@@ -53,14 +51,14 @@ def test_music_lyrics_and_depth_blocks(tmp_path):
     assert (out / "plots" / "codebook_depth.png").stat().st_size > 0
 
 
-def test_lyric_adherence_of_songs(tmp_path):
+def test_lyric_adherence_of_songs(tmp_path, evaluate_cfg):
     songs = tmp_path / "songs"
     songs.mkdir()
     save_audio(songs / "a.wav", synth_music(1.0, seed=1), 48000)
     (songs / "a.lyrics").write_text("[chorus] la la love\n")
     save_audio(songs / "b.wav", synth_music(1.0, seed=2), 48000)  # no lyrics: undefined, not zero
     out = tmp_path / "adherence"
-    summary = run_evaluation(_cfg(f"songs_dir={songs}", f"out_dir={out}"))
+    summary = run_evaluation(evaluate_cfg(f"songs_dir={songs}", f"out_dir={out}"))
     records = {r["song"]: r for r in read_jsonl(out / "songs.jsonl")}
     assert records["a.wav"]["wer"] is not None and records["a.wav"]["wer"] >= 0
     assert records["b.wav"]["wer"] is None

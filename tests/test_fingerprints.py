@@ -121,7 +121,7 @@ def test_merge_refuses_shards_of_different_encoders_naming_the_files(tmp_path, s
     # the console command says it in one line
     from hydra.core.global_hydra import GlobalHydra
 
-    from heartcodec_lab.tokenize import merge as merge_module
+    from heartcodec_lab.cli import tokenize_merge as merge_module
 
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["heartcodec-tokenize-merge", f"output_dir={out}"])
@@ -130,7 +130,7 @@ def test_merge_refuses_shards_of_different_encoders_naming_the_files(tmp_path, s
         merge_module.main()
     GlobalHydra.instance().clear()
     err_text = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 1 and len(err_text.splitlines()) == 1 and "Traceback" not in err_text
+    assert exit_info.value.code == 2 and len(err_text.splitlines()) == 1 and "Traceback" not in err_text
     assert "shard-00001-of-00002/ledger.jsonl" in err_text
 
     # the same shard redone with the first encoder makes a consistent dataset

@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 
-from heartcodec_lab.conf import CONF_DIR
-from heartcodec_lab.mula.cli import quote_free_text, run
-
-CONF = CONF_DIR
+from heartcodec_lab.cli.generate import quote_free_text, run
 
 
-def _cfg(*overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return compose("generate", overrides=["progress=false", "detokenize.num_steps=2", *overrides])
+@pytest.fixture
+def generate_cfg(compose):
+    return lambda *overrides: compose("generate", "progress=false", "detokenize.num_steps=2", *overrides)
 
 
-def test_config_composes_with_defaults():
-    cfg = _cfg()
+def test_config_composes_with_defaults(generate_cfg):
+    cfg = generate_cfg()
     assert cfg.mula.path is None and cfg.codec.path is None
     assert cfg.mula.dtype == "auto" and cfg.codec.device == "auto"
     assert cfg.encoder.kind == "minicodec" and cfg.lazy_load is True
 
 
-def test_generate_then_continue(tmp_path):
+def test_generate_then_continue(tmp_path, generate_cfg):
     lyrics = tmp_path / "song.lyrics"
     lyrics.write_text("[verse]\nla la la\n[chorus]\noh oh", encoding="utf-8")
     out, tokens = tmp_path / "out.wav", tmp_path / "out.npy"
-    run(_cfg("tags='pop, piano'", f"lyrics={lyrics}", f"save_path={out}", f"tokens_path={tokens}",
+    run(generate_cfg("tags='pop, piano'", f"lyrics={lyrics}", f"save_path={out}", f"tokens_path={tokens}",
              "max_audio_length_ms=1000", "seed=0"))
     wav, sr = sf.read(out, always_2d=True)
     assert sr == 48000 and wav.shape == (48000, 2)  # 1 s requested: 13 frames generated, cut to 1 s
@@ -40,7 +34,7 @@ def test_generate_then_continue(tmp_path):
     assert codes.shape == (8, 13) and codes.dtype == np.int16 and codes.max() < 8192
 
     more, more_tokens = tmp_path / "more.wav", tmp_path / "more.npy"
-    run(_cfg("tags=pop", "lyrics=''", f"save_path={more}", f"tokens_path={more_tokens}",
+    run(generate_cfg("tags=pop", "lyrics=''", f"save_path={more}", f"tokens_path={more_tokens}",
              f"continue_from={tokens}", "max_audio_length_ms=400", "seed=1", "cfg_scale=1.0"))
     wav, sr = sf.read(more, always_2d=True)
     assert sr == 48000 and wav.shape == (13 * 3840 + 400 * 48, 2)  # history + 400 ms, decoded as one piece
@@ -48,9 +42,9 @@ def test_generate_then_continue(tmp_path):
     assert continued.shape == (8, 18) and np.array_equal(continued[:, :13], codes)
 
 
-def test_missing_continuation_source_is_named(tmp_path):
+def test_missing_continuation_source_is_named(tmp_path, generate_cfg):
     with pytest.raises(FileNotFoundError, match="nothing.wav"):
-        run(_cfg(f"continue_from={tmp_path / 'nothing.wav'}", f"save_path={tmp_path / 'x.wav'}"))
+        run(generate_cfg(f"continue_from={tmp_path / 'nothing.wav'}", f"save_path={tmp_path / 'x.wav'}"))
     assert not (tmp_path / "x.wav").exists()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LIBRARY = ["audio", "codec", "encoders", "losses", "mula", "data"]
+LIBRARY = ["audio", "codec", "encoders", "losses", "mula", "data", "listen"]
 
 PROBE = """
 import importlib, pkgutil, sys

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from heartcodec_lab.mula import FLAVORS, HeartMuLa, MulaConfig, MulaLoadError, load_mula, register_flavor
-from heartcodec_lab.mula.default import build_default_model, build_default_tokenizer
+from heartcodec_lab.mula.embedded import build_embedded_model, build_embedded_tokenizer
 from heartcodec_lab.mula.flavors import build_stack, resolve_flavor
 
 
@@ -139,14 +139,14 @@ def test_bad_dtype_is_named(tiny_copy):
 
 
 def test_embedded_default_is_deterministic_and_matches_codec_vocab():
-    a, b = build_default_model(), build_default_model()
+    a, b = build_embedded_model(), build_embedded_model()
     sa, sb = a.state_dict(), b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert a.config.audio_vocab_size == 8197 and a.config.codebook_size == 8192
     bundle = load_mula(None)
     assert bundle.describe()["mula"] == "embedded-tiny"
     assert bundle.gen_config.audio_eos_id == 8193
-    tok = build_default_tokenizer()
+    tok = build_embedded_tokenizer()
     ids = tok.encode("ab é").ids
     assert ids[0] == bundle.gen_config.text_bos_id and len(ids) == 1 + 5  # BOS + 5 UTF-8 bytes
     assert tok.decode(ids, skip_special_tokens=True) == "ab é"

@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from heartcodec_lab.mula import build_prompt, format_tags, read_text_or_file
-from heartcodec_lab.mula.default import DEFAULT_GEN_CONFIG, build_default_tokenizer
+from heartcodec_lab.mula.embedded import EMBEDDED_GEN_CONFIG, build_embedded_tokenizer
 from heartcodec_lab.mula.prompt import audio_rows, encode_text
 
-BOS, EOS = DEFAULT_GEN_CONFIG.text_bos_id, DEFAULT_GEN_CONFIG.text_eos_id
+BOS, EOS = EMBEDDED_GEN_CONFIG.text_bos_id, EMBEDDED_GEN_CONFIG.text_eos_id
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return build_default_tokenizer()
+    return build_embedded_tokenizer()
 
 
 def _text(tokenizer, ids):
@@ -36,7 +36,7 @@ def test_format_tags(raw, expected):
 
 
 def test_layout(tokenizer):
-    prompt = build_prompt(tokenizer, DEFAULT_GEN_CONFIG, "Pop", "[Verse]\nHello")
+    prompt = build_prompt(tokenizer, EMBEDDED_GEN_CONFIG, "Pop", "[Verse]\nHello")
     text = prompt.tokens[:, -1].tolist()
     tag_ids = [BOS] + list(b"<tag>pop</tag>") + [EOS]
     lyric_ids = [BOS] + list(b"[verse]\nhello") + [EOS]  # one id per byte for ASCII in this tokenizer
@@ -49,24 +49,24 @@ def test_layout(tokenizer):
 
 
 def test_bos_eos_never_doubled(tokenizer):
-    once = encode_text(tokenizer, "la", DEFAULT_GEN_CONFIG)
+    once = encode_text(tokenizer, "la", EMBEDDED_GEN_CONFIG)
     assert once == [BOS, *b"la", EOS]
     # text that already carries the special tokens gets none added
-    assert encode_text(tokenizer, "la<|end_of_text|>", DEFAULT_GEN_CONFIG) == once
+    assert encode_text(tokenizer, "la<|end_of_text|>", EMBEDDED_GEN_CONFIG) == once
     # a tokenizer without a BOS post-processor gets one
-    bare = build_default_tokenizer()
+    bare = build_embedded_tokenizer()
     bare.post_processor = None
-    assert encode_text(bare, "la", DEFAULT_GEN_CONFIG) == once
+    assert encode_text(bare, "la", EMBEDDED_GEN_CONFIG) == once
 
 
 def test_empty_lyrics_still_framed(tokenizer):
-    prompt = build_prompt(tokenizer, DEFAULT_GEN_CONFIG, "pop", "")
+    prompt = build_prompt(tokenizer, EMBEDDED_GEN_CONFIG, "pop", "")
     assert prompt.tokens[prompt.reference_index + 1 :, -1].tolist() == [BOS, EOS]
 
 
 def test_bad_types(tokenizer):
     with pytest.raises(TypeError, match="strings"):
-        build_prompt(tokenizer, DEFAULT_GEN_CONFIG, ["pop"], "")
+        build_prompt(tokenizer, EMBEDDED_GEN_CONFIG, ["pop"], "")
 
 
 def test_audio_rows():

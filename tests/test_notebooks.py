@@ -31,6 +31,10 @@ def test_listening_test_notebook(tmp_path):
     markdown = "".join(outputs(notebook, "text/markdown"))
     assert "si_sdr_db" in markdown
     assert markdown.count("| transcript of | text | wer vs original |") == 2  # transcripts next to each clip
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "heartcodec-listen serve test=" in printed  # the preview ends by preparing a real listening test
+    folder = next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("test folder: "))
+    assert (Path(folder) / "manifest.json").is_file()
 
 
 @pytest.mark.slow

@@ -84,6 +84,8 @@ def test_built_wheel_contains_configs_and_every_package(tmp_path):
     assert "codec:" in job.stdout and "encoder:" in job.stdout
     assets = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "heartcodec_lab" / "assets").rglob("*") if p.is_file())
     assert assets and all(a in names for a in assets), "shipped weights missing from the wheel"
+    pages = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "heartcodec_lab" / "listen" / "static").iterdir())
+    assert pages and all(p in names for p in pages), "the listening test's pages missing from the wheel"
 
 
 @pytest.mark.parametrize("module", ["heartcodec_lab.tokenize", "heartcodec_lab.evaluate"])

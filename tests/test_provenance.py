@@ -57,14 +57,14 @@ def test_all_embedded_or_all_checkpoints_pass(paths):
 
 # -- every command refuses before any work, in one line ---------------------------------------------
 def test_tokenize_refuses_embedded_encoder_next_to_real_codec(tmp_path, monkeypatch, capsys, fixtures_dir):
-    from heartcodec_lab.tokenize import cli
+    from heartcodec_lab.cli import tokenize as cli
 
     src = tmp_path / "in"
     write(src / "a.wav", tone(0.5, 48000), 48000)
     out = tmp_path / "out"
     code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input_dir={src}", f"output_dir={out}",
                     f"codec.path={fixtures_dir / 'heartcodec-tiny'}")
-    assert code == 1
+    assert code == 2
     err = one_line(capsys, "heartcodec-tokenize")
     # the default encoder is the miniature's: the message names the switch to a real one
     assert "encoder would be embedded (the shipped miniature HeartCodec" in err and "allow_embedded=true" in err
@@ -74,14 +74,14 @@ def test_tokenize_refuses_embedded_encoder_next_to_real_codec(tmp_path, monkeypa
 
 def test_tokenize_checkpoint_mismatch_is_one_line(tmp_path, monkeypatch, capsys, fixtures_dir):
     # forced past the provenance rule, the fixture codec's 64-d RVQ cannot take the encoder's 512-d features
-    from heartcodec_lab.tokenize import cli
+    from heartcodec_lab.cli import tokenize as cli
 
     src = tmp_path / "in"
     write(src / "a.wav", tone(0.5, 48000), 48000)
     code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input_dir={src}", f"output_dir={tmp_path / 'o'}",
                     f"codec.path={fixtures_dir / 'heartcodec-tiny'}", "encoder=official", "allow_embedded=true",
                     "num_workers=0")
-    assert code == 1
+    assert code == 2
     err = one_line(capsys, "heartcodec-tokenize")
     assert "emits 512-d features but the codec's quantizer takes 64-d" in err
 
@@ -96,12 +96,12 @@ def test_tokenize_library_run_refuses_too(tmp_path):
 
 
 def test_distill_with_real_codec_refuses_the_embedded_teacher(tmp_path, monkeypatch, capsys):
-    from heartcodec_lab.training import cli
+    from heartcodec_lab.cli import train as cli
 
     out = tmp_path / "run"
     code = run_main(monkeypatch, cli.main, "heartcodec-train", "+experiment=distill", "codec.path=/ckpt/HeartCodec-oss",
                     f"paths.output_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}")
-    assert code == 1
+    assert code == 2
     err = one_line(capsys, "heartcodec-train")
     assert "teacher would be embedded" in err and "set teacher=official teacher.path=<HeartCodec-oss-encoder folder>" in err
     assert not out.exists()
@@ -119,13 +119,13 @@ def test_random_projection_teacher_names_the_kind_to_change():
 
 
 def test_evaluate_refuses_embedded_encoders_next_to_real_codec(tmp_path, monkeypatch, capsys):
-    from heartcodec_lab.evaluate.cli import main
+    from heartcodec_lab.cli.evaluate import main
 
     (tmp_path / "clips").mkdir()
     monkeypatch.chdir(tmp_path)
     code = run_main(monkeypatch, main, "heartcodec-evaluate", f"audio_dir={tmp_path / 'clips'}",
                     f"out_dir={tmp_path / 'eval'}", "codec.path=/ckpt/HeartCodec-oss")
-    assert code == 1
+    assert code == 2
     err = one_line(capsys, "heartcodec-evaluate")
     assert "encoder 'minicodec' would be embedded" in err
     assert "set encoders.0.kind=official encoders.0.path=<HeartCodec-oss-encoder folder>" in err
@@ -143,29 +143,29 @@ def test_evaluate_refuses_real_mula_on_tokens_of_embedded_models(tmp_path):
 
 
 def test_generate_refuses_embedded_codec_next_to_real_mula(monkeypatch, capsys, tmp_path):
-    from heartcodec_lab.mula import cli
+    from heartcodec_lab.cli import generate as cli
 
     code = run_main(monkeypatch, cli.main, "heartcodec-generate", "mula.path=/ckpt/HeartMuLa-oss-3B",
                     f"save_path={tmp_path / 'x.wav'}")
-    assert code == 1
+    assert code == 2
     err = one_line(capsys, "heartcodec-generate")
     assert "codec would be embedded" in err and "set codec.path=..." in err
     # continuing from audio also needs the encoder
     code = run_main(monkeypatch, cli.main, "heartcodec-generate", "mula.path=/m", "codec.path=/c",
                     f"continue_from={tmp_path / 'clip.wav'}")
-    assert code == 1 and "set encoder=official encoder.path=" in one_line(capsys, "heartcodec-generate")
+    assert code == 2 and "set encoder=official encoder.path=" in one_line(capsys, "heartcodec-generate")
 
 
 def test_reconstruct_refuses_embedded_encoder(tmp_path, capsys):
-    from test_reconstruct_cli import config
+    from conftest import compose_config
 
     from heartcodec_lab.audio import save_audio
-    from heartcodec_lab.encoders.reconstruct_cli import run
+    from heartcodec_lab.cli.reconstruct import run
 
     import torch
 
     save_audio(tmp_path / "in.wav", torch.zeros(1, 4800), 48000)
-    assert run(config(f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", "codec.path=/ckpt/c")) == 1
+    assert run(compose_config("reconstruct", f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", "codec.path=/ckpt/c")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "set encoder=official encoder.path=" in err
     assert not (tmp_path / "o.wav").exists()

@@ -10,32 +10,28 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
-from hydra import compose, initialize_config_dir
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.conf import CONF_DIR
-from heartcodec_lab.encoders.reconstruct_cli import run
-
-CONF = CONF_DIR
+from heartcodec_lab.cli.reconstruct import run
 
 
-def config(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("reconstruct", overrides=list(overrides))
+@pytest.fixture
+def reconstruct_cfg(compose):
+    return lambda *overrides: compose("reconstruct", *overrides)
 
 
-def test_config_defaults_compose():
-    cfg = config()
+def test_config_defaults_compose(reconstruct_cfg):
+    cfg = reconstruct_cfg()
     assert cfg.codec.path is None and cfg.encoder.kind == "minicodec" and cfg.encoder.path is None
     assert cfg.encoder.batch_chunks == 1 and cfg.input is None and cfg.output is None
 
 
-def test_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, capsys):
+def test_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, capsys, reconstruct_cfg):
     source = tmp_path / "in.wav"
     t = torch.arange(int(1.5 * 44100)) / 44100
     save_audio(source, (0.3 * torch.sin(2 * torch.pi * 330 * t))[None], 44100)  # 1.5 s mono 44.1 kHz
     target = tmp_path / "sub" / "out.wav"
-    assert run(config(f"input={source}", f"output={target}", "detokenize.num_steps=1")) == 0
+    assert run(reconstruct_cfg(f"input={source}", f"output={target}", "detokenize.num_steps=1")) == 0
     data, rate = sf.read(str(target), always_2d=True)
     assert rate == 48000 and data.shape == (72000, 2)  # trimmed to 1.5 s
     assert abs(data).max() > 0
@@ -47,7 +43,7 @@ def test_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, caps
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "garbage", "bad_suffix", "no_input"])
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case):
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case, reconstruct_cfg):
     source = tmp_path / "in.wav"
     target = tmp_path / "out.wav"
     if case == "empty":
@@ -58,12 +54,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case):
         save_audio(source, torch.zeros(1, 4800), 48000)
         target = tmp_path / "out.xyz"
     overrides = [f"output={target}"] + ([] if case == "no_input" else [f"input={source}"])
-    assert run(config(*overrides)) == 1
+    assert run(reconstruct_cfg(*overrides)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("heartcodec-reconstruct: error: ") and "\n" not in err
     named = {"no_input": "input=", "bad_suffix": str(target)}.get(case, str(source))
     assert named in err
-    assert not target.exists() and not list(tmp_path.glob(".*partial"))
+    assert not target.exists() and not list(tmp_path.glob("*.tmp-*"))  # no partial file either
 
 
 def test_console_command_fails_cleanly(tmp_path):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.study import run_study, split_folder
 from heartcodec_lab.study.report import encode_speed, write_study_report
@@ -66,11 +64,10 @@ def test_compare_step_writes_the_report(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("codec_path, reference", [("embedded:random", "official"), (None, "minicodec")])
-def test_study_end_to_end_on_embedded_defaults(songs, tmp_path, codec_path, reference):
+def test_study_end_to_end_on_embedded_defaults(songs, tmp_path, codec_path, reference, compose):
     out = tmp_path / "study"
     codec = [f"codec.path={codec_path}"] if codec_path else []  # None: the default (the miniature)
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("study", overrides=[f"audio_dir={songs}", f"out_dir={out}", *codec, *TINY_BUDGET])
+    cfg = compose("study", f"audio_dir={songs}", f"out_dir={out}", *codec, *TINY_BUDGET)
     report = run_study(cfg).read_text()
     for recipe in ("conv1d", "flow", "distill"):
         assert (out / "train" / recipe / "projection").is_dir()

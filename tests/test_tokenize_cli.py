@@ -13,7 +13,7 @@ from test_tokenize_support import read_jsonl, tone, write
 
 from heartcodec_lab.audio import load_audio
 from heartcodec_lab.codec import RANDOM_CODEC
-from heartcodec_lab.tokenize import cli
+from heartcodec_lab.cli import tokenize as cli
 from heartcodec_lab.tokenize.simpletuner import check_dataset
 
 
@@ -70,8 +70,8 @@ def test_cli_with_embedded_official_encoder(tmp_path, monkeypatch):
 
 
 def test_cli_bad_input_fails_fast_with_a_clear_message(tmp_path, monkeypatch, capsys):
-    assert run_cli(monkeypatch, f"output_dir={tmp_path / 'o'}", "encoder=projection") == 1
+    assert run_cli(monkeypatch, f"output_dir={tmp_path / 'o'}", "encoder=projection") == 2
     assert "give exactly one of input_dir" in capsys.readouterr().err
-    assert run_cli(monkeypatch, f"input_dir={tmp_path / 'nope'}", f"output_dir={tmp_path / 'o'}") == 1
+    assert run_cli(monkeypatch, f"input_dir={tmp_path / 'nope'}", f"output_dir={tmp_path / 'o'}") == 2
     assert "nope: input folder not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

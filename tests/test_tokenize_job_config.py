@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from test_tokenize_support import StandInEncoder, job_config, make_music_folder, snapshot
 
+from heartcodec_lab.audio import AUDIO_EXTENSIONS
 from heartcodec_lab.tokenize.finalize import finalize
 from heartcodec_lab.tokenize.job import run_shard
 from heartcodec_lab.tokenize.job_config import TokenizeJob
@@ -14,8 +15,8 @@ def test_from_config_types_the_settings(tmp_path):
     job = TokenizeJob.from_config(job_config(tmp_path / "in", tmp_path / "out", batch_chunks=3, block_seconds=2))
     assert job.output_dir == tmp_path / "out" and job.input_dir == tmp_path / "in" and job.input_manifest is None
     assert job.batch_chunks == 3 and job.block_seconds == 2.0 and job.num_workers == 0 and job.progress is False
-    assert isinstance(job.extensions, tuple) and "flac" in job.extensions
-    assert job.dataset_settings() == {"extensions": list(job.extensions), "default_tags": "music",
+    assert job.extensions is None  # the audio layer's one list, recorded resolved in dataset_info.json
+    assert job.dataset_settings() == {"extensions": list(AUDIO_EXTENSIONS), "default_tags": "music",
                                       "instrumental_lyrics": "[Instrumental]", "pad_eight_frames": True,
                                       "link_audio": True}
     with pytest.raises(ValueError, match="output_dir=FOLDER is required"):

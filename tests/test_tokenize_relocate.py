@@ -61,9 +61,9 @@ def test_manifest_links_and_the_command(tmp_path):
     os.symlink(music / "a" / "song.wav", out / "audio" / "a" / "song.wav")
     new_music = tmp_path / "music_moved"
     shutil.move(music, new_music)
-    cmd = [sys.executable, "-m", "heartcodec_lab.tokenize.relocate", f"dataset_dir={out}"]
+    cmd = [sys.executable, "-m", "heartcodec_lab.cli.tokenize_relocate", f"dataset_dir={out}"]
     failed = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert failed.returncode == 1 and "song.wav" in failed.stderr and "audio_root=" in failed.stderr
+    assert failed.returncode == 2 and "song.wav" in failed.stderr and "audio_root=" in failed.stderr
     done = subprocess.run([*cmd, f"audio_root={new_music}"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "1 audio link(s) re-pointed; 0 audio file(s) unresolved" in done.stdout

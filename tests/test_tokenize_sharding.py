@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from test_tokenize_support import StandInEncoder, job_config, snapshot, tone, write
 
 from heartcodec_lab.tokenize.inputs import collect_inputs, select_shard
-from heartcodec_lab.tokenize import merge
+from heartcodec_lab.cli import tokenize_merge as merge
 from heartcodec_lab.tokenize.runner import run
 
 
@@ -87,5 +87,5 @@ def test_fabric_two_cpu_processes_match_single_process(corpus, single, tmp_path)
 
 
 def test_merge_of_an_empty_folder_fails_clearly(tmp_path, monkeypatch, capsys):
-    assert merge_cli(monkeypatch, f"output_dir={tmp_path}") == 1
+    assert merge_cli(monkeypatch, f"output_dir={tmp_path}") == 2
     assert "nothing was tokenized into it yet" in capsys.readouterr().err

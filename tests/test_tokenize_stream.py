@@ -7,10 +7,9 @@ import pytest
 import torch
 from test_tokenize_support import StandInEncoder, tone, write
 
-from heartcodec_lab.audio import load_audio, resample
+from heartcodec_lab.audio import BlockResampler, ChunkStream, load_audio, resample, stream_chunks
 from heartcodec_lab.tokenize.inputs import InputFile
 from heartcodec_lab.tokenize.pipeline import tokenize_stream
-from heartcodec_lab.tokenize.stream import BlockResampler, ChunkStream, stream_chunks
 
 
 @pytest.mark.parametrize("sr_in,sr_out", [(44100, 24000), (48000, 24000), (22050, 48000), (44100, 48000),
@@ -127,13 +126,11 @@ def test_peak_memory_does_not_grow_with_file_length():
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_tokenize.py"
     peaks = {}
     for minutes in (1, 15):
-        proc = subprocess.run([sys.executable, str(bench), "--child", f"memory:{minutes}"], capture_output=True,
-                              text=True, timeout=900)
+        proc = subprocess.run([sys.executable, "-m", "heartcodec_lab.audio.memory_probe", str(minutes)],
+                              capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-2000:]
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         assert result["chunks"] == -(-minutes * 60 * 24000 // 714240)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from heartcodec_lab.training.console import quiet_library_warnings, route_lightning_logs
+from heartcodec_lab.training.console import listening_files, quiet_library_warnings, route_lightning_logs, run_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,11 @@ def test_train_py_prints_each_message_once_and_a_step_bar(tmp_path):
     for noise in ("Tip", "litlogger", "deprecated", "Epoch", "INFO:", "Warning"):
         assert noise not in printed, (noise, printed)
     assert "step 2/2" in out.stdout and "loss " in out.stdout and "realtime" in out.stdout
+    # it ends by saying where everything went
+    run_dir = tmp_path / "run"
+    assert f"Done: 2 steps; outputs in {run_dir}/" in out.stdout
+    assert f"projection  {run_dir / 'projection'}/" in out.stdout and (run_dir / "projection").is_dir()
+    assert "listen      none written" in out.stdout and f"summary     {run_dir / 'summary.json'}" in out.stdout
     # the full-format lines go to the run's log file, once as well
     log = (tmp_path / "run" / "train.log").read_text()
     assert log.count("GPU available") == 1 and "[lightning.pytorch.utilities.rank_zero][INFO]" in log
@@ -65,3 +70,19 @@ def test_library_deprecations_hidden_ours_kept(monkeypatch):
         warnings.warn_explicit("old api", FutureWarning, "x.py", 1, module="lightning.pytorch.utilities._pytree")
         warnings.warn_explicit("our own", FutureWarning, "y.py", 1, module="heartcodec_lab.training.run")
     assert [str(w.message) for w in caught] == ["our own"]
+
+
+def test_run_summary_names_the_newest_listening_files(tmp_path):
+    for step in ("step0000010", "step0000040"):
+        folder = tmp_path / "reconstructions" / step
+        folder.mkdir(parents=True)
+        for name in ("clip0_input.wav", "clip0_recon.wav"):
+            (folder / name).write_bytes(b"")
+    (tmp_path / "reconstructions" / "step0000040" / "index.json").write_text("[]")
+    files = listening_files(tmp_path)
+    assert [p.name for p in files] == ["clip0_input.wav", "clip0_recon.wav"]
+    assert files[0].parent.name == "step0000040"
+    text = run_summary({"global_step": 40, "listening_files": [str(p) for p in files]}, tmp_path)
+    assert text.splitlines()[0] == f"Done: 40 steps; outputs in {tmp_path}/"
+    assert "not exported" in text and f"{files[0].parent}/  clip0_input.wav, clip0_recon.wav" in text
+    assert listening_files(tmp_path / "nothing") == []

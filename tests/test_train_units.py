@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from heartcodec_lab.conf import group_options
-from heartcodec_lab.training.export import ExportError, export_checkpoint, main as export_main
+from heartcodec_lab.cli.export import main as export_main
+from heartcodec_lab.training.export import ExportError, export_checkpoint
 from heartcodec_lab.training.adapter import LatentAdapter
 from heartcodec_lab.training.run import compose_config
 from heartcodec_lab.training.schedule import WarmupCosine
@@ -82,7 +83,9 @@ def test_export_refuses_bad_checkpoints(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(1)}}, other)
     with pytest.raises(ExportError, match="not a projection training checkpoint"):
         export_checkpoint(other, tmp_path / "out")
-    assert export_main([str(other), str(tmp_path / "out")]) == 2
+    with pytest.raises(SystemExit) as exited:
+        export_main([f"input={other}", f"output={tmp_path / 'out'}"])
+    assert exited.value.code == 2
 
 
 class _Evil:
@@ -93,5 +96,5 @@ class _Evil:
 def test_export_does_not_unpickle_arbitrary_objects(tmp_path):
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "heartcodec_lab": {"projection": _Evil()}}, evil)
-    with pytest.raises(ExportError, match="--trust-pickle"):
+    with pytest.raises(ExportError, match="trust_pickle=true"):
         export_checkpoint(evil, tmp_path / "out")

@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file, save_file
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.conf import CONF_DIR
 from heartcodec_lab.data.synth import synth_music
-from heartcodec_lab.transcribe import SAMPLE_RATE, TranscribeSettings, TranscriberLoadError, load_transcriber
-from heartcodec_lab.transcribe.cli import run
+from heartcodec_lab.cli.transcribe import run
+from heartcodec_lab.transcribe import WHISPER_SAMPLE_RATE, TranscriberLoadError, TranscribeSettings, load_transcriber
 from heartcodec_lab.transcribe.embedded import build_embedded_transcriber
 
 # few new tokens: the tiny random model rarely says end-of-text, and every token costs a decoder step
@@ -49,12 +46,12 @@ def test_same_text_as_transformers_pipeline(saved_whisper):
     settings = {"max_new_tokens": 12}
     ours = load_transcriber(saved_whisper.parent, settings=settings)  # the parent folder resolves too
     assert ours.source["path"] == str(saved_whisper.resolve())
-    audio = synth_music(35.0, sample_rate=SAMPLE_RATE, seed=1)
-    text = ours.transcribe(audio, SAMPLE_RATE)
+    audio = synth_music(35.0, sample_rate=WHISPER_SAMPLE_RATE, seed=1)
+    text = ours.transcribe(audio, WHISPER_SAMPLE_RATE)
 
     reference = pipeline("automatic-speech-recognition", model=str(saved_whisper), chunk_length_s=30, device="cpu")
     torch.manual_seed(0)
-    expected = reference({"raw": audio.mean(0).numpy(), "sampling_rate": SAMPLE_RATE},
+    expected = reference({"raw": audio.mean(0).numpy(), "sampling_rate": WHISPER_SAMPLE_RATE},
                          generate_kwargs=ours.settings.generate_kwargs())["text"].strip()
     assert text == expected
     assert len(text) > 0
@@ -86,14 +83,15 @@ def test_loading_is_strict(saved_whisper, tmp_path):
         load_transcriber(broken)
 
 
-def _compose(**values):
-    overrides = [f"{k}={v}" for k, v in values.items()]
-    overrides += [f"transcriber.settings.{k}={v}" for k, v in FAST.items()]
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose("transcribe", overrides=overrides)
+@pytest.fixture
+def transcribe_cfg(compose):
+    def make(**values):
+        overrides = [f"{k}={v}" for k, v in values.items()]
+        return compose("transcribe", *overrides, *(f"transcriber.settings.{k}={v}" for k, v in FAST.items()))
+    return make
 
 
-def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path):
+def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path, transcribe_cfg):
     songs = tmp_path / "songs"
     (songs / "album").mkdir(parents=True)
     save_audio(songs / "a.wav", synth_music(1.5, seed=1), 48000)
@@ -101,7 +99,7 @@ def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path):
     (songs / "broken.wav").write_bytes(b"not audio")
     out = tmp_path / "out" / "lyrics.jsonl"
 
-    counts = run(_compose(input=songs, out=out))
+    counts = run(transcribe_cfg(input=songs, out=out))
     assert counts == {"done": 2, "skipped": 0, "failed": 1}
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["file"] for r in records] == ["a.wav", "album/b.flac"]
@@ -110,21 +108,21 @@ def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path):
     assert failures[0]["file"] == "broken.wav" and "broken.wav" in failures[0]["error"]
 
     before = out.read_text()
-    counts = run(_compose(input=songs, out=out))  # resume: done files are skipped, the bad one retried
+    counts = run(transcribe_cfg(input=songs, out=out))  # resume: done files are skipped, the bad one retried
     assert counts == {"done": 0, "skipped": 2, "failed": 1}
     assert out.read_text() == before
 
     # an interrupted run left a torn line: that file is redone, the others are kept
     out.write_text(before.splitlines()[0] + "\n" + before.splitlines()[1][:10])
-    counts = run(_compose(input=songs, out=out))
+    counts = run(transcribe_cfg(input=songs, out=out))
     assert counts == {"done": 1, "skipped": 1, "failed": 1}
     assert [json.loads(line)["file"] for line in out.read_text().splitlines()[::2]] == ["a.wav", "album/b.flac"]
 
-    single = run(_compose(input=songs / "a.wav", out=tmp_path / "one.jsonl"))
+    single = run(transcribe_cfg(input=songs / "a.wav", out=tmp_path / "one.jsonl"))
     assert single["done"] == 1
     assert json.loads((tmp_path / "one.jsonl").read_text())["text"] == records[0]["text"]
 
 
-def test_command_needs_an_input(tmp_path):
+def test_command_needs_an_input(tmp_path, transcribe_cfg):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        run(_compose(input=tmp_path / "nowhere", out=tmp_path / "t.jsonl"))
+        run(transcribe_cfg(input=tmp_path / "nowhere", out=tmp_path / "t.jsonl"))

@@ -8,6 +8,7 @@ whose message starts with the file name, so a bulk job can record it and go on.
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -15,11 +16,23 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from heartcodec_lab.atomic import atomic_path
 from heartcodec_lab.audio.channels import to_mono, to_stereo
 from heartcodec_lab.audio.resample import resample
 
+# The one list of audio files the toolkit picks up from a folder (tokenize, evaluate, transcribe, study, data).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac")
+# Containers libsndfile cannot open: decoded whole by ffmpeg. Everything else is read (and streamed) by soundfile.
 FFMPEG_EXTENSIONS = (".m4a", ".aac", ".mp4")
+
+
+def audio_extensions(extensions=None) -> tuple[str, ...]:
+    """Extensions as lower-case ``.ext`` strings (``"FLAC"`` and ``".flac"`` alike); None gives ``AUDIO_EXTENSIONS``."""
+    if extensions is None:
+        return AUDIO_EXTENSIONS
+    if isinstance(extensions, str):
+        extensions = [extensions]
+    return tuple(e if e.startswith(".") else f".{e}" for e in (str(x).lower() for x in extensions))
 
 
 class AudioError(ValueError):
@@ -68,13 +81,42 @@ def _ffprobe(path: Path) -> dict:
     return {"sample_rate": int(fields["sample_rate"]), "channels": int(fields["channels"]), "duration": duration}
 
 
-def _read_any(path: Path) -> tuple[np.ndarray, int]:
+def check_container(path: Path) -> None:
+    """Raise :class:`AudioError` for files that are missing, empty, or WAVs cut short of their header's size."""
     if not path.exists():
         raise AudioError(path, "file not found")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    if path.suffix.lower() == ".wav":
+        declared = _wav_data_end(path)
+        if declared is not None and declared > size:
+            raise AudioError(path, f"truncated WAV: header declares {declared} bytes, file has {size}")
+
+
+def _wav_data_end(path: Path) -> int | None:
+    """Byte offset where the WAV 'data' chunk should end, or None if not a plain RIFF/WAVE."""
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while True:
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                return None
+            cid, csize = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+            if cid == b"data":
+                # 0xFFFFFFFF / 0 mark streamed WAVs of unknown length: nothing to check
+                return None if csize in (0, 0xFFFFFFFF) else pos + 8 + csize
+            pos += 8 + csize + (csize & 1)
+            f.seek(pos)
+
+
+def _read_any(path: Path) -> tuple[np.ndarray, int]:
+    check_container(path)
     if path.suffix.lower() in FFMPEG_EXTENSIONS:
         return _read_ffmpeg(path)
     return _read_soundfile(path)
@@ -136,20 +178,15 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
 
 
 def save_audio(path: str | Path, audio: torch.Tensor, sample_rate: int, subtype: str | None = None) -> Path:
-    """Write ``[C, S]`` float audio; written to a temporary name and renamed, so no partial file remains."""
+    """Write ``[C, S]`` float audio atomically (:func:`~heartcodec_lab.atomic.atomic_path`): no partial file remains."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = audio.detach().float().cpu().numpy()
     if data.ndim == 1:
         data = data[None]
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        if subtype is None and path.suffix.lower() == ".opus":
-            subtype = "OPUS"
+    if subtype is None and path.suffix.lower() == ".opus":
+        subtype = "OPUS"
+    with atomic_path(path, fsync=False) as tmp:
         sf.write(str(tmp), data.T, int(sample_rate), subtype=subtype, format=_format_for(path))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

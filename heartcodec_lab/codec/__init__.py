@@ -5,13 +5,13 @@ embedded default, the shipped miniature codec trained on synthetic music; ``load
 (``"embedded:random"``) builds the tiny random-weight codec (right shapes, no meaningful audio).
 """
 
+from heartcodec_lab.codec.checkpoints import RANDOM_CODEC, CheckpointError, embedded_codec_name, locate_checkpoint
 from heartcodec_lab.codec.config import ConfigError, HeartCodecConfig
 from heartcodec_lab.codec.decoding import DetokenizeSettings
-from heartcodec_lab.codec.default import build_default_codec
-from heartcodec_lab.codec.checkpoints import RANDOM_CODEC, CheckpointError, embedded_codec_name, locate_checkpoint
 from heartcodec_lab.codec.loading import load_codec
 from heartcodec_lab.codec.model import WINDOW_SECONDS, HeartCodec, WindowPlan
 from heartcodec_lab.codec.quantizer import QuantizerModeError
+from heartcodec_lab.codec.random_codec import build_random_codec
 from heartcodec_lab.codec.scalar_model import ScalarModel
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
     "RANDOM_CODEC",
     "ScalarModel",
     "WindowPlan",
-    "build_default_codec",
+    "build_random_codec",
     "embedded_codec_name",
     "load_codec",
     "locate_checkpoint",

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heartcodec_lab.audio.rates import SAMPLE_RATE
+
 #: Keys transformers' ``save_pretrained`` adds to every config; never meaningful here.
 HF_BOOKKEEPING_KEYS = frozenset(
     {
@@ -73,7 +75,7 @@ class HeartCodecConfig:
     out_channels: int = 256
     # ScalarModel (conv codec between 48 kHz audio and 25 Hz latents)
     num_bands: int = 1
-    sample_rate: int = 48000
+    sample_rate: int = SAMPLE_RATE
     causal: bool = True
     num_samples: int = 2
     downsample_factors: list[int] = field(default_factory=lambda: [3, 4, 4, 4, 5])
@@ -136,7 +138,7 @@ class HeartCodecConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "HeartCodecConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> HeartCodecConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         unknown = sorted(k for k in data if k not in known and k not in HF_BOOKKEEPING_KEYS)
@@ -150,7 +152,7 @@ class HeartCodecConfig:
             raise ConfigError(f"{source}: bad HeartCodec config value: {exc}") from None
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "HeartCodecConfig":
+    def from_json(cls, path: str | Path) -> HeartCodecConfig:
         path = Path(path)
         if path.is_dir():
             path = path / "config.json"

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from .checkpoints import RANDOM_CODEC, CheckpointError, embedded_codec_name, locate_checkpoint
 from .config import HeartCodecConfig
 from .model import HeartCodec
-from .checkpoints import RANDOM_CODEC, CheckpointError, embedded_codec_name, locate_checkpoint
 from .runtime import freeze, parse_dtype, resolve_device
 from .weights import adapt_initted, canonical_key, is_initted_flag, skip_weight_init
 
@@ -192,7 +192,7 @@ def load_codec(
     see :mod:`heartcodec_lab.codec.checkpoints`). ``None`` (or ``"embedded:minicodec"``) is the
     shipped miniature codec (:mod:`heartcodec_lab.codec.miniature`: trained on synthetic music,
     far smaller than the released one); ``"embedded:random"`` the tiny random-weight codec
-    (:mod:`heartcodec_lab.codec.default`: right shapes, noise). Returns the model frozen in eval
+    (:mod:`heartcodec_lab.codec.random_codec`: right shapes, noise). Returns the model frozen in eval
     mode on ``device`` ("auto" = CUDA when available). Float32 only unless
     ``allow_low_precision``; TF32 matmuls are switched off globally unless ``allow_tf32``.
     ``compile=True`` compiles the flow-matching estimator with inductor (opt-in; see
@@ -202,9 +202,9 @@ def load_codec(
     device, dtype = resolve_device(device), _resolve_dtype(dtype)
     configure_precision(dtype, allow_low_precision, allow_tf32)
     if builtin == "random":
-        from .default import build_default_codec
+        from .random_codec import build_random_codec
 
-        return _maybe_compile(finalize(build_default_codec(), device, dtype), compile)
+        return _maybe_compile(finalize(build_random_codec(), device, dtype), compile)
     if builtin == "minicodec":
         from .miniature import shipped_codec_dir
 

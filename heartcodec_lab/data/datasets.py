@@ -21,9 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from heartcodec_lab.audio import AudioError, audio_info, load_audio, resample, to_mono, to_stereo
+from heartcodec_lab.audio.rates import FRAME_SAMPLES, SAMPLE_RATE
 
-SAMPLE_RATE = 48000
-FRAME_SAMPLES = 3840  # one 12.5 Hz token frame at 48 kHz
 CHANNEL_POLICIES = ("stereo", "mono")
 
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heartcodec_lab.audio import AUDIO_EXTENSIONS
+from heartcodec_lab.audio import audio_extensions
 
 
 @dataclass
@@ -20,12 +20,12 @@ class AudioItem:
     extra: dict = field(default_factory=dict)
 
 
-def find_audio_files(root: str | Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
+def find_audio_files(root: str | Path, extensions: tuple[str, ...] | None = None) -> list[Path]:
     """Every audio file under ``root`` (recursive, hidden files skipped), sorted by relative path."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: input folder not found")
-    exts = {e.lower() for e in extensions}
+    exts = set(audio_extensions(extensions))
     found = [
         p for p in root.rglob("*")
         if p.is_file() and p.suffix.lower() in exts
@@ -72,7 +72,7 @@ def read_manifest(path: str | Path) -> list[AudioItem]:
     return items
 
 
-def items_from_folder(root: str | Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[AudioItem]:
+def items_from_folder(root: str | Path, extensions: tuple[str, ...] | None = None) -> list[AudioItem]:
     """Audio files under ``root`` with tags from ``<name>.txt`` and lyrics from ``<name>.lyrics``."""
     return [
         AudioItem(p, sidecar_text(p, ".txt"), sidecar_text(p, ".lyrics"))

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SAMPLE_RATE = 48000
+from heartcodec_lab.audio.rates import SAMPLE_RATE
+
 DRUM_CHANNEL = 9
 # (General MIDI program, pan 0..127) per role; one is drawn per piece.
 CHORD_PROGRAMS = [(0, 40), (4, 44), (48, 36), (88, 40), (24, 48)]

@@ -1,6 +1,6 @@
 """Evaluation of tokens and encoders: codebook usage, reconstruction, agreement, likelihood; reports and plots.
 
-Console command ``heartcodec-evaluate`` (:mod:`heartcodec_lab.evaluate.cli`); from Python,
+Console command ``heartcodec-evaluate`` (:mod:`heartcodec_lab.cli.evaluate`); from Python,
 :func:`run_evaluation` takes the same config as a dict or DictConfig.
 """
 

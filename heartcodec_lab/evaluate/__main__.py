@@ -1,6 +1,6 @@
 """``python -m heartcodec_lab.evaluate``: the same as the console command ``heartcodec-evaluate``."""
 
-from heartcodec_lab.evaluate.cli import main
-
 if __name__ == "__main__":
+    from heartcodec_lab.cli.evaluate import main
+
     main()

@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from heartcodec_lab.audio import SAMPLE_RATE, audio_extensions
 from heartcodec_lab.evaluate.metrics.audio import LogMelParams, MstftParams, ReconstructionMetrics
-
-CODEC_SAMPLE_RATE = 48000
 
 
 class EvalContext:
@@ -33,7 +32,7 @@ class EvalContext:
     # -- codec ----------------------------------------------------------------------------
     @property
     def sample_rate(self) -> int:
-        return CODEC_SAMPLE_RATE if self._codec is None else int(self._codec.sample_rate)
+        return SAMPLE_RATE if self._codec is None else int(self._codec.sample_rate)
 
     @property
     def codec(self):
@@ -93,7 +92,7 @@ class EvalContext:
         from heartcodec_lab.data.files import find_audio_files
 
         root = Path(cfg.audio_dir)
-        exts = tuple(e if e.startswith(".") else f".{e}" for e in cfg.audio.extensions)
+        exts = audio_extensions(cfg.audio.extensions)
         files = find_audio_files(root, exts)
         if not files:
             raise FileNotFoundError(f"{root}: no audio files with extensions {list(exts)}")

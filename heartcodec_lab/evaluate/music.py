@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from heartcodec_lab.audio import audio_extensions
 from heartcodec_lab.evaluate.metrics.lyrics import error_rates
 from heartcodec_lab.evaluate.metrics.music import MUSIC_METRICS, music_metrics
 from heartcodec_lab.evaluate.results import JsonlLog
@@ -118,7 +119,7 @@ def evaluate_songs(cfg: DictConfig, ctx, out: Path, metrics: MusicMetrics) -> di
     from heartcodec_lab.data.files import find_audio_files, sidecar_text
 
     root = Path(cfg.songs_dir)
-    exts = tuple(e if e.startswith(".") else f".{e}" for e in cfg.audio.extensions)
+    exts = audio_extensions(cfg.audio.extensions)
     files = find_audio_files(root, exts)
     if not files:
         raise FileNotFoundError(f"{root}: no audio files with extensions {list(exts)}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from heartcodec_lab.audio import audio_extensions
 from heartcodec_lab.evaluate import plots
 from heartcodec_lab.evaluate.context import EvalContext
 from heartcodec_lab.evaluate.results import JsonlLog
@@ -46,7 +47,7 @@ def evaluate_pairs(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
     sr = ctx.sample_rate
     files = ctx.audio_files(cfg)
     for index, (clip, path) in enumerate(files):
-        estimate_path = find_estimate(root, clip, list(cfg.audio.extensions))
+        estimate_path = find_estimate(root, clip, list(audio_extensions(cfg.audio.extensions)))
         try:
             if estimate_path is None:
                 raise ValueError(f"{root / clip}: no estimate for this clip (same relative path, any audio suffix)")

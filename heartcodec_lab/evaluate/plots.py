@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from heartcodec_lab.evaluate.metrics.usage import rank_frequency
+from heartcodec_lab.codec.usage import rank_frequency
 
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from heartcodec_lab.codec.usage import USAGE_KEYS
 from heartcodec_lab.evaluate import plots
 from heartcodec_lab.evaluate.report_music import music_sections
 from heartcodec_lab.evaluate.results import read_jsonl
 from heartcodec_lab.evaluate.summary import BETTER, RECONSTRUCTION_METRICS
-
-USAGE_KEYS = ("used_codes", "dead_codes", "utilization", "entropy_bits", "normalized_entropy", "perplexity")
+from heartcodec_lab.tables import markdown_table
 
 
 @dataclass
@@ -62,12 +62,6 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _rows(runs: list[RunData]):
     """(row label, run, encoder name, encoder summary) over every encoder of every run."""
     for run in runs:
@@ -97,7 +91,7 @@ def _usage_section(runs: list[RunData], out: Path) -> list[str]:
     parts.append("## Codebook usage\n")
     parts.append("Exact code counts (padding excluded); entropy in bits, normalized by log2(codebook size) "
                  "(13 bits for 8192 codes); perplexity = 2^entropy. Means over the 8 quantizers:\n")
-    parts.append(_table(["source", "files/clips", "tokens per quantizer", *USAGE_KEYS], rows))
+    parts.append(markdown_table(["source", "files/clips", "tokens per quantizer", *USAGE_KEYS], rows))
     for run in runs:
         dataset = run.summary.get("dataset")
         if not dataset:
@@ -105,7 +99,7 @@ def _usage_section(runs: list[RunData], out: Path) -> list[str]:
         title = "Dataset" if len(runs) == 1 else f"Dataset of {run.label}"
         parts.append(f"### {title} per quantizer (`{dataset['dir']}`)\n")
         q_rows = [[f"q{q}"] + [_fmt(u[k]) for k in USAGE_KEYS] for q, u in enumerate(dataset["usage"]["per_quantizer"])]
-        parts.append(_table(["quantizer", *USAGE_KEYS], q_rows))
+        parts.append(markdown_table(["quantizer", *USAGE_KEYS], q_rows))
         if run.dataset_counts is not None:
             name = f"usage_histogram_{_slug(run.label)}.png"
             plots.usage_histogram(run.dataset_counts, out / "plots" / name, title=title)
@@ -144,7 +138,7 @@ def _reconstruction_section(runs: list[RunData], out: Path) -> list[str]:
                  "SI-SDR zero-mean per channel; loudness ITU-R BS.1770 (torchaudio); shimmer = 5-7 kHz band energy "
                  "of the reconstruction over the original's. Mean ± std over clips:\n")
     header = ["encoder", "clips"] + [f"{m} ({BETTER[m]})" for m in RECONSTRUCTION_METRICS]
-    parts.append(_table(header, rows))
+    parts.append(markdown_table(header, rows))
     plots.metric_distributions(distributions, out / "plots" / "metric_distributions.png")
     parts.append("![metric distributions](plots/metric_distributions.png)\n")
     return parts
@@ -162,9 +156,9 @@ def _agreement_section(runs: list[RunData], key: str, title: str, intro: str) ->
         return []
     n = max(len(r) for r in rows_q) - 2  # number of quantizers
     parts = [f"## {title}\n", intro + "\n", "Match rate per quantizer (frame-weighted):\n"]
-    parts.append(_table(["encoder", "frames"] + [f"q{i}" for i in range(n)], rows_q))
+    parts.append(markdown_table(["encoder", "frames"] + [f"q{i}" for i in range(n)], rows_q))
     parts.append("\nFirst-k match rate (quantizers 0..k-1 all equal):\n")
-    parts.append(_table(["encoder", "frames"] + [f"k={i + 1}" for i in range(n)], rows_k))
+    parts.append(markdown_table(["encoder", "frames"] + [f"k={i + 1}" for i in range(n)], rows_k))
     return parts
 
 
@@ -183,7 +177,7 @@ def _nll_section(runs: list[RunData]) -> list[str]:
         return []
     return ["## HeartMuLa likelihood\n", "Negative log-likelihood of the tokens per 80 ms frame "
             "(sum over the 8 codebooks, nats; lower is better):\n",
-            _table(["source", "items", "nll_per_frame_nats (mean ± std)", "median"], rows)]
+            markdown_table(["source", "items", "nll_per_frame_nats (mean ± std)", "median"], rows)]
 
 
 def _spectrogram_section(runs: list[RunData], out: Path) -> list[str]:
@@ -220,15 +214,16 @@ def _provenance_lines(runs: list[RunData]) -> list[str]:
     return lines
 
 
-def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation") -> Path:
-    """Write ``out/report.md`` (and its plots) for one or more runs; returns the report path."""
+def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation", listening_test=None) -> Path:
+    """Write ``out/report.md`` (and its plots) for one or more runs, with the screened results of a
+    ``heartcodec-listen`` test folder when ``listening_test`` is given; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"# {title}\n", *_provenance_lines(runs),
              f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n"]
     run_rows = [[r.label, f"`{r.path}`", r.summary.get("created", "n/a"), _codec_identity(r.summary.get("codec", {}))]
                 for r in runs]
-    parts.append(_table(["run", "folder", "created", "codec"], run_rows))
+    parts.append(markdown_table(["run", "folder", "created", "codec"], run_rows))
     reference = {r.summary.get("config", {}).get("reference") for r in runs} - {None}
     parts += _usage_section(runs, out)
     parts += _reconstruction_section(runs, out)
@@ -242,6 +237,10 @@ def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation"
         "Tokens -> detokenize -> audio -> the same encoder -> tokens, compared with the first tokens.")
     parts += _nll_section(runs)
     parts += _spectrogram_section(runs, out)
+    if listening_test:
+        from heartcodec_lab.listen.results import listening_section
+
+        parts += listening_section(listening_test, out)
     failures = sum(len(read_jsonl(r.path / "failures.jsonl")) for r in runs)
     if failures:
         parts.append(f"\n{failures} clip(s) could not be read; see `failures.jsonl`.\n")

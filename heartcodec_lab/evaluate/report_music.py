@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from heartcodec_lab.evaluate import plots
-from heartcodec_lab.evaluate.music import ADHERENCE_METRICS, LYRIC_METRICS
 from heartcodec_lab.evaluate.metrics.music import MUSIC_METRICS
+from heartcodec_lab.evaluate.music import ADHERENCE_METRICS, LYRIC_METRICS
 from heartcodec_lab.evaluate.summary import RECONSTRUCTION_METRICS
+from heartcodec_lab.tables import markdown_table
 
 # which way is better, for the table headers
 BETTER = {
@@ -28,11 +29,6 @@ def _mean_std(stats: dict | None) -> str:
     return f"{_fmt(stats['mean'])} ± {stats['std']:.2g}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
-
 def _blocks(runs, key: str):
     for run in runs:
         for name, block in run.summary.get("encoders", {}).items():
@@ -48,7 +44,7 @@ def fidelity_section(runs) -> list[str]:
             "Original vs reconstruction, mono at 22.05 kHz (librosa): chroma_similarity = mean frame cosine of "
             "12-bin chroma; onset_corr = Pearson correlation of onset-strength envelopes; tempo_diff_bpm = "
             "|tempo(original) - tempo(reconstruction)|. Mean ± std over clips:\n",
-            _table(["encoder"] + [f"{m} ({BETTER[m]})" for m in MUSIC_METRICS], rows)]
+            markdown_table(["encoder"] + [f"{m} ({BETTER[m]})" for m in MUSIC_METRICS], rows)]
 
 
 def lyrics_section(runs) -> list[str]:
@@ -66,8 +62,8 @@ def lyrics_section(runs) -> list[str]:
              "punctuation; lower is better, 0 = identical). `wer`/`cer`: transcript of the reconstruction vs "
              "that of the original; `*_vs_lyrics`: vs the clip's `.lyrics`; `original_*_vs_lyrics`: the "
              "original's own transcript vs its lyrics (the transcriber's floor). Mean ± std over clips:\n",
-             _table(["encoder", *LYRIC_METRICS], rows)]
-    parts += ["\nFirst transcripts:\n", _table(["encoder", "clip", "original", "reconstruction"], examples)]
+             markdown_table(["encoder", *LYRIC_METRICS], rows)]
+    parts += ["\nFirst transcripts:\n", markdown_table(["encoder", "clip", "original", "reconstruction"], examples)]
     return parts
 
 
@@ -85,7 +81,7 @@ def depth_section(runs, out: Path) -> list[str]:
     return ["## Codebook depth\n",
             "Reconstruction when decoding only the first k of the 8 quantizer levels (the sum of the first k "
             "residual code vectors through `project_out`): k levels = 12.5 * 13 * k bit/s. Mean ± std over clips:\n",
-            _table(["encoder", "k", *RECONSTRUCTION_METRICS], rows),
+            markdown_table(["encoder", "k", *RECONSTRUCTION_METRICS], rows),
             "![codebook depth](plots/codebook_depth.png)\n"]
 
 
@@ -100,7 +96,7 @@ def adherence_section(runs) -> list[str]:
     return ["## Lyric adherence of generated songs\n",
             "Each song's transcript against the lyrics it was asked to sing (`<name>.lyrics`), same "
             "normalisation; lower is better:\n",
-            _table(["run", "songs"] + [f"{m} (lower)" for m in ADHERENCE_METRICS], rows)]
+            markdown_table(["run", "songs"] + [f"{m} (lower)" for m in ADHERENCE_METRICS], rows)]
 
 
 def music_sections(runs, out: Path) -> list[str]:

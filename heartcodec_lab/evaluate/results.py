@@ -7,6 +7,8 @@ import logging
 import math
 from pathlib import Path
 
+from heartcodec_lab.atomic import atomic_write_json, write_jsonl
+
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +61,7 @@ class JsonlLog:
         if self.path.is_file() and self.path.stat().st_size:
             text = self.path.read_text(encoding="utf-8")
             if not text.endswith("\n"):
-                self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
+                write_jsonl(self.path, self.records, ensure_ascii=True, sort_keys=False)
 
     def key(self, record: dict) -> tuple:
         return tuple(record.get(f) for f in self.key_fields)
@@ -72,9 +74,7 @@ class JsonlLog:
         gone = {id(r) for r in records}
         self.records = [r for r in self.records if id(r) not in gone]
         self._done = {self.key(r) for r in self.records}
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
-        tmp.replace(self.path)
+        write_jsonl(self.path, self.records, ensure_ascii=True, sort_keys=False)
 
     def append(self, record: dict) -> None:
         record = _clean(record)
@@ -86,9 +86,4 @@ class JsonlLog:
 
 
 def write_json(path: str | Path, data) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, _clean(data))

@@ -23,16 +23,22 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import heartcodec_lab
+from heartcodec_lab.codec.usage import count_codes
 from heartcodec_lab.evaluate import plots
 from heartcodec_lab.evaluate.context import EvalContext
 from heartcodec_lab.evaluate.dataset import iter_dataset, read_dataset_info, read_tokens
 from heartcodec_lab.evaluate.metrics.agreement import match_counts
-from heartcodec_lab.evaluate.metrics.usage import count_codes
 from heartcodec_lab.evaluate.music import MusicMetrics, evaluate_songs, summarize_music
 from heartcodec_lab.evaluate.report import RunData, write_report
 from heartcodec_lab.evaluate.results import JsonlLog, write_json
-from heartcodec_lab.evaluate.settings import (audio_settings, check_dataset_encoders, digest, evaluation_provenance,
-                                              mula_settings, settle_stale)
+from heartcodec_lab.evaluate.settings import (
+    audio_settings,
+    check_dataset_encoders,
+    digest,
+    evaluation_provenance,
+    mula_settings,
+    settle_stale,
+)
 from heartcodec_lab.evaluate.summary import describe_values, summarize_encoder, summarize_usage
 
 log = logging.getLogger(__name__)
@@ -227,7 +233,7 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.get("compare"):
         runs = [RunData.load(p) for p in cfg.compare]
-        write_report(out, runs, title=cfg.get("title") or "Comparison")
+        write_report(out, runs, title=cfg.get("title") or "Comparison", listening_test=cfg.get("listening_test"))
         return {"compare": [str(r.path) for r in runs]}
     if not cfg.get("dataset_dir") and not cfg.get("audio_dir") and not cfg.get("songs_dir"):
         raise ValueError("nothing to evaluate: set dataset_dir=..., audio_dir=..., songs_dir=... "
@@ -264,5 +270,6 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     if ctx.mula_enabled:
         summary["mula"] = ctx.mula_description()
     write_json(out / "summary.json", summary)
-    write_report(out, [RunData.load(out)], title=cfg.get("title") or f"Evaluation: {summary['label']}")
+    write_report(out, [RunData.load(out)], title=cfg.get("title") or f"Evaluation: {summary['label']}",
+                 listening_test=cfg.get("listening_test"))
     return summary

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from heartcodec_lab.codec.usage import USAGE_KEYS, codebook_usage
 from heartcodec_lab.evaluate.metrics.agreement import match_rates, sum_match_counts
-from heartcodec_lab.evaluate.metrics.usage import codebook_usage
 
 RECONSTRUCTION_METRICS = ("mstft_distance", "log_mel_l1", "si_sdr_db", "loudness_diff_lu", "shimmer_ratio_5_7khz")
 # which way is better, for report tables
@@ -37,7 +37,7 @@ def describe_values(values) -> dict:
 def summarize_usage(counts: np.ndarray) -> dict:
     """``counts[Q, K]`` -> per-quantizer usage plus the mean over quantizers."""
     per_q = codebook_usage(counts)
-    keys = ("used_codes", "dead_codes", "utilization", "entropy_bits", "normalized_entropy", "perplexity")
+    keys = USAGE_KEYS
     return {
         "codebook_size": int(counts.shape[1]),
         "tokens_per_quantizer": int(counts[0].sum()),

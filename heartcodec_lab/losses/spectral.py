@@ -1,4 +1,10 @@
-"""Losses on audio: multi-resolution STFT, log-mel, and the 4-8 kHz band."""
+"""Losses on audio: multi-resolution STFT, log-mel, and the 4-8 kHz band.
+
+The multi-resolution STFT loss is auraloss'. The other two stay project code because no library
+computes them: auraloss's mel-STFT loss uses Slaney filters and clamps the power before the
+filterbank (a different loss from this HTK log-mel L1 with a floor after the filterbank, which
+the recorded recipes were trained with), and a band-limited STFT magnitude L1 exists nowhere.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,9 @@ import auraloss
 import torch
 import torchaudio
 
-from .base import BatchLoss, same_shape
+from heartcodec_lab.audio.rates import SAMPLE_RATE
 
-SAMPLE_RATE = 48000
+from .base import BatchLoss, same_shape
 
 
 def _audio_pair(loss: BatchLoss, batch) -> tuple[torch.Tensor, torch.Tensor]:

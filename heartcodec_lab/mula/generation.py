@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from heartcodec_lab.audio.rates import SAMPLE_RATE
 from heartcodec_lab.mula.loading import MulaBundle
 from heartcodec_lab.mula.model import FrameOutput
 from heartcodec_lab.mula.prompt import audio_rows, batch_for_guidance, build_prompt
@@ -69,7 +70,7 @@ class GenerationResult:
     history_frames: int
     stop_reason: str  # "eos" | "max_length" | "cancelled"
     audio: torch.Tensor | None = None
-    sample_rate: int = 48_000
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def new_frames(self) -> int:

@@ -190,9 +190,9 @@ def load_mula(
     device = resolve_device(device)
     dtype = parse_dtype(dtype) or default_dtype(device)
     if path is None:
-        from heartcodec_lab.mula.default import build_default_bundle
+        from heartcodec_lab.mula.embedded import build_embedded_bundle
 
-        return build_default_bundle(device=device, dtype=dtype)
+        return build_embedded_bundle(device=device, dtype=dtype)
     model_dir = find_model_dir(path, version)
     model = load_mula_model(model_dir, device, dtype)
     tokenizer_path = _side_file(model_dir, "tokenizer.json")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 from heartcodec_lab.evaluate.results import read_jsonl
+from heartcodec_lab.tables import markdown_table
 
 # (column, where in an encoder's summary block, which way is better)
 HEADLINE = (
@@ -41,11 +43,6 @@ def _get(block: dict, path: tuple):
 
 def _fmt(value) -> str:
     return "n/a" if value is None else (str(value) if isinstance(value, int) else f"{value:.4g}")
-
-
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
 def encode_speed(items: list[dict]) -> dict[str, float]:
@@ -110,7 +107,8 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
     rows = [[r, _fmt(s.get("global_step")), _fmt(s.get("seconds")),
              _fmt(s.get("metrics", {}).get("train/loss/total")), _fmt(s.get("metrics", {}).get("val/loss/total")),
              f"`{s.get('projection_export')}`"] for r, s in trained.items()]
-    parts += ["## Training\n", _table(["recipe", "steps", "seconds", "train/loss/total", "val/loss/total", "export"], rows)]
+    header = ["recipe", "steps", "seconds", "train/loss/total", "val/loss/total", "export"]
+    parts += ["## Training\n", markdown_table(header, rows)]
     header = ["encoder"] + [f"{name} ({better})" for name, _, better in HEADLINE] + ["tokenize speed (x realtime)"]
     rows = [[name] + [_fmt(_get(block, path)) for _, path, _ in HEADLINE] + [_fmt(speed.get(name))]
             for name, block in encoders.items()]
@@ -118,12 +116,17 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
               "Agreement: token match rate with the reference encoder (q0 = first quantizer; mean over the 8). "
               "Reconstruction and music metrics: original vs detokenized tokens. wer/cer: transcript of the "
               "reconstruction vs that of the original (when `evaluate.lyrics.enabled`). Speed: seconds of audio "
-              "tokenized per second (higher is faster).\n", _table(header, rows)]
+              "tokenized per second (higher is faster).\n", markdown_table(header, rows)]
     if _agreement_plot(encoders, out / "plots" / "agreement_per_quantizer.png"):
         parts.append("![agreement per quantizer](plots/agreement_per_quantizer.png)\n")
     if speed:
         _speed_plot(speed, out / "plots" / "tokenize_speed.png")
         parts.append("![tokenization speed](plots/tokenize_speed.png)\n")
+    listening_test = OmegaConf.select(cfg, "evaluate.listening_test")
+    if listening_test:
+        from heartcodec_lab.listen.results import listening_section
+
+        parts += listening_section(listening_test, out)
     parts.append("Full evaluation (usage, per-quantizer tables, codebook depth, transcripts, spectrograms): "
                  "[eval/report.md](eval/report.md)\n")
     path = out / "report.md"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from heartcodec_lab.audio import audio_extensions
 from heartcodec_lab.codec.checkpoints import embedded_codec_name
 from heartcodec_lab.study.report import write_study_report
 
@@ -39,7 +40,7 @@ def split_folder(audio_dir: str | Path, out: Path, heldout_fraction: float, exte
     from heartcodec_lab.data.files import find_audio_files
 
     root = Path(audio_dir)
-    exts = tuple(e if e.startswith(".") else f".{e}" for e in extensions)
+    exts = audio_extensions(extensions)
     files = find_audio_files(root, exts)
     if len(files) < 2:
         raise ValueError(f"{root}: the study needs at least 2 audio files (train + held out), found {len(files)}")
@@ -112,12 +113,9 @@ def _evaluate(cfg: DictConfig, out: Path, trained: dict[str, dict]) -> dict:
 
 def _evaluation_config(values: dict) -> DictConfig:
     """``conf/evaluate.yaml`` with the study's values merged in (every evaluate default stays available)."""
-    from hydra import compose, initialize_config_module
+    from heartcodec_lab.training.run import compose_config
 
-    from heartcodec_lab.conf import CONF_PKG
-
-    with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
-        base = compose(config_name="evaluate")
+    base = compose_config(config_name="evaluate")
     OmegaConf.set_struct(base, False)
     merged = OmegaConf.merge(base, OmegaConf.create(values))
     merged.encoders = values["encoders"]  # lists replace, never merge element-wise

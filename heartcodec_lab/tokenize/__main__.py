@@ -1,6 +1,6 @@
-"""``python -m heartcodec_lab.tokenize input_dir=IN output_dir=OUT`` (same as ``heartcodec-tokenize``)."""
-
-from heartcodec_lab.tokenize.cli import main
+"""``python -m heartcodec_lab.tokenize input=IN output=OUT`` (same as ``heartcodec-tokenize``)."""
 
 if __name__ == "__main__":
+    from heartcodec_lab.cli.tokenize import main
+
     main()

@@ -7,9 +7,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from heartcodec_lab.audio import audio_extensions
 from heartcodec_lab.data.files import find_audio_files, read_manifest, sidecar_text
 
-DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a")
 EXTERNAL_PREFIX = "_external"
 
 
@@ -38,17 +38,18 @@ def _rel_name(path: Path, root: Path) -> str:
 def collect_inputs(
     input_dir: str | None,
     input_manifest: str | None,
-    extensions=DEFAULT_EXTENSIONS,
+    extensions=None,
     exclude: Path | None = None,
 ) -> tuple[Path, list[InputFile]]:
     """(input root, files sorted by ``rel``). Exactly one of ``input_dir`` / ``input_manifest``.
 
     Tags come from the manifest, else ``<name>.txt``; lyrics from the manifest, else ``<name>.lyrics``.
-    Files under ``exclude`` (the output folder, when it lies inside the input) are left out.
+    ``extensions``: None takes the audio layer's list. Files under ``exclude`` (the output folder, when it lies
+    inside the input) are left out.
     """
     if bool(input_dir) == bool(input_manifest):
         raise ValueError("give exactly one of input_dir=FOLDER or input_manifest=FILE.jsonl|.csv")
-    exts = tuple(e if e.startswith(".") else f".{e}" for e in (x.lower() for x in extensions))
+    exts = audio_extensions(extensions)
     items: list[InputFile] = []
     if input_dir:
         root = Path(input_dir).expanduser().resolve()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+from heartcodec_lab.audio import audio_extensions
 
 
 @dataclass(frozen=True)
@@ -12,7 +15,7 @@ class TokenizeJob:
     output_dir: Path
     input_dir: Path | None = None  # one of input_dir / input_manifest
     input_manifest: Path | None = None
-    extensions: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3", "m4a")
+    extensions: tuple[str, ...] | None = None  # None: heartcodec_lab.audio.AUDIO_EXTENSIONS
     default_tags: str = "music"
     instrumental_lyrics: str = "[Instrumental]"
     pad_eight_frames: bool = True
@@ -32,7 +35,7 @@ class TokenizeJob:
     DATASET_KEYS = ("extensions", "default_tags", "instrumental_lyrics", "pad_eight_frames", "link_audio")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "TokenizeJob":
+    def from_config(cls, cfg: Mapping[str, Any]) -> TokenizeJob:
         """From ``conf/tokenize.yaml`` (a DictConfig or dict): the job's keys, typed; other keys are ignored."""
         values = {f.name: cfg.get(f.name) for f in fields(cls) if cfg.get(f.name) is not None}
         codec, encoder = cfg.get("codec") or {}, cfg.get("encoder") or {}
@@ -61,4 +64,5 @@ class TokenizeJob:
 
     def dataset_settings(self) -> dict:
         plain = asdict(self)
-        return {k: (list(plain[k]) if k == "extensions" else plain[k]) for k in self.DATASET_KEYS}
+        plain["extensions"] = list(audio_extensions(self.extensions))
+        return {k: plain[k] for k in self.DATASET_KEYS}

@@ -1,4 +1,4 @@
-"""Where things live in a tokenized dataset folder, and how files are written safely.
+"""Where things live in a tokenized dataset folder (files are written with :mod:`heartcodec_lab.atomic`).
 
 ```
 OUT/
@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from heartcodec_lab.atomic import TMP_MARK, atomic_write_bytes, atomic_write_text, write_jsonl  # noqa: F401 (re-exported)
+
 PARTS_DIR = ".parts"
 TOKENS_DIR = "tokens"
 AUDIO_DIR = "audio"
-TMP_MARK = ".tmp-"
 MAX_CODE = 8191
 
 
@@ -32,39 +33,6 @@ def shard_tag(shard: int, num_shards: int) -> str:
 def tokens_rel_path(rel: str) -> str:
     """``sub/song.mp3`` -> ``tokens/sub/song.mp3.npy`` (relative to the dataset root)."""
     return f"{TOKENS_DIR}/{rel}.npy"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes, tag: str = "") -> None:
-    """Write to ``<path>.tmp-<tag>``, fsync, then rename over ``path`` (readers never see a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{tag or os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str, tag: str = "") -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), tag)
-
-
-def write_jsonl(path: Path, rows: list[dict], tag: str = "") -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows), tag)
 
 
 def tokens_to_file_array(tokens, pad_eight: bool = True) -> tuple[np.ndarray, int]:

@@ -1,17 +1,10 @@
-"""``heartcodec-tokenize-merge output_dir=OUT``: after sharded runs (``num_shards > 1``) into one output
+"""What ``heartcodec-tokenize-merge`` does (heartcodec_lab/cli/tokenize_merge.py): after sharded runs (``num_shards > 1``) into one output
 folder, write metadata.jsonl, failures.jsonl, dataset_info.json and multidatabackend.json from every
 shard's ledger, then check the dataset by SimpleTuner's rules."""
 
 from __future__ import annotations
 
-import sys
-
-import hydra
-from omegaconf import DictConfig
 from rich.console import Console
-
-from heartcodec_lab.conf import CONF_PKG
-from heartcodec_lab.provenance import one_line_errors
 
 
 def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = True, console: Console | None = None) -> int:
@@ -30,19 +23,3 @@ def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = T
             console.print(f"[red]SimpleTuner would reject this dataset: {err}")
             return 1
     return 0 if c["files"] else 1
-
-
-@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="tokenize_merge")
-@one_line_errors("heartcodec-tokenize-merge")
-def _main(cfg: DictConfig) -> None:
-    code = merge(cfg.output_dir, backend_id=cfg.backend_id, check=bool(cfg.check))
-    if code:
-        sys.exit(code)
-
-
-def main() -> None:
-    _main()
-
-
-if __name__ == "__main__":
-    main()

@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from heartcodec_lab.audio import AudioError
+from heartcodec_lab.audio.stream import ChunkStream, stream_chunks
+from heartcodec_lab.codec.weights import file_sha256
 from heartcodec_lab.encoders.base import AudioEncoder
 from heartcodec_lab.tokenize.inputs import InputFile
-from heartcodec_lab.codec.weights import file_sha256
-from heartcodec_lab.tokenize.stream import ChunkStream, stream_chunks
 
 
 @dataclass

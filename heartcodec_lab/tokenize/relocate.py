@@ -1,4 +1,4 @@
-"""``heartcodec-tokenize-relocate dataset_dir=NEW [audio_root=MUSIC]``: re-point a tokenized dataset that moved.
+"""What ``heartcodec-tokenize-relocate`` does (heartcodec_lab/cli/tokenize_relocate.py): re-point a tokenized dataset that moved.
 
 Inside a dataset every path is relative to its root (``file_name``, ``audio_tokens_path``) except two:
 ``multidatabackend.json`` names the root and its ``metadata.jsonl`` absolutely (SimpleTuner needs
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
-from heartcodec_lab.tokenize.layout import AUDIO_DIR, atomic_write_text
+from heartcodec_lab.atomic import atomic_path, atomic_write_text
+from heartcodec_lab.tokenize.layout import AUDIO_DIR
 
 BACKEND_FILE = "multidatabackend.json"
 
@@ -24,10 +24,8 @@ class RelocateError(ValueError):
 
 
 def _repoint(link: Path, target: Path) -> None:
-    tmp = link.with_name(link.name + ".relocate-tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp, target_is_directory=target.is_dir())
-    os.replace(tmp, link)  # atomic: the link is never missing
+    with atomic_path(link, fsync=False) as tmp:  # atomic: the link is never missing
+        os.symlink(target, tmp, target_is_directory=target.is_dir())
 
 
 def relink_audio(out: Path, audio_root: Path | None) -> int:
@@ -89,27 +87,3 @@ def _unresolved_audio(out: Path) -> int:
         return 0
     rows = (json.loads(line) for line in meta.read_text(encoding="utf-8").splitlines() if line.strip())
     return sum(not (out / row["file_name"]).is_file() for row in rows)
-
-
-def main() -> None:
-    import hydra
-
-    from heartcodec_lab.conf import CONF_PKG
-
-    @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="tokenize_relocate")
-    def _task(cfg) -> None:
-        try:
-            result = relocate(cfg.dataset_dir, cfg.get("audio_root"))
-        except RelocateError as err:
-            print(f"heartcodec-tokenize-relocate: error: {err}", file=sys.stderr)
-            sys.exit(1)
-        print(f"{result['dataset_dir']}: multidatabackend.json now points here (was {', '.join(result['previous_dirs'])}); "
-              f"{result['links_changed']} audio link(s) re-pointed; {result['unresolved_audio']} audio file(s) unresolved")
-        if result["unresolved_audio"]:
-            sys.exit(1)
-
-    _task()
-
-
-if __name__ == "__main__":
-    main()

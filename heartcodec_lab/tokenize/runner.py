@@ -10,15 +10,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.table import Table
 
 from heartcodec_lab.codec.runtime import resolve_device
+from heartcodec_lab.tables import print_table
 from heartcodec_lab.tokenize.finalize import finalize
 from heartcodec_lab.tokenize.job import ShardSummary, job_provenance, run_shard
 from heartcodec_lab.tokenize.job_config import TokenizeJob
 from heartcodec_lab.tokenize.layout import PARTS_DIR
-
-
 
 
 def build_encoder(cfg, device: torch.device):
@@ -95,13 +93,10 @@ def combine(summaries: list[ShardSummary]) -> ShardSummary:
 
 
 def print_summary(s: ShardSummary, console: Console) -> None:
-    table = Table(title="heartcodec-tokenize summary", show_header=False)
-    for key, value in [("ok", s.ok), ("skipped (done before)", s.skipped), ("failed", s.failed),
-                       ("default tags used", s.default_tags), ("hours tokenized", f"{s.hours:.3f}"),
-                       ("frames", s.frames), ("wall time", f"{s.wall_s:.1f} s"),
-                       ("speed", f"{s.x_realtime:.2f}x realtime")]:
-        table.add_row(key, str(value))
-    console.print(table)
+    rows = [("ok", s.ok), ("skipped (done before)", s.skipped), ("failed", s.failed),
+            ("default tags used", s.default_tags), ("hours tokenized", f"{s.hours:.3f}"),
+            ("frames", s.frames), ("wall time", f"{s.wall_s:.1f} s"), ("speed", f"{s.x_realtime:.2f}x realtime")]
+    print_table(None, rows, title="heartcodec-tokenize summary", console=console)
     for f in s.failures[:20]:
         console.print(f"[yellow]failed[/yellow] {f['file_name']} ({f['stage']}): {f['error']}", markup=True, highlight=False)
     if len(s.failures) > 20:

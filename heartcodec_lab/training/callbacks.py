@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-SAMPLE_RATE = 48000
+from heartcodec_lab.audio.rates import SAMPLE_RATE
 
 
 def _log_mel_db(audio: torch.Tensor) -> torch.Tensor:

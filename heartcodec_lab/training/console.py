@@ -1,4 +1,5 @@
-"""What a training run prints: Lightning's messages once, no vendor tips, no library deprecation noise.
+"""What a training run prints: Lightning's messages once, no vendor tips, no library deprecation noise, and a
+closing summary that says where the outputs went (:func:`run_summary`).
 
 Lightning gives its top logger (``lightning``) its own handler *and* lets it propagate to the root
 logger, which Hydra configures too: every message came out twice. :func:`configure_console` leaves
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 # the loggers Lightning's rank_zero_info writes through
@@ -64,3 +66,27 @@ def quiet_library_warnings() -> None:
 def configure_console() -> None:
     route_lightning_logs()
     quiet_library_warnings()
+
+
+def listening_files(out_dir: Path) -> list[Path]:
+    """The newest reconstruction preview's wavs (``reconstructions/step<N>/clip<j>_{input,recon}.wav``), or []."""
+    steps = sorted(p for p in (Path(out_dir) / "reconstructions").glob("step*") if p.is_dir())
+    return sorted(steps[-1].glob("*.wav")) if steps else []
+
+
+def run_summary(summary: dict, out_dir: Path) -> str:
+    """The lines a run ends with: where its outputs went (folder, exported projection, listening files)."""
+    out_dir = Path(out_dir)
+    lines = [f"Done: {summary.get('global_step', 0)} steps; outputs in {out_dir}/"]
+    export = summary.get("projection_export")
+    if export:
+        lines.append(f"  projection  {export}/  (use it: encoder=projection encoder.path={export})")
+    else:
+        lines.append("  projection  not exported (export_projection=false)")
+    listen = [Path(p) for p in summary.get("listening_files", [])]
+    if listen:
+        lines.append(f"  listen      {listen[0].parent}/  {', '.join(p.name for p in listen)}  (input vs detokenize)")
+    else:
+        lines.append("  listen      none written (callbacks.reconstruction_preview.num_clips=0 or no validation)")
+    lines.append(f"  summary     {out_dir / 'summary.json'}  (metrics, provenance, checkpoint)")
+    return "\n".join(lines)

@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Sampler
 
+from heartcodec_lab.audio.rates import SAMPLE_RATE
 from heartcodec_lab.data.datasets import FixedClipDataset, RandomCropDataset, synth_folder
 
 
@@ -86,7 +87,7 @@ class AudioDataModule(pl.LightningDataModule):
                  crop_seconds: float = 2.0, val_seconds: float = 4.0, val_offset_seconds: float = 0.0,
                  num_val_clips: int = 4, batch_size: int = 4, val_batch_size: int | None = None,
                  num_workers: int = 0, samples_per_epoch: int = 256, channels: str = "stereo",
-                 sample_rate: int = 48000, seed: int = 0, synth: dict | None = None):
+                 sample_rate: int = SAMPLE_RATE, seed: int = 0, synth: dict | None = None):
         super().__init__()
         self.train_dir, self.train_manifest = train_dir, train_manifest
         self.val_dir, self.val_manifest = val_dir, val_manifest

@@ -1,17 +1,15 @@
-"""``heartcodec-export-projection CKPT OUTDIR``: a training checkpoint -> an exported projection folder.
+"""A training checkpoint -> an exported projection folder (``heartcodec-export-projection``, heartcodec_lab/cli/export.py).
 
 Writes the projection export format (``projection.safetensors`` + ``projection_config.json``,
 see :mod:`heartcodec_lab.encoders.projection.export`) from a Lightning ``.ckpt`` written by
 ``python train.py``. The checkpoint is read with ``torch.load(weights_only=True)`` (the
 training module stores only tensors and plain types); a checkpoint that needs full
-unpickling is refused unless ``--trust-pickle`` is given, because unpickling runs code.
+unpickling is refused unless ``trust_pickle=true`` is given, because unpickling runs code.
 """
 
 from __future__ import annotations
 
-import argparse
 import pickle
-import sys
 from pathlib import Path
 
 import torch
@@ -33,7 +31,7 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as err:
         raise ExportError(f"{path}: not loadable with weights_only=True ({str(err).splitlines()[0]}); "
-                          "if you trust this file, pass --trust-pickle") from None
+                          "if you trust this file, pass trust_pickle=true") from None
     except (RuntimeError, EOFError, OSError) as err:
         raise ExportError(f"{path}: not a readable torch checkpoint ({err})") from None
 
@@ -59,25 +57,3 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, trust_pickle: 
              "experiment": run_info.get("experiment")}
     return save_projection(out_dir, projection.eval(), run_info.get("codec", {}), extra=extra,
                            provenance=run_info.get("provenance"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="heartcodec-export-projection",
-                                     description="Export the projection of a training checkpoint (.ckpt) "
-                                                 "to projection.safetensors + projection_config.json.")
-    parser.add_argument("ckpt", help="Lightning checkpoint written by heartcodec-train / train.py")
-    parser.add_argument("outdir", help="folder to write the exported projection into")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow full unpickling (runs code from the file: only for checkpoints you trust)")
-    args = parser.parse_args(argv)
-    try:
-        out = export_checkpoint(args.ckpt, args.outdir, trust_pickle=args.trust_pickle)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"exported projection to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,6 +28,7 @@ from torch import nn
 
 from heartcodec_lab.codec.quantizer import straight_through
 from heartcodec_lab.codec.runtime import freeze
+from heartcodec_lab.codec.usage import codebook_usage
 from heartcodec_lab.training.adapter import LatentAdapter, decode_stereo
 from heartcodec_lab.training.decode_through import DecodeThrough
 from heartcodec_lab.training.schedule import WarmupCosine
@@ -273,15 +274,13 @@ class ProjectionTrainingModule(pl.LightningModule):
         flat = codes.detach().transpose(0, 1).reshape(q, -1) + torch.arange(q, device=codes.device)[:, None] * k
         self._code_counts += torch.bincount(flat.reshape(-1), minlength=q * k).reshape(q, k).to(self._code_counts.device)
 
-    def codebook_usage(self, prefix: str) -> dict[str, torch.Tensor]:
+    def codebook_usage(self, prefix: str) -> dict[str, float]:
         """Per quantizer: used codes and perplexity (2^entropy in bits) of the counts since the last log."""
-        counts = self._code_counts.double()
-        p = counts / counts.sum(1, keepdim=True).clamp_min(1)
-        entropy_bits = -(p * torch.log2(p.clamp_min(1e-30))).sum(1)
+        usage = codebook_usage(self._code_counts.cpu().numpy())
         out = {}
-        for i in range(counts.shape[0]):
-            out[f"{prefix}/used_q{i}"] = (counts[i] > 0).sum().float()
-            out[f"{prefix}/perplexity_q{i}"] = (2.0 ** entropy_bits[i]).float()
+        for i, q in enumerate(usage):
+            out[f"{prefix}/used_q{i}"] = float(q["used_codes"])
+            out[f"{prefix}/perplexity_q{i}"] = float(q["perplexity"])
         return out
 
     # -- validation -----------------------------------------------------------------------

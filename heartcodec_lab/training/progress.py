@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks.progress import ProgressBar
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-SAMPLE_RATE = 48000
+from heartcodec_lab.audio.rates import SAMPLE_RATE
 
 
 class StepProgressBar(ProgressBar):

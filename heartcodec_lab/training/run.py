@@ -8,7 +8,6 @@ composed ``conf/train.yaml``; tests call it with a config from
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -16,11 +15,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.conf import CONF_PKG, with_scale
 from heartcodec_lab.training.overrides import codec_device, select_experiment
-from heartcodec_lab.training.resolvers import register_resolvers
-
-register_resolvers()
 
 
 def _plain(node) -> dict | list | None:
@@ -108,8 +104,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     """
     import lightning.pytorch as pl
 
+    from heartcodec_lab.atomic import atomic_write_json
     from heartcodec_lab.encoders.projection import save_projection
-    from heartcodec_lab.training.console import configure_console
+    from heartcodec_lab.training.console import configure_console, listening_files, run_summary
 
     configure_console()
 
@@ -121,6 +118,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     # mid-epoch resume is exact here: the sampler restarts from the module's restored batch count
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+    # resuming into a new run folder (Hydra makes one per run) is the normal case; the checkpoint callback keeps
+    # no metric-ranked state (save_top_k=1 of the newest, save_last), so nothing it says is lost matters here
+    warnings.filterwarnings("ignore", message="The dirpath has changed from")
     provenance = run_provenance(cfg)  # refuses embedded parts next to checkpoints before any work
     if provenance.embedded:
         logging.getLogger(__name__).warning("%s", provenance.headline())
@@ -158,16 +158,21 @@ def train(cfg: DictConfig, codec=None) -> dict:
                                                 "experiment": cfg.get("experiment_name")},
                                          provenance=provenance.as_dict())
             summary["projection_export"] = str(export_dir)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary["listening_files"] = [str(p) for p in listening_files(out_dir)]
+        atomic_write_json(out_dir / "summary.json", summary)
+        print(run_summary(summary, out_dir), flush=True)
     return summary
 
 
-def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """Compose the packaged training config like ``python train.py`` would (for notebooks and tests).
+def compose_config(overrides: list[str] | None = None, config_name: str = "train",
+                   return_hydra_config: bool = False) -> DictConfig:
+    """Compose a packaged config like its command would (for notebooks, tests and the study): ``+experiment=``
+    read as the experiment slot, the ``scale`` chosen from ``codec.path`` unless given, the schemas checked.
 
     ``paths.output_dir`` has no Hydra run directory here: pass ``paths.output_dir=...``.
     """
     from hydra import compose, initialize_config_module
 
+    overrides = with_scale(config_name, select_experiment(list(overrides or [])))
     with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
-        return compose(config_name=config_name, overrides=select_experiment(list(overrides or [])))
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from heartcodec_lab.audio.rates import SAMPLE_RATE
 from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.encoders.base import AudioEncoder
 
@@ -43,7 +44,7 @@ def build_teacher(spec: dict | None, codec: nn.Module, student: nn.Module) -> Au
 
 @torch.no_grad()
 def teacher_targets(teacher: AudioEncoder, codec: nn.Module, audio: torch.Tensor, latents: torch.Tensor,
-                    sample_rate: int = 48000) -> dict[str, torch.Tensor]:
+                    sample_rate: int = SAMPLE_RATE) -> dict[str, torch.Tensor]:
     """audio ``[B, 2, S]`` (+ its latents ``[B, 256, 2T]``) -> ``teacher_features [B, T, 512]``, ``teacher_codes [B, 8, T]``.
 
     A projection teacher on the same codec reads the student's latents directly (same result,

@@ -7,8 +7,9 @@
 A plain library (no Hydra, no Lightning); the command lives in ``cli.py``.
 """
 
+from heartcodec_lab.audio.rates import WHISPER_SAMPLE_RATE
 from heartcodec_lab.transcribe.loading import TranscriberLoadError, load_transcriber
-from heartcodec_lab.transcribe.model import SAMPLE_RATE, HeartTranscriptor
+from heartcodec_lab.transcribe.model import HeartTranscriptor
 from heartcodec_lab.transcribe.settings import TranscribeSettings
 
-__all__ = ["SAMPLE_RATE", "HeartTranscriptor", "TranscribeSettings", "TranscriberLoadError", "load_transcriber"]
+__all__ = ["WHISPER_SAMPLE_RATE", "HeartTranscriptor", "TranscribeSettings", "TranscriberLoadError", "load_transcriber"]

@@ -1,3 +1,6 @@
-from heartcodec_lab.transcribe.cli import main
+"""``python -m heartcodec_lab.transcribe``: the same as the console command ``heartcodec-transcribe``."""
 
-main()
+if __name__ == "__main__":
+    from heartcodec_lab.cli.transcribe import main
+
+    main()

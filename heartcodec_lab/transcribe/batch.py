@@ -13,20 +13,20 @@ import logging
 import time
 from pathlib import Path
 
-from heartcodec_lab.audio import AUDIO_EXTENSIONS, AudioError, load_audio
-from heartcodec_lab.transcribe.model import SAMPLE_RATE, HeartTranscriptor
+from heartcodec_lab.audio import WHISPER_SAMPLE_RATE, AudioError, audio_extensions, load_audio
+from heartcodec_lab.transcribe.model import HeartTranscriptor
 
 log = logging.getLogger(__name__)
 
 
-def list_inputs(source: str | Path, extensions=AUDIO_EXTENSIONS) -> list[tuple[str, Path]]:
+def list_inputs(source: str | Path, extensions=None) -> list[tuple[str, Path]]:
     """``(key, path)`` for a file, or for every audio file under a folder (sorted)."""
     source = Path(source)
     if source.is_file():
         return [(source.name, source)]
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such file or folder")
-    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    exts = set(audio_extensions(extensions))
     files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in exts)
     if not files:
         raise FileNotFoundError(f"{source}: no audio files with extensions {sorted(exts)}")
@@ -66,7 +66,7 @@ def failures_path(out: str | Path) -> Path:
 
 
 def transcribe_files(transcriber: HeartTranscriptor, source: str | Path, out: str | Path,
-                     extensions=AUDIO_EXTENSIONS, resume: bool = True) -> dict:
+                     extensions=None, resume: bool = True) -> dict:
     """Transcribe ``source`` (file or folder) into ``out``; returns counts ``{done, skipped, failed}``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def transcribe_files(transcriber: HeartTranscriptor, source: str | Path, out: st
             continue
         start = time.perf_counter()
         try:
-            audio, sr = load_audio(path, sample_rate=SAMPLE_RATE, channels="mono", min_seconds=0.1)
+            audio, sr = load_audio(path, sample_rate=WHISPER_SAMPLE_RATE, channels="mono", min_seconds=0.1)
             text = transcriber.transcribe(audio, sr)
         except (AudioError, ValueError, RuntimeError) as err:
             log.warning("skipping %s: %s", path, err)

@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heartcodec_lab.audio import load_audio, resample, to_mono
+from heartcodec_lab.audio import WHISPER_SAMPLE_RATE, load_audio, resample, to_mono
 from heartcodec_lab.transcribe.settings import TranscribeSettings
 
-SAMPLE_RATE = 16000
 FOLDER_NAME = "HeartTranscriptor-oss"
 
 
@@ -51,17 +50,17 @@ class HeartTranscriptor:
             audio = to_mono(audio)[0] if audio.shape[0] > 1 else audio[0]
         if audio.dim() != 1 or audio.numel() == 0:
             raise ValueError(f"audio must be [C, S] or [S] with samples, got {tuple(audio.shape)}")
-        if sample_rate != SAMPLE_RATE:
-            audio = resample(audio[None], sample_rate, SAMPLE_RATE)[0]
+        if sample_rate != WHISPER_SAMPLE_RATE:
+            audio = resample(audio[None], sample_rate, WHISPER_SAMPLE_RATE)[0]
         if self.settings.seed is not None:
             torch.manual_seed(int(self.settings.seed))
-        out = self.pipeline({"raw": audio.numpy(), "sampling_rate": SAMPLE_RATE},
+        out = self.pipeline({"raw": audio.numpy(), "sampling_rate": WHISPER_SAMPLE_RATE},
                             generate_kwargs=self.settings.generate_kwargs())
         return out["text"].strip()
 
     def transcribe_file(self, path: str | Path) -> str:
         """Read any audio file (mono, 16 kHz) and transcribe it; unreadable files raise ``AudioError``."""
-        audio, sr = load_audio(path, sample_rate=SAMPLE_RATE, channels="mono", min_seconds=0.1)
+        audio, sr = load_audio(path, sample_rate=WHISPER_SAMPLE_RATE, channels="mono", min_seconds=0.1)
         return self.transcribe(audio, sr)
 
     def describe(self) -> dict:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from heartcodec_lab.audio.rates import OFFICIAL_ENCODER_SAMPLE_RATE
+
 VERSION = "vqv12"
 CHUNK_SAMPLES = 714240  # 29.76 s at 24 kHz
 TAIL_SAMPLES = 240  # zero tail appended to every chunk by the released tokenizer
-NATIVE_SAMPLE_RATE = 24000
+NATIVE_SAMPLE_RATE = OFFICIAL_ENCODER_SAMPLE_RATE
 
 # Hidden states the query encoder reads (index 0 = input of layer 1).
 CONFORMER_ACOUSTIC_STATE = 2

@@ -24,6 +24,8 @@ from transformers import Wav2Vec2ConformerConfig, WavLMConfig, WavLMModel, Whisp
 from transformers.models.wav2vec2_conformer.modeling_wav2vec2_conformer import Wav2Vec2ConformerEncoder
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from heartcodec_lab.audio.rates import WHISPER_SAMPLE_RATE
+
 from .config import (
     CONFORMER_ACOUSTIC_STATE,
     CONFORMER_SEMANTIC_STATE,
@@ -32,7 +34,6 @@ from .config import (
     WAVLM_AVERAGED_STATES,
 )
 
-WHISPER_RATE = 16000
 SAMPLES_PER_25HZ = NATIVE_SAMPLE_RATE // 25  # 960
 SAMPLES_PER_50HZ = NATIVE_SAMPLE_RATE // 50  # 480
 
@@ -188,7 +189,7 @@ class FeatureExtractors(nn.Module):
         self.whisper_encoder = WhisperEncoder(whisper_config)
         self.whisper_processor = WhisperFeatureExtractor(
             feature_size=whisper_config.num_mel_bins,
-            sampling_rate=WHISPER_RATE,
+            sampling_rate=WHISPER_SAMPLE_RATE,
             hop_length=160,
             chunk_length=30,
             n_fft=400,
@@ -200,7 +201,7 @@ class FeatureExtractors(nn.Module):
         # The filter is built on CPU (a GPU-built one differs slightly and can flip tokens)
         # and is not part of the checkpoint.
         with torch.device("cpu"):
-            self.resample_24k_to_16k = torchaudio.transforms.Resample(NATIVE_SAMPLE_RATE, WHISPER_RATE)
+            self.resample_24k_to_16k = torchaudio.transforms.Resample(NATIVE_SAMPLE_RATE, WHISPER_SAMPLE_RATE)
         kernel = self.resample_24k_to_16k.kernel
         del self.resample_24k_to_16k.kernel
         self.resample_24k_to_16k.register_buffer("kernel", kernel, persistent=False)
@@ -213,7 +214,8 @@ class FeatureExtractors(nn.Module):
     def whisper_log_mel(self, waveform_16k: Tensor) -> Tensor:
         """16 kHz ``[N, S]`` (S <= 30 s) -> Whisper log-mel ``[N, 80, 3000]`` (zero-padded to 30 s)."""
         mel = self.whisper_processor(
-            waveform_16k.detach().cpu().numpy(), sampling_rate=WHISPER_RATE, return_tensors="pt", do_normalize=False
+            waveform_16k.detach().cpu().numpy(), sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="pt",
+            do_normalize=False,
         ).input_features
         return mel.to(waveform_16k.device)
 

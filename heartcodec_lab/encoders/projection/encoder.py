@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from heartcodec_lab.audio.rates import SAMPLE_RATE
 from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.encoders.base import AudioEncoder
 
 from .modules import Projection
 
-SAMPLE_RATE = 48000
 LATENT_HOP = 1920  # 48 kHz samples per 25 Hz ScalarModel latent frame
 CHUNK_SAMPLES = 1428480  # 29.76 s at 48 kHz, the official encoder's chunk length
 FRAMES_PER_CHUNK = CHUNK_SAMPLES // LATENT_HOP // 2  # 372
@@ -41,7 +41,7 @@ class ProjectionEncoder(AudioEncoder):
         # where the projection came from (path, sha256), for describe()
         self.checkpoint = dict(checkpoint or {})
 
-    def train(self, mode: bool = True) -> "ProjectionEncoder":
+    def train(self, mode: bool = True) -> ProjectionEncoder:
         super().train(mode)
         freeze(self.codec)
         self.quantizer.eval()

@@ -1,5 +1,6 @@
 """Metrics, each implemented once: codebook usage, reconstruction, token agreement."""
 
+from heartcodec_lab.codec.usage import codebook_usage, count_codes, entropy_bits, quantizer_usage, rank_frequency
 from heartcodec_lab.evaluate.metrics.agreement import (
     level_agreement,
     match_counts,
@@ -20,7 +21,6 @@ from heartcodec_lab.evaluate.metrics.audio import (
     shimmer_ratio_5_7khz,
     si_sdr_db,
 )
-from heartcodec_lab.evaluate.metrics.usage import codebook_usage, count_codes, entropy_bits, quantizer_usage, rank_frequency
 
 __all__ = [
     "LogMelParams",

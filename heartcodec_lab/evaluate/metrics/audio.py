@@ -6,6 +6,12 @@ sample rate; :func:`align` crops both to a common length and channel count first
 Names carry unit and direction: distances are 0 for identical signals (lower is better),
 ``si_sdr_db`` is higher-is-better, ``loudness_diff_lu`` is estimate minus reference,
 ``shimmer_ratio_5_7khz`` is 1 when the 5-7 kHz band energy is reproduced exactly.
+
+Libraries compute what they have: SI-SDR is torchmetrics', the multi-resolution STFT distance
+auraloss', loudness torchaudio's (ITU-R BS.1770). Project code is kept only where no library
+computes the same quantity: the 5-7 kHz band-energy ratio, and the log-mel L1 (auraloss's
+mel-STFT loss uses Slaney filters and clamps the power before the filterbank, so its numbers
+differ from the torchaudio HTK log-mel with an additive floor that reports state and compare).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import auraloss
 import torch
 import torchaudio
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
 
 def align(reference: torch.Tensor, estimate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,20 +40,16 @@ def align(reference: torch.Tensor, estimate: torch.Tensor) -> tuple[torch.Tensor
     return reference[..., :n].float(), estimate[..., :n].float()
 
 
-def si_sdr_db(reference: torch.Tensor, estimate: torch.Tensor, eps: float = 1e-12) -> float:
-    """Scale-invariant SDR in dB, computed per channel after removing the mean, then averaged.
+def si_sdr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """Scale-invariant SDR in dB (torchmetrics, zero-mean), per channel, then averaged; higher is better.
 
     The estimate is projected on the reference (``alpha = <e, r> / <r, r>``), so scaling the
     estimate leaves the figure unchanged. For a sine shifted by phase phi: 10 log10(cot^2 phi).
+    Computed in float64.
     """
     ref, est = align(reference, estimate)
-    ref = ref.double() - ref.double().mean(-1, keepdim=True)
-    est = est.double() - est.double().mean(-1, keepdim=True)
-    alpha = (est * ref).sum(-1, keepdim=True) / ((ref * ref).sum(-1, keepdim=True) + eps)
-    target = alpha * ref
-    noise = est - target
-    ratio = ((target * target).sum(-1) + eps) / ((noise * noise).sum(-1) + eps)
-    return float((10 * torch.log10(ratio)).mean())
+    value = scale_invariant_signal_distortion_ratio(est.double(), ref.double(), zero_mean=True)
+    return float(value.mean())
 
 
 def loudness_lufs(audio: torch.Tensor, sample_rate: int) -> float:

@@ -1,4 +1,4 @@
-"""Models, inputs and work counts of the codec benchmark (``bench_codec.py``).
+"""Models, inputs and work counts of the codec benchmark (``benchmarks/bench_codec.py``).
 
 Both implementations are built on the meta device (no memory, no init) and only
 the parts a case needs are materialised and filled by :func:`randomize_`, which
@@ -85,7 +85,7 @@ def build_codec(tiny: bool, parts=("flow_matching", "scalar_model")):
     """Our full-size codec with random weights in ``parts`` (others on meta), or the random tiny codec."""
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, RANDOM_CODEC, load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, HeartCodecConfig, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
     if tiny:
@@ -120,9 +120,8 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
     """The released ``HeartCodec`` with the same weights as :func:`build_codec` gives ours."""
     import torch
 
-    from heartcodec_lab.codec.weights import skip_weight_init
-
     from heartcodec_lab.codec import HeartCodecConfig
+    from heartcodec_lab.codec.weights import skip_weight_init
 
     modeling, configuration = import_released(src)
     tiny_codec = build_codec(True) if tiny else None
@@ -193,7 +192,7 @@ def _counted(fn) -> int:
 def _meta_codec(tiny: bool):
     import torch
 
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig, RANDOM_CODEC, load_codec
+    from heartcodec_lab.codec import RANDOM_CODEC, HeartCodec, HeartCodecConfig, load_codec
     from heartcodec_lab.codec.weights import skip_weight_init
 
     cfg = load_codec(RANDOM_CODEC).config if tiny else HeartCodecConfig()

@@ -21,11 +21,11 @@ from .config import HeartCodecConfig
 from .model import HeartCodec
 from .weights import skip_weight_init
 
-#: Seed of the private generator that fills the default codec's weights.
-DEFAULT_SEED = 20260123
+#: Seed of the private generator that fills the random codec's weights.
+RANDOM_CODEC_SEED = 20260123
 
 
-def default_config() -> HeartCodecConfig:
+def random_codec_config() -> HeartCodecConfig:
     """Released interface sizes, tiny widths."""
     return HeartCodecConfig(
         dim=512,
@@ -63,13 +63,13 @@ def _fill(key: str, tensor: torch.Tensor, gen: torch.Generator) -> None:
         tensor.copy_(torch.randn(tensor.shape, generator=gen) / math.sqrt(fan_in))
 
 
-def build_default_codec(seed: int = DEFAULT_SEED) -> HeartCodec:
+def build_random_codec(seed: int = RANDOM_CODEC_SEED) -> HeartCodec:
     """The random tiny codec (random weights, no meaningful audio); bit-identical for a given seed.
 
     Uses a private ``torch.Generator``: the global RNG is left untouched.
     """
     with skip_weight_init():
-        model = HeartCodec(default_config())
+        model = HeartCodec(random_codec_config())
     gen = torch.Generator().manual_seed(seed)
     state = model.state_dict()  # shares storage with the module
     with torch.no_grad():

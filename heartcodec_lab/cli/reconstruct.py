@@ -1,12 +1,11 @@
-"""``heartcodec-reconstruct``: audio file -> tokens -> 48 kHz stereo audio file (a Hydra app).
+"""``heartcodec-reconstruct``: audio file -> tokens -> 48 kHz stereo audio file (conf/reconstruct.yaml).
 
     heartcodec-reconstruct input=IN.flac output=OUT.wav [codec.path=DECODER encoder=official encoder.path=ENCODER]
 
 With no checkpoint options it runs on the embedded miniature codec and its true encoder
 (trained on synthetic music: recognisable rhythm); ``codec.path=embedded:random
 encoder=official`` runs the random tiny models (noise). Prints the token shape, the time
-of each stage and the realtime factor. Hydra is imported only by :func:`main`, so this
-module stays importable from the plain library.
+of each stage and the realtime factor.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import torch
+
+from heartcodec_lab.cli.runner import EXIT_USAGE, Command, run_command
 
 if TYPE_CHECKING:
     from heartcodec_lab.codec import DetokenizeSettings
@@ -151,25 +152,17 @@ def run(cfg) -> int:
         )
     except (AudioError, ReconstructError, ValueError, OSError) as err:
         message = " ".join(str(err).split())  # one line, whatever the loader wrote
-        print(f"heartcodec-reconstruct: error: {message}", file=sys.stderr)
-        return 1
+        print(f"{COMMAND.prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
     print_timings(result, load_seconds)
     return 0
 
 
-def _hydra_task(cfg) -> None:
-    code = run(cfg)
-    if code:
-        sys.exit(code)
+COMMAND = Command("heartcodec-reconstruct", "reconstruct", lambda cfg: run(cfg))
 
 
-def main() -> None:
-    import hydra
-
-    # An absolute folder, so the configs are found whether or not ``conf`` is a package.
-    from heartcodec_lab.conf import CONF_PKG
-
-    hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="reconstruct")(_hydra_task)()
+def main(argv: list[str] | None = None) -> None:
+    run_command(COMMAND, argv)
 
 
 if __name__ == "__main__":

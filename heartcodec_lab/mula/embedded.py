@@ -17,7 +17,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from heartcodec_lab.mula.loading import GenConfig, MulaBundle
 from heartcodec_lab.mula.model import HeartMuLa, MulaConfig
 
-DEFAULT_SEED = 20260101
+EMBEDDED_SEED = 20260101
 BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
 CODEBOOK_SIZE = 8192
 
@@ -29,7 +29,7 @@ DEFAULT_CONFIG = MulaConfig(
     audio_num_codebooks=8,
     muq_dim=512,
 )
-DEFAULT_GEN_CONFIG = GenConfig(text_bos_id=256, text_eos_id=257, audio_eos_id=CODEBOOK_SIZE + 1, empty_id=0)
+EMBEDDED_GEN_CONFIG = GenConfig(text_bos_id=256, text_eos_id=257, audio_eos_id=CODEBOOK_SIZE + 1, empty_id=0)
 
 
 def _byte_symbols() -> list[str]:
@@ -48,7 +48,7 @@ def _byte_symbols() -> list[str]:
     return [symbols[b] for b in range(256)]
 
 
-def build_default_tokenizer() -> Tokenizer:
+def build_embedded_tokenizer() -> Tokenizer:
     """Byte-level tokenizer: id = UTF-8 byte value (0..255), 256 BOS, 257 EOS.
 
     Like the Llama-3 tokenizer, it prepends BOS and does not append EOS.
@@ -86,19 +86,19 @@ def _init_weights(model: HeartMuLa, seed: int) -> None:
         model.audio_head[:, :, codebook_size:] = 0
 
 
-def build_default_model(seed: int = DEFAULT_SEED) -> HeartMuLa:
+def build_embedded_model(seed: int = EMBEDDED_SEED) -> HeartMuLa:
     model = HeartMuLa(DEFAULT_CONFIG)
     _init_weights(model, seed)
     return model.eval().requires_grad_(False)
 
 
-def build_default_bundle(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> MulaBundle:
-    model = build_default_model().to(device=device, dtype=dtype)
+def build_embedded_bundle(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> MulaBundle:
+    model = build_embedded_model().to(device=device, dtype=dtype)
     model.rope_init()  # keep RoPE tables in float32 like a loaded checkpoint
     model.to(device)
     return MulaBundle(
         model=model,
-        tokenizer=build_default_tokenizer(),
-        gen_config=GenConfig(**vars(DEFAULT_GEN_CONFIG)),
-        source={"mula": "embedded-tiny", "seed": DEFAULT_SEED},
+        tokenizer=build_embedded_tokenizer(),
+        gen_config=GenConfig(**vars(EMBEDDED_GEN_CONFIG)),
+        source={"mula": "embedded-tiny", "seed": EMBEDDED_SEED},
     )

@@ -1,15 +1,13 @@
-"""``heartcodec-transcribe``: a file or folder of audio -> JSONL transcripts (Hydra app, resumable)."""
+"""``heartcodec-transcribe``: a file or folder of audio -> JSONL transcripts, resumable (conf/transcribe.yaml)."""
 
 from __future__ import annotations
 
 import logging
-import sys
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from heartcodec_lab.conf import CONF_PKG
+from heartcodec_lab.cli.runner import Command, run_command
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +28,22 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     transcriber = transcriber_from_config(cfg.transcriber)
-    counts = transcribe_files(transcriber, cfg.input, cfg.out, extensions=tuple(cfg.extensions),
+    counts = transcribe_files(transcriber, cfg.input, cfg.out, extensions=cfg.extensions,
                               resume=bool(cfg.resume))
     log.info("%s: %d transcribed, %d already done, %d failed", cfg.out, counts["done"], counts["skipped"],
              counts["failed"])
     return counts
 
 
-@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="transcribe")
-def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"heartcodec-transcribe: {err}", file=sys.stderr)
-        sys.exit(2)
+def _transcribe(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+COMMAND = Command("heartcodec-transcribe", "transcribe", _transcribe, errors=(ValueError,))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(COMMAND, argv)
 
 
 if __name__ == "__main__":

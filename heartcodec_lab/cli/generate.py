@@ -1,6 +1,6 @@
 """``heartcodec-generate``: text (+ optional history) -> HeartMuLa tokens -> a 48 kHz stereo file.
 
-Thin Hydra entry point; the work is in :mod:`heartcodec_lab.mula.generation`.
+The work is in :mod:`heartcodec_lab.mula.generation`; this module wires the config to it (conf/generate.yaml).
 With ``lazy_load`` the language model and the codec are never in memory
 together: codec (only to encode ``continue_from`` audio) -> language model ->
 codec. Ctrl-C during generation stops it and still decodes what was generated.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,17 +19,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from heartcodec_lab.cli.runner import Command, run_command
 from heartcodec_lab.codec import DetokenizeSettings
 from heartcodec_lab.codec.runtime import resolve_device
 from heartcodec_lab.mula.continuation import load_history
 from heartcodec_lab.mula.generation import FRAME_MS, GenerationConfig, decode_tokens, generate_tokens
 from heartcodec_lab.mula.loading import load_mula
 from heartcodec_lab.mula.prompt import read_text_or_file
-from heartcodec_lab.provenance import one_line_errors
 
 log = logging.getLogger("heartcodec-generate")
-# absolute, so it works whether or not conf/ is an importable package
-from heartcodec_lab.conf import CONF_PKG
 
 
 def _free(device: torch.device) -> None:
@@ -164,16 +161,15 @@ def quote_free_text(argv: list[str]) -> list[str]:
     return out
 
 
-@one_line_errors("heartcodec-generate")
-def _hydra_task(cfg: DictConfig) -> None:
+def _generate(cfg: DictConfig) -> None:
     run(cfg)
 
 
-def main() -> None:
-    import hydra  # only the entry point: the mula library stays free of Hydra
+COMMAND = Command("heartcodec-generate", "generate", _generate, rewrite=quote_free_text)
 
-    sys.argv = [sys.argv[0], *quote_free_text(sys.argv[1:])]
-    hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="generate")(_hydra_task)()
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(COMMAND, argv)
 
 
 if __name__ == "__main__":

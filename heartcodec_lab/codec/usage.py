@@ -1,4 +1,4 @@
-"""Codebook usage from exact code counts.
+"""Codebook usage from exact code counts: the one place it is computed (evaluation reports, training logs).
 
 Everything here works on ``counts[Q, K]`` (int64): how often each of the ``K`` codes of
 each of the ``Q`` quantizers occurs in a set of token arrays. Statistics are computed
@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+#: the statistics :func:`quantizer_usage` gives per quantizer, in report order
+USAGE_KEYS = ("used_codes", "dead_codes", "utilization", "entropy_bits", "normalized_entropy", "perplexity")
 
 
 def count_codes(tokens: np.ndarray, codebook_size: int, pad_id: int | None = None) -> np.ndarray:

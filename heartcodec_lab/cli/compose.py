@@ -1,0 +1,85 @@
+"""Compose a command's config once before Hydra runs it, and say in one line what is wrong with it.
+
+Hydra's own messages for a misspelled key span several lines and do not list what is valid;
+:func:`compose_checked` composes the same config with the same overrides and turns a failure into
+one sentence: the key, where it was looked for and the keys (or options) that exist there.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+
+from heartcodec_lab.conf import CONF_PKG
+
+
+def compose(config: str, overrides: list[str], hydra: bool = False) -> DictConfig:
+    """``conf/<config>.yaml`` composed with ``overrides`` (the schemas registered), as a command would see it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from heartcodec_lab.cli.schemas import register_schemas
+
+    register_schemas()
+    with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
+        return hydra_compose(config_name=config, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def compose_checked(config: str, overrides: list[str]) -> str | None:
+    """None when ``conf/<config>.yaml`` composes with ``overrides`` and has no missing value, else one line why not."""
+    try:
+        cfg = compose(config, overrides)
+    except Exception as err:  # Hydra wraps OmegaConf's errors; the message comes from the chain
+        return explain(err)
+    try:  # without resolving: ${hydra:...} has no value before Hydra runs
+        OmegaConf.to_container(cfg, resolve=False, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        return f"missing value for {err.full_key} (set {err.full_key}=...)"
+    return None
+
+
+def _chain(err: BaseException):
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def _keys_of(node) -> list[str]:
+    if isinstance(node, DictConfig):
+        return sorted(str(k) for k in node.keys() if str(k) != "hydra")
+    return []
+
+
+def explain(err: BaseException) -> str:
+    """One line for a composition failure: unknown key (with the valid ones), bad value, unknown option."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    for cause in _chain(err):
+        if isinstance(cause, MissingConfigException):
+            group, _, name = str(cause.missing_cfg_file or "").rpartition("/")
+            options = ", ".join(cause.options or []) or "none"
+            return (f"no {group or 'config'} option '{name}'; choose from: {options}" if group
+                    else " ".join(str(cause).split("Config search path")[0].split()))
+        if isinstance(cause, OverrideParseException):
+            return f"cannot read the override: {' '.join(str(cause).split('See https')[0].split())}"
+        if isinstance(cause, (ConfigKeyError, ValidationError, MissingMandatoryValue)) or (
+                isinstance(cause, OmegaConfBaseException) and "not in struct" in str(cause)):
+            return _explain_omegaconf(cause)
+    return " ".join(str(err).split())
+
+
+def _explain_omegaconf(cause: OmegaConfBaseException) -> str:
+    full_key = getattr(cause, "full_key", None) or getattr(cause, "key", None) or "?"
+    message = str(getattr(cause, "msg", None) or cause).splitlines()[0]
+    if isinstance(cause, ValidationError):
+        return f"bad value for {full_key}: {message}"
+    parent = getattr(cause, "parent_node", None)
+    where = full_key.rpartition(".")[0]
+    keys = _keys_of(parent)
+    if not keys and isinstance(parent, DictConfig):
+        keys = []
+    place = f"in '{where}'" if where else "at the top level"
+    valid = ", ".join(keys) if keys else "(none)"
+    return f"unknown key '{full_key}' {place}; valid keys: {valid}"

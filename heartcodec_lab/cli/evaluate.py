@@ -1,0 +1,36 @@
+"""``heartcodec-evaluate``: codebook usage, encoders on audio, audio pairs, lyric adherence or a comparison
+of runs (conf/evaluate.yaml)."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig
+
+from heartcodec_lab.cli.runner import Command, run_command
+
+log = logging.getLogger("heartcodec-evaluate")
+
+
+def _evaluate(cfg: DictConfig) -> None:
+    from heartcodec_lab.evaluate.runner import run_evaluation
+
+    run_evaluation(cfg)
+    log.info("report: %s/report.md", cfg.out_dir)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from heartcodec_lab.evaluate.dataset import DatasetError
+
+    return (DatasetError,)
+
+
+COMMAND = Command("heartcodec-evaluate", "evaluate", _evaluate, errors=_errors())
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(COMMAND, argv)
+
+
+if __name__ == "__main__":
+    main()
