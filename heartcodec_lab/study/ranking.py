@@ -102,9 +102,6 @@ def train_recipe(recipe: str, s: dict, codec, reference, bank, heldout, out: Pat
                  f"trainer.max_steps={s['steps']}", *s["overrides"], *s["recipe_overrides"].get(recipe, [])]
     if s.get("codec_path"):
         overrides.append(f"codec.path={s['codec_path']}")
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()  # inside heartcodec-study's own Hydra app: compose the training config afresh
     cfg = compose_config(overrides)
     distils = cfg.get("teacher") is not None
     if distils:  # a cheap placeholder for the recipe's teacher spec: the study distils from its reference

@@ -172,7 +172,10 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
     ``paths.output_dir`` has no Hydra run directory here: pass ``paths.output_dir=...``.
     """
     from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
 
     overrides = with_scale(config_name, select_experiment(list(overrides or [])))
+    if GlobalHydra.instance().is_initialized():  # inside a command's own Hydra app (the study): its search path
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
