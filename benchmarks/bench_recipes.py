@@ -1,7 +1,8 @@
 """CPU seconds and peak memory per training step of each projection recipe, at the miniature's sizes.
 
 Each recipe (an experiment of conf/experiment/) is composed exactly as ``python train.py +experiment=NAME``
-would, its module built, and ``--steps`` optimizer steps (the frozen encoder included, as in training) timed (after ``--warmup`` untimed ones) on a
+would, its module built, and ``--steps`` optimizer steps (the frozen encoder included, as in training)
+timed (after ``--warmup`` untimed ones) on a
 batch of synthetic music, in a subprocess of its own so that its peak RSS is its own. Prints one table:
 CPU seconds per step (process time), the ratio to the ``flow`` recipe, peak RSS of the process.
 
@@ -36,8 +37,13 @@ def measure(recipe: str, steps: int, warmup: int, batch: int, crop: float, extra
     from heartcodec_lab.minicodec.data import held_out_pieces
     from heartcodec_lab.training.run import build_module, compose_config
 
-    overrides = [f"+experiment={recipe}", "paths.output_dir=/tmp/bench_recipes", f"data.batch_size={batch}",
-                 f"data.crop_seconds={crop}", *extra]
+    overrides = [
+        f"+experiment={recipe}",
+        "paths.output_dir=/tmp/bench_recipes",
+        f"data.batch_size={batch}",
+        f"data.crop_seconds={crop}",
+        *extra,
+    ]
     cfg = compose_config(overrides)
     module, _ = build_module(cfg, None, device=torch.device("cpu"))
     module.guard_frozen()
@@ -58,9 +64,13 @@ def measure(recipe: str, steps: int, warmup: int, batch: int, crop: float, extra
     for _ in range(steps):
         step()
     cpu = (time.process_time() - cpu0) / steps
-    return {"recipe": recipe, "cpu_s_per_step": cpu, "wall_s_per_step": (time.perf_counter() - wall0) / steps,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "audio_s_per_step": batch * samples / 48000}
+    return {
+        "recipe": recipe,
+        "cpu_s_per_step": cpu,
+        "wall_s_per_step": (time.perf_counter() - wall0) / steps,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "audio_s_per_step": batch * samples / 48000,
+    }
 
 
 def _saved_bytes(fn, *inputs) -> int:
@@ -82,8 +92,16 @@ def _saved_bytes(fn, *inputs) -> int:
     return total
 
 
-def paper_memory(batch: int, crop_seconds: float, num_steps: int, guidance: float, decode_frames: int,
-                 warmup_frames: int, channels: int = 1, dtype_bytes: int = 4) -> dict:
+def paper_memory(
+    batch: int,
+    crop_seconds: float,
+    num_steps: int,
+    guidance: float,
+    decode_frames: int,
+    warmup_frames: int,
+    channels: int = 1,
+    dtype_bytes: int = 4,
+) -> dict:
     """GiB per training step of the decode-through recipe at the released sizes (see the module docstring)."""
     import torch
 
@@ -119,33 +137,57 @@ def paper_memory(batch: int, crop_seconds: float, num_steps: int, guidance: floa
     stored = num_steps * batch * frames * cfg.out_channels * 4 / gib  # the checkpointed step inputs
     peak_ckpt = weights + max(dit, dec) * 2 + stored
     peak_plain = weights + (num_steps * dit + dec) * 2
-    return {"params_M": n_params / 1e6, "weights_gib": weights, "dit_step_gib": dit, "decoder_gib": dec,
-            "peak_checkpointed_gib": peak_ckpt, "peak_without_checkpointing_gib": peak_plain,
-            "settings": dict(batch=batch, crop_seconds=crop_seconds, num_steps=num_steps, guidance=guidance,
-                             decode_frames=decode_frames, warmup_frames=warmup_frames, channels=channels)}
+    return {
+        "params_M": n_params / 1e6,
+        "weights_gib": weights,
+        "dit_step_gib": dit,
+        "decoder_gib": dec,
+        "peak_checkpointed_gib": peak_ckpt,
+        "peak_without_checkpointing_gib": peak_plain,
+        "settings": dict(
+            batch=batch,
+            crop_seconds=crop_seconds,
+            num_steps=num_steps,
+            guidance=guidance,
+            decode_frames=decode_frames,
+            warmup_frames=warmup_frames,
+            channels=channels,
+        ),
+    }
 
 
 def paper_table(rows: list[dict]) -> str:
-    lines = ["| batch x crop | Euler steps (guidance) | decoded frames (channels) | weights GiB | one DiT step GiB | decoder GiB |"
-             " peak, checkpointed GiB | peak, not checkpointed GiB | 24 GB card |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| batch x crop | Euler steps (guidance) | decoded frames (channels) | weights GiB | one DiT step GiB |"
+        " decoder GiB |"
+        " peak, checkpointed GiB | peak, not checkpointed GiB | 24 GB card |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
         st = r["settings"]
         fits = "yes" if r["peak_checkpointed_gib"] < 22 else "no"
-        lines.append(f"| {st['batch']} x {st['crop_seconds']:g} s | {st['num_steps']} ({st['guidance']:g}) | "
-                     f"{st['decode_frames']} + {st['warmup_frames']} (x{st['channels']}) | {r['weights_gib']:.1f} | {r['dit_step_gib']:.2f} | "
-                     f"{r['decoder_gib']:.2f} | {r['peak_checkpointed_gib']:.1f} | "
-                     f"{r['peak_without_checkpointing_gib']:.1f} | {fits} |")
+        lines.append(
+            f"| {st['batch']} x {st['crop_seconds']:g} s | {st['num_steps']} ({st['guidance']:g}) | "
+            f"{st['decode_frames']} + {st['warmup_frames']} (x{st['channels']}) | {r['weights_gib']:.1f} | "
+            f"{r['dit_step_gib']:.2f} | "
+            f"{r['decoder_gib']:.2f} | {r['peak_checkpointed_gib']:.1f} | "
+            f"{r['peak_without_checkpointing_gib']:.1f} | {fits} |"
+        )
     return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:
     flow = next((r["cpu_s_per_step"] for r in rows if r["recipe"] == "flow"), None)
-    lines = ["| recipe | CPU s / step | x flow | peak RSS MiB | audio s / step |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| recipe | CPU s / step | x flow | peak RSS MiB | audio s / step |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         ratio = f"{r['cpu_s_per_step'] / flow:.2f}" if flow else "-"
-        lines.append(f"| {r['recipe']} | {r['cpu_s_per_step']:.3f} | {ratio} | {r['peak_rss_mib']:.0f} | "
-                     f"{r['audio_s_per_step']:.2f} |")
+        lines.append(
+            f"| {r['recipe']} | {r['cpu_s_per_step']:.3f} | {ratio} | {r['peak_rss_mib']:.0f} | "
+            f"{r['audio_s_per_step']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -173,26 +215,50 @@ def main(argv=None) -> list[dict]:
         print(json.dumps(measure(a.one, a.steps, a.warmup, a.batch_size, a.crop_seconds, a.set)))
         return []
     if a.paper or a.paper_only:
-        settings = [(16, 5.12, 2, 1.25, 4, 2, 1), (8, 5.12, 2, 1.25, 4, 2, 1), (4, 5.12, 2, 1.25, 4, 2, 1),
-                    (8, 5.12, 4, 1.25, 4, 2, 1), (16, 5.12, 2, 1.0, 4, 2, 1), (8, 5.12, 2, 1.25, 8, 4, 2),
-                    (4, 5.12, 2, 1.25, 0, 0, 2)]
-        print("Released sizes (HeartCodecConfig defaults), float32 weights and activations, decode-through "
-              "recipe; counted on the meta device:")
+        settings = [
+            (16, 5.12, 2, 1.25, 4, 2, 1),
+            (8, 5.12, 2, 1.25, 4, 2, 1),
+            (4, 5.12, 2, 1.25, 4, 2, 1),
+            (8, 5.12, 4, 1.25, 4, 2, 1),
+            (16, 5.12, 2, 1.0, 4, 2, 1),
+            (8, 5.12, 2, 1.25, 8, 4, 2),
+            (4, 5.12, 2, 1.25, 0, 0, 2),
+        ]
+        print(
+            "Released sizes (HeartCodecConfig defaults), float32 weights and activations, decode-through "
+            "recipe; counted on the meta device:"
+        )
         print(paper_table([paper_memory(*st) for st in settings]))
         if a.paper_only:
             return []
     rows = []
     for recipe in a.recipes:
-        cmd = [sys.executable, __file__, "--one", recipe, "--steps", str(a.steps), "--warmup", str(a.warmup),
-               "--threads", str(a.threads), "--batch-size", str(a.batch_size), "--crop-seconds", str(a.crop_seconds)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            recipe,
+            "--steps",
+            str(a.steps),
+            "--warmup",
+            str(a.warmup),
+            "--threads",
+            str(a.threads),
+            "--batch-size",
+            str(a.batch_size),
+            "--crop-seconds",
+            str(a.crop_seconds),
+        ]
         cmd += [f"--set={s}" for s in a.set]
         out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if out.returncode != 0:
             raise SystemExit(f"bench_recipes: {recipe} failed:\n{out.stderr[-2000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"{recipe}: {rows[-1]['cpu_s_per_step']:.3f} CPU-s/step", file=sys.stderr, flush=True)
-    print(f"batch {a.batch_size} x {a.crop_seconds:g} s, {a.threads} thread(s), {a.steps} timed steps "
-          f"after {a.warmup}; CPU seconds are process time")
+    print(
+        f"batch {a.batch_size} x {a.crop_seconds:g} s, {a.threads} thread(s), {a.steps} timed steps "
+        f"after {a.warmup}; CPU seconds are process time"
+    )
     print(table(rows))
     return rows
 

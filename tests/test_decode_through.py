@@ -78,8 +78,12 @@ def test_checkpointing_and_a_decoded_span_keep_the_gradient(codec):
 
 def test_a_train_step_reaches_the_projection_through_the_decoder_and_leaves_the_codec_alone(codec):
     losses = build_losses({"mel": {"weight": 1.0}, "stft": {"weight": 1.0}}, codec)  # audio losses only
-    module = ProjectionTrainingModule(codec, _projection(codec, 0, num_layers=2), losses,
-                                      decode={"through": "decoder", "num_steps": 2, "decode_frames": 6, "channels": 1})
+    module = ProjectionTrainingModule(
+        codec,
+        _projection(codec, 0, num_layers=2),
+        losses,
+        decode={"through": "decoder", "num_steps": 2, "decode_frames": 6, "channels": 1},
+    )
     assert module.adapter is None and module.decode_through is not None
     assert module.trainable_parameters() == list(module.projection.parameters())  # nothing of the codec
     before = {k: v.clone() for k, v in codec.state_dict().items()}  # parameters and RVQ buffers

@@ -60,8 +60,21 @@ def test_ranking_table_has_per_level_columns_feature_error_and_budget():
     cells = [c.strip() for c in flow.strip("|").split("|")]
     assert [c.strip() for c in header.strip("|").split("|")][:5] == ["recipe", "steps", "CPU min", "CPU s/step", "q0 %"]
     assert "all 8 %" in header and "feature err %" in header and "MSTFT" in header
-    assert cells == ["flow", "100", "1.5", "0.900", "50.0", "25.0", *["0.0"] * 6, "0.0", "12.5",
-                     "0.500", "0.875", "1.250", "2.000"]
+    assert cells == [
+        "flow",
+        "100",
+        "1.5",
+        "0.900",
+        "50.0",
+        "25.0",
+        *["0.0"] * 6,
+        "0.0",
+        "12.5",
+        "0.500",
+        "0.875",
+        "1.250",
+        "2.000",
+    ]
     assert [c.strip() for c in truth.strip("|").split("|")][:5] == [REFERENCE, "-", "-", "-", "100.0"]
     # with the reference's own stability ceiling, every level reads "agreement / ceiling"
     with_ceiling = ranking_table(_scores(), records, ceiling=[0.985, 0.95] + [0.5] * 6).splitlines()[3]
@@ -82,8 +95,9 @@ def test_agreement_and_feature_error_known_answers():
 
     codec = load_codec(RANDOM_CODEC)
     torch.manual_seed(0)
-    proj = LinearProjection(latent_dim=codec.config.latent_hidden_dim, hidden_dim=16, num_layers=1,
-                            out_dim=codec.config.dim)
+    proj = LinearProjection(
+        latent_dim=codec.config.latent_hidden_dim, hidden_dim=16, num_layers=1, out_dim=codec.config.dim
+    )
     latents = torch.randn(1, 2 * codec.config.latent_hidden_dim, 20)
 
     class Module:
@@ -125,9 +139,18 @@ def test_ranking_preset_trains_recipes_and_scores_them_against_the_true_encoder(
     from heartcodec_lab.study.run import run_study
 
     cfg = OmegaConf.load(ranking.__file__.replace("heartcodec_lab/study/ranking.py", "conf/preset/ranking.yaml"))
-    cfg.ranking.update({"recipes": ["flow", "distill", "conv1d"], "steps": 3, "curve_every": 2, "train_pieces": 2,
-                        "piece_seconds": 2.0, "heldout_pieces": 1, "heldout_seconds": 2.0,
-                        "detokenize": {"num_steps": 2, "guidance_scale": 1.25}})
+    cfg.ranking.update(
+        {
+            "recipes": ["flow", "distill", "conv1d"],
+            "steps": 3,
+            "curve_every": 2,
+            "train_pieces": 2,
+            "piece_seconds": 2.0,
+            "heldout_pieces": 1,
+            "heldout_seconds": 2.0,
+            "detokenize": {"num_steps": 2, "guidance_scale": 1.25},
+        }
+    )
     cfg.out_dir = str(tmp_path / "rank")
     cfg.codec = {"path": None}
     report = run_study(cfg)

@@ -53,7 +53,9 @@ def load_pair(codec_path: str | None, encoder_path: str | None):
 
 
 @torch.no_grad()
-def reference_features(reference, codec, audio: torch.Tensor, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_features(
+    reference, codec, audio: torch.Tensor, latents: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(features ``[B, T, 512]``, codes ``[B, 8, T]``) of the reference for ``audio [B, 2, S]``."""
     from heartcodec_lab.training.teacher import teacher_targets
 
@@ -69,8 +71,11 @@ def agreement(module, codec, latents: torch.Tensor, ref_feats: torch.Tensor, ref
     project = codec.quantizer.project_in
     s, t = project(features), project(ref_feats)
     match = codes == ref_codes  # [B, 8, T]
-    return {"per_level": match.float().mean(dim=(0, 2)).tolist(), "all_levels": float(match.all(1).float().mean()),
-            "relative_feature_error": float(((s - t).pow(2).sum() / t.pow(2).sum()).sqrt())}
+    return {
+        "per_level": match.float().mean(dim=(0, 2)).tolist(),
+        "all_levels": float(match.all(1).float().mean()),
+        "relative_feature_error": float(((s - t).pow(2).sum() / t.pow(2).sum()).sqrt()),
+    }
 
 
 def _crops(bank_audio, bank_lat, batch: int, frames: int, gen: torch.Generator):
@@ -78,8 +83,8 @@ def _crops(bank_audio, bank_lat, batch: int, frames: int, gen: torch.Generator):
     idx = torch.randint(0, bank_lat.shape[0], (batch,), generator=gen).tolist()
     starts = (torch.randint(0, (bank_lat.shape[-1] - frames) // 2 + 1, (batch,), generator=gen) * 2).tolist()
     hop = bank_audio.shape[-1] // bank_lat.shape[-1]  # samples per latent frame (1920)
-    lat = torch.stack([bank_lat[i, :, s: s + frames] for i, s in zip(idx, starts)])
-    aud = torch.stack([bank_audio[i, :, s * hop: (s + frames) * hop] for i, s in zip(idx, starts)])
+    lat = torch.stack([bank_lat[i, :, s : s + frames] for i, s in zip(idx, starts)])
+    aud = torch.stack([bank_audio[i, :, s * hop : (s + frames) * hop] for i, s in zip(idx, starts)])
     return aud, lat
 
 
@@ -98,8 +103,14 @@ def train_recipe(recipe: str, s: dict, codec, reference, bank, heldout, out: Pat
             log.info("%s: finished with these settings in %s, reused", recipe, run_dir)
             return record
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = [f"+experiment={recipe}", f"paths.output_dir={run_dir}", f"seed={s['seed']}",
-                 f"trainer.max_steps={s['steps']}", *s["overrides"], *s["recipe_overrides"].get(recipe, [])]
+    overrides = [
+        f"+experiment={recipe}",
+        f"paths.output_dir={run_dir}",
+        f"seed={s['seed']}",
+        f"trainer.max_steps={s['steps']}",
+        *s["overrides"],
+        *s["recipe_overrides"].get(recipe, []),
+    ]
     if s.get("codec_path"):
         overrides.append(f"codec.path={s['codec_path']}")
     cfg = compose_config(overrides)
@@ -111,8 +122,9 @@ def train_recipe(recipe: str, s: dict, codec, reference, bank, heldout, out: Pat
         module._frozen["teacher"] = reference
     module.guard_frozen()
     o = module.optim_cfg
-    opt = torch.optim.AdamW(module.trainable_parameters(), lr=o["lr"], betas=tuple(o["betas"]),
-                            weight_decay=o["weight_decay"])
+    opt = torch.optim.AdamW(
+        module.trainable_parameters(), lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"]
+    )
     warmup = s["warmup_steps"] if s["warmup_steps"] is not None else max(1, s["steps"] // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(warmup, s["steps"], o["min_lr_ratio"]))
     gen = torch.Generator().manual_seed(s["seed"])
@@ -143,19 +155,42 @@ def train_recipe(recipe: str, s: dict, codec, reference, bank, heldout, out: Pat
             a = agreement(module, codec, heldout["latents"], heldout["ref_features"], heldout["ref_codes"])
             curve.append({"step": step, "cpu_s": cpu, **a})
             (run_dir / "curve.json").write_text(json.dumps(curve) + "\n")
-            log.info("%s step %d: q0 %.1f %% q1 %.1f %% rel %.3f (%.0f CPU-s)", recipe, step, 100 * a["per_level"][0],
-                     100 * a["per_level"][1], a["relative_feature_error"], cpu)
+            log.info(
+                "%s step %d: q0 %.1f %% q1 %.1f %% rel %.3f (%.0f CPU-s)",
+                recipe,
+                step,
+                100 * a["per_level"][0],
+                100 * a["per_level"][1],
+                a["relative_feature_error"],
+                cpu,
+            )
         if late:
             steps_done = step
             log.warning("%s: wall_limit_s reached, stopped at step %d of %d", recipe, step, s["steps"])
             break
     final = curve[-1]
-    export = save_projection(run_dir / "projection", module.projection.cpu(), codec.describe(),
-                             extra={"global_step": steps_done, "experiment": recipe,
-                                    "agreement_with_reference": {k: final[k] for k in
-                                                                 ("per_level", "all_levels", "relative_feature_error")}})
-    record = {"recipe": recipe, "key": key, "done": True, "steps": steps_done, "skipped_steps": skipped,
-              "stopped_early": steps_done < s["steps"], "cpu_s": cpu, "cpu_s_per_step": cpu / steps_done, "projection_export": str(export), "settings": s}
+    export = save_projection(
+        run_dir / "projection",
+        module.projection.cpu(),
+        codec.describe(),
+        extra={
+            "global_step": steps_done,
+            "experiment": recipe,
+            "agreement_with_reference": {k: final[k] for k in ("per_level", "all_levels", "relative_feature_error")},
+        },
+    )
+    record = {
+        "recipe": recipe,
+        "key": key,
+        "done": True,
+        "steps": steps_done,
+        "skipped_steps": skipped,
+        "stopped_early": steps_done < s["steps"],
+        "cpu_s": cpu,
+        "cpu_s_per_step": cpu / steps_done,
+        "projection_export": str(export),
+        "settings": s,
+    }
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record
 

@@ -45,9 +45,17 @@ class DecodeThrough(nn.Module):
             decoder is mono: half the cost, every channel seen over the steps).
     """
 
-    def __init__(self, codec: nn.Module, num_steps: int = 2, guidance_scale: float = 1.25, noise_seed: int = 0,
-                 decode_frames: int | None = None, warmup_frames: int = 4, checkpointing: bool = True,
-                 channels: int = 2):
+    def __init__(
+        self,
+        codec: nn.Module,
+        num_steps: int = 2,
+        guidance_scale: float = 1.25,
+        noise_seed: int = 0,
+        decode_frames: int | None = None,
+        warmup_frames: int = 4,
+        checkpointing: bool = True,
+        channels: int = 2,
+    ):
         super().__init__()
         if num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
@@ -107,7 +115,7 @@ class DecodeThrough(nn.Module):
         last = min(frames, stop + look)
         stereo = latents[:, first:last].reshape(b, last - first, 2, c // 2).permute(0, 2, 3, 1)  # [B, 2, 128, F]
         if channel is not None:
-            stereo = stereo[:, channel: channel + 1]
+            stereo = stereo[:, channel : channel + 1]
         n = stereo.shape[1]
         stereo = stereo.reshape(b * n, c // 2, last - first)
 
@@ -116,10 +124,12 @@ class DecodeThrough(nn.Module):
 
         wav = self._maybe_checkpoint(run, stereo)  # [B*2, 1, F * hop]
         hop = sm.hop_length
-        wav = wav[..., (start - first) * hop: (stop - first) * hop]
+        wav = wav[..., (start - first) * hop : (stop - first) * hop]
         return wav.reshape(b, n, wav.shape[-1])
 
-    def forward(self, quantized: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int, slice]:
+    def forward(
+        self, quantized: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, int, slice]:
         """quantized ``[B, T, 512]`` -> (audio ``[B, C, n * 1920]``, first audio sample of the span, the
         channels decoded as a slice of the stereo target: both, or the one drawn when ``channels=1``)."""
         latents = self.latents(quantized)
