@@ -170,6 +170,18 @@ class Adapter:
 
 
 @dataclass
+class Decode:  # model.decode in conf/train.yaml
+    through: str = MISSING  # decoder (the codec's own path) | adapter
+    num_steps: int = MISSING
+    guidance_scale: float = MISSING
+    noise_seed: int = MISSING
+    decode_frames: int = MISSING
+    warmup_frames: int = MISSING
+    channels: int = MISSING
+    checkpointing: bool = MISSING
+
+
+@dataclass
 class Model:
     grad_clip: float = MISSING
     max_consecutive_skips: int = MISSING
@@ -177,6 +189,7 @@ class Model:
     adapter: Adapter = MISSING
     optim: Optim = MISSING
     init_from: Optional[str] = None  # an exported projection folder to start from
+    decode: Decode = MISSING  # how a reconstruction loss gets its audio (training/decode_through.py)
 
 
 @dataclass
@@ -427,6 +440,7 @@ class Study:  # conf/study.yaml
     budget: Budget = MISSING
     recipe_overrides: dict[str, Any] = MISSING
     evaluate: dict[str, Any] = MISSING  # merged into conf/evaluate.yaml (checked there)
+    ranking: Optional[dict[str, Any]] = None  # preset=ranking (conf/preset/ranking.yaml; heartcodec_lab.study.ranking_run)
     codec: Codec = MISSING
     transcriber: Transcriber = MISSING
 

@@ -1,38 +1,21 @@
-"""Ranking of the projection recipes against the miniature codec (benchmarks/rank_recipes.py).
+"""The recipe ranking, a heartcodec-study preset (heartcodec_lab/study/ranking*.py, conf/preset/ranking.yaml).
 
-Fast: per-level agreement with known answers, the ranking's settings, skip and failure paths.
-Slow: the whole command at a tiny budget (three recipes trained through train.py, then scored).
+Fast: per-level agreement with known answers, the table, the run key, the reuse of a finished run.
+Slow: the whole preset at a tiny budget (recipes trained, exported, scored against the true encoder).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import re
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from heartcodec_lab.evaluate.metrics import level_agreement
-from heartcodec_lab.minicodec.report import held_out_table
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def rank():
-    return _load("rank_recipes")
-
+from heartcodec_lab.study import ranking
+from heartcodec_lab.study.ranking_run import REFERENCE, ranking_table
 
 # -- per-level agreement ----------------------------------------------------------------------
 
@@ -61,66 +44,88 @@ def test_level_agreement_refuses_mismatched_levels_and_no_items():
         level_agreement([])
 
 
-# -- the ranking command's pieces -------------------------------------------------------------
+# -- the preset's pieces ----------------------------------------------------------------------
 
 
-def test_ranking_table_has_per_level_columns_and_budget(rank):
+def _scores():
     agree = {"frames": 40, "per_level": [0.5, 0.25] + [0.0] * 6, "all_levels": 0.0}
     full = {"frames": 40, "per_level": [1.0] * 8, "all_levels": 1.0}
     metrics = {"chroma_similarity": 0.5, "onset_correlation": 0.875, "log_mel_l1": 1.25, "mstft_distance": 2.0}
-    scores = {"true encoder": {**metrics, "agreement": full}, "flow": {**metrics, "agreement": agree}}
-    table = rank.ranking_markdown(scores, {"flow": {"global_step": 100, "cpu_s": 90.0}})
-    header, rule, truth, flow = table.splitlines()
+    return {REFERENCE: {**metrics, "agreement": full}, "flow": {**metrics, "agreement": agree}}
+
+
+def test_ranking_table_has_per_level_columns_feature_error_and_budget():
+    records = {"flow": {"steps": 100, "cpu_s": 90.0, "cpu_s_per_step": 0.9, "final": {"relative_feature_error": 0.125}}}
+    header, rule, truth, flow = ranking_table(_scores(), records).splitlines()
     cells = [c.strip() for c in flow.strip("|").split("|")]
-    assert [c.strip() for c in header.strip("|").split("|")][:4] == ["recipe", "steps", "CPU min", "q0 %"]
-    assert "all 8 %" in header and "MSTFT" in header
-    assert cells == ["flow", "100", "1.5", "50.0", "25.0", *["0.0"] * 6, "0.0", "0.500", "0.875", "1.250", "2.000"]
-    assert [c.strip() for c in truth.strip("|").split("|")][:4] == ["true encoder", "-", "-", "100.0"]
+    assert [c.strip() for c in header.strip("|").split("|")][:5] == ["recipe", "steps", "CPU min", "CPU s/step", "q0 %"]
+    assert "all 8 %" in header and "feature err %" in header and "MSTFT" in header
+    assert cells == [
+        "flow",
+        "100",
+        "1.5",
+        "0.900",
+        "50.0",
+        "25.0",
+        *["0.0"] * 6,
+        "0.0",
+        "12.5",
+        "0.500",
+        "0.875",
+        "1.250",
+        "2.000",
+    ]
+    assert [c.strip() for c in truth.strip("|").split("|")][:5] == [REFERENCE, "-", "-", "-", "100.0"]
+    # with the reference's own stability ceiling, every level reads "agreement / ceiling"
+    with_ceiling = ranking_table(_scores(), records, ceiling=[0.985, 0.95] + [0.5] * 6).splitlines()[3]
+    assert "| 50.0 / 98 | 25.0 / 95 |" in with_ceiling
 
 
-def test_overrides_distil_the_true_encoder_and_the_folder_tracks_settings(rank, tmp_path):
-    a = rank.parse_args(["--steps", "300"])
-    flow = rank.recipe_overrides("flow", Path("/c"), Path("/e"), a)
-    distill = rank.recipe_overrides("distill", Path("/c"), Path("/e"), a)
-    assert "+experiment=flow" in flow and "trainer.max_steps=300" in flow and "model.optim.warmup_steps=30" in flow
-    assert "teacher.path=/e" in distill and not any(o.startswith("teacher") for o in flow)
-    weights = {"codec": "a", "encoder": "b"}
-    folder = rank.run_folder(tmp_path, "flow", 300, flow, weights)
-    assert folder == rank.run_folder(tmp_path, "flow", 300, list(flow), dict(weights))
-    assert folder != rank.run_folder(tmp_path, "flow", 300, flow, {"codec": "other", "encoder": "b"})
-    heavier = rank.parse_args(["--steps", "300", "--set", "loss.flow.weight=2"])
-    more = rank.recipe_overrides("flow", Path("/c"), Path("/e"), heavier)
-    assert folder != rank.run_folder(tmp_path, "flow", 300, more, weights)
+def test_run_key_follows_a_recipes_own_settings_only():
+    s = {"steps": 10, "overrides": ["a=1"], "recipe_overrides": {"conv1d": ["x=1"]}, "wall_limit_s": None}
+    key = ranking.settings_key("flow", s)
+    assert key == ranking.settings_key("flow", {**s, "recipe_overrides": {"conv1d": ["x=2"]}, "wall_limit_s": 60})
+    assert key != ranking.settings_key("flow", {**s, "steps": 11})
+    assert ranking.settings_key("conv1d", s) != ranking.settings_key("conv1d", {**s, "recipe_overrides": {}})
 
 
-def test_bad_inputs_end_in_one_line_naming_the_problem(rank, tmp_path):
-    codec, encoder = rank.shipped_miniature_dirs()
-    with pytest.raises(SystemExit, match=rf"{re.escape(str(tmp_path))}: missing config.json, model.safetensors"):
-        rank.check_inputs(tmp_path, encoder, ["flow"], 10)
-    with pytest.raises(SystemExit, match="unknown recipe.*nope: conf/experiment/ has .*distill"):
-        rank.check_inputs(codec, encoder, ["flow", "nope"], 10)
-    with pytest.raises(SystemExit, match="--steps must be at least 1"):
-        rank.check_inputs(codec, encoder, ["flow"], 0)
+def test_agreement_and_feature_error_known_answers():
+    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
+    from heartcodec_lab.encoders.projection import LinearProjection
+
+    codec = load_codec(RANDOM_CODEC)
+    torch.manual_seed(0)
+    proj = LinearProjection(
+        latent_dim=codec.config.latent_hidden_dim, hidden_dim=16, num_layers=1, out_dim=codec.config.dim
+    )
+    latents = torch.randn(1, 2 * codec.config.latent_hidden_dim, 20)
+
+    class Module:
+        projection = proj
+
+    with torch.no_grad():
+        feats = proj(latents)
+        _, codes = codec.quantize(feats)
+    same = ranking.agreement(Module, codec, latents, feats, codes)
+    assert same["per_level"] == [1.0] * 8 and same["all_levels"] == 1.0 and same["relative_feature_error"] == 0.0
+    shifted = codes.clone()
+    shifted[:, 2, :5] = (shifted[:, 2, :5] + 1) % codec.config.codebook_size  # q2 wrong on 5 of 10 frames
+    other = ranking.agreement(Module, codec, latents, 2 * feats, shifted)
+    assert other["per_level"][2] == 0.5 and other["all_levels"] == 0.5
+    # measured after project_in (affine: W x + b), relative to the reference there: |W x| / |2 W x + b|
+    p = codec.quantizer.project_in
+    w_x = p(feats) - p.bias
+    expected = float(w_x.norm() / (2 * w_x + p.bias).norm())
+    assert other["relative_feature_error"] == pytest.approx(expected, rel=1e-5) and 0.45 < expected < 0.55
 
 
-def test_a_finished_run_is_skipped_and_a_failed_one_reported(rank, tmp_path, monkeypatch):
-    done = tmp_path / "flow-run"
-    (done / "projection").mkdir(parents=True)
-    (done / "projection" / "projection.safetensors").write_bytes(b"")
-    record = {"recipe": "flow", "done": True, "global_step": 7, "cpu_s": 3.0}
-    (done / "rank_run.json").write_text(json.dumps(record))
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr(subprocess, "run", no_training)
-    assert rank.train_recipe("flow", done, ["+experiment=flow"], 1, quiet=True) == record
-
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
-    failed = tmp_path / "distill-run"
-    with pytest.raises(SystemExit, match=r"training distill failed \(exit code 1\); see .*console.log"):
-        rank.train_recipe("distill", failed, ["+experiment=distill"], 1, quiet=True)
-    assert json.loads((failed / "rank_run.json").read_text())["done"] is False
+def test_a_finished_run_is_reused(tmp_path, monkeypatch):
+    s = {"steps": 5, "seed": 0, "overrides": [], "recipe_overrides": {}, "wall_limit_s": None}
+    record = {"recipe": "flow", "key": ranking.settings_key("flow", s), "done": True, "steps": 5}
+    (tmp_path / "flow").mkdir()
+    (tmp_path / "flow" / "run.json").write_text(json.dumps(record))
+    monkeypatch.setattr("heartcodec_lab.training.run.build_module", lambda *a, **k: pytest.fail("trained again"))
+    assert ranking.train_recipe("flow", s, None, None, None, None, tmp_path) == record
 
 
 # -- end to end -------------------------------------------------------------------------------
@@ -128,37 +133,38 @@ def test_a_finished_run_is_skipped_and_a_failed_one_reported(rank, tmp_path, mon
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_rank_recipes_trains_three_recipes_and_scores_them_with_the_true_encoder(rank, tmp_path, monkeypatch):
-    monkeypatch.setenv("HEARTCODEC_CACHE", str(tmp_path / "cache"))
-    args = ["--steps", "2", "--out", str(tmp_path / "rank"), "--threads", "1", "--pieces", "1", "--seconds", "4",
-            "--train-pieces", "2", "--piece-seconds", "4", "--crop-seconds", "0.64", "--quiet"]
-    result = rank.main(args)
+def test_ranking_preset_trains_recipes_and_scores_them_against_the_true_encoder(tmp_path):
+    from omegaconf import OmegaConf
+
+    from heartcodec_lab.study.run import run_study
+
+    cfg = OmegaConf.load(ranking.__file__.replace("heartcodec_lab/study/ranking.py", "conf/preset/ranking.yaml"))
+    cfg.ranking.update(
+        {
+            "recipes": ["flow", "distill", "conv1d"],
+            "steps": 3,
+            "curve_every": 2,
+            "train_pieces": 2,
+            "piece_seconds": 2.0,
+            "heldout_pieces": 1,
+            "heldout_seconds": 2.0,
+            "detokenize": {"num_steps": 2, "guidance_scale": 1.25},
+        }
+    )
+    cfg.output = str(tmp_path / "rank")
+    cfg.codec = {"path": None}
+    report = run_study(cfg)
+    result = json.loads((tmp_path / "rank" / "ranking.json").read_text())
     scores = result["scores"]
-    assert list(scores) == ["true encoder", "conv1d", "flow", "distill"]
-    assert scores["true encoder"]["agreement"]["all_levels"] == 1.0
-    for recipe in ("conv1d", "flow", "distill"):
-        run = Path(result["runs"][recipe])
-        assert result["records"][recipe]["global_step"] == 2 and result["records"][recipe]["cpu_s"] > 0
-        assert (run / "projection" / "projection.safetensors").is_file()
-        assert json.loads((run / "summary.json").read_text())["provenance"]["embedded"] == []
-        agreement = scores[recipe]["agreement"]
-        # 4 s at 12.5 Hz (the encoders pad the last frame): the same frames as the true encoder's
-        assert agreement["frames"] == scores["true encoder"]["agreement"]["frames"] in (50, 51)
-        assert all(0 <= r <= 1 for r in agreement["per_level"])
-        assert agreement["all_levels"] <= min(agreement["per_level"])
+    assert list(scores) == [REFERENCE, "flow", "distill", "conv1d"]
+    assert scores[REFERENCE]["agreement"]["all_levels"] == 1.0
+    for recipe in ("flow", "distill", "conv1d"):
+        rec = result["records"][recipe]
+        assert rec["steps"] == 3 and rec["cpu_s"] > 0 and [c["step"] for c in rec["curve"]] == [2, 3]
+        export = json.loads((tmp_path / "rank" / recipe / "projection" / "projection_config.json").read_text())
+        assert len(export["extra"]["agreement_with_reference"]["per_level"]) == 8
         assert all(math.isfinite(scores[recipe][m]) for m in ("log_mel_l1", "mstft_distance"))
-    assert "teacher.kind=projection" in result["records"]["distill"]["overrides"]
-    # three differently trained projections decode to different audio
-    assert len({round(scores[r]["mstft_distance"], 6) for r in scores}) == 4
-    table = (tmp_path / "rank" / "ranking.md").read_text()
-    assert table.count("\n| ") == 6 and "| true encoder |" in table
-
+    assert report.read_text().count("\n| ") == 5 and (tmp_path / "rank" / "q0_vs_steps.png").is_file()
     # again: nothing is trained, the scores are the same (same pieces, same decoder noise)
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("trained again"))
-    again = rank.main(args)
-    assert again["scores"] == scores
-
-    # the true encoder's row is the held-out report's miniature row (bench_minicodec.py) on the same pieces
-    bench = held_out_table(1, 4.0, result["settings"]["codec"], result["settings"]["encoder"], 0)
-    for m in ("chroma_similarity", "onset_correlation", "log_mel_l1", "mstft_distance"):
-        assert bench["minicodec"][m] == pytest.approx(scores["true encoder"][m], rel=1e-6)
+    run_study(cfg)
+    assert json.loads((tmp_path / "rank" / "ranking.json").read_text())["scores"] == scores

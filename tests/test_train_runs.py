@@ -58,6 +58,7 @@ def test_every_experiment_runs_a_step(name, codec, cache_dir, tmp_path):
     assert "val/loss/total" in metrics and "train/grad_norm" in metrics
     if _distills(name):
         assert {f"val/agree_q{i}_pct" for i in range(8)} <= set(metrics)
+        assert {f"train/agree_q{i}_pct" for i in range(8)} <= set(metrics)
         assert "train/loss/distill_code/accuracy_q0" in metrics
     if name in ("flow", "demo"):
         assert "train/loss/flow" in metrics

@@ -127,6 +127,10 @@ def run_study(cfg: DictConfig | dict) -> Path:
     from heartcodec_lab.codec import load_codec
 
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    if cfg.get("ranking") is not None:  # preset=ranking
+        from heartcodec_lab.study.ranking_run import run_ranking
+
+        return run_ranking(cfg)
     if not cfg.get("input"):
         raise ValueError("set input=FOLDER (training and held-out audio)")
     recipes = list(cfg.recipes)

@@ -121,7 +121,8 @@ def make_module(codec, recipe: str, kind: str, seed: int, lr: float, steps: int,
     losses = build_losses(losses or RECIPES[recipe], codec)
     return ProjectionTrainingModule(codec, projection, losses, teacher=teacher, grad_clip=1.0, seed=seed,
                                     optim={"lr": lr, "warmup_steps": max(1, steps // 20), "total_steps": steps,
-                                           "min_lr_ratio": 0.05}, log_codes_every=10**9)
+                                           "min_lr_ratio": 0.05}, log_codes_every=10**9,
+                                    decode={"through": "adapter"})  # this proof's recipe: the adapter
 
 
 def _trainer(steps: int) -> pl.Trainer:

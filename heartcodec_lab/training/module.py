@@ -5,7 +5,8 @@ One step::
     audio [B, 2, S] --ScalarModel.encode (frozen, fp32)--> latents [B, 256, 2T]
       --projection (AMP)--> features [B, T, 512]
       --RVQ (frozen, fp32, straight-through)--> quantized [B, T, 512], codes [B, 8, T]
-      --recipe: adapter -> ScalarModel.decode (reconstruction) / teacher targets (distill)-->
+      --recipe: FlowMatching Euler steps -> ScalarModel.decode (reconstruction through the codec, the card's
+        default; ``decode.through=adapter``: the community's throw-away adapter) / teacher targets (distill)-->
       LossSet(batch) -> total
 
 The codec (and a teacher) are held *outside* the module's children: they are not in the
@@ -30,6 +31,7 @@ from heartcodec_lab.codec.runtime import freeze
 from heartcodec_lab.codec.usage import codebook_usage
 from heartcodec_lab.losses.consistency import perturbed_features
 from heartcodec_lab.training.adapter import LatentAdapter, decode_stereo
+from heartcodec_lab.training.decode_through import DecodeThrough
 from heartcodec_lab.training.schedule import WarmupCosine
 from heartcodec_lab.training.teacher import teacher_targets
 
@@ -51,7 +53,11 @@ class ProjectionTrainingModule(pl.LightningModule):
         projection: the trainable projection (``kind``, ``config``).
         losses: a :class:`heartcodec_lab.losses.LossSet`; its ``requires`` decides what a step computes.
         teacher: an :class:`AudioEncoder` for distillation targets, or None.
-        adapter: a :class:`LatentAdapter` (needed when some loss reads ``recon``); built if missing.
+        adapter: a :class:`LatentAdapter` (when some loss reads ``recon`` and ``decode.through`` is
+            ``adapter``); built if missing.
+        decode: how ``recon`` is made: ``{through: decoder | adapter, **DecodeThrough options}``;
+            ``decoder`` (default) decodes through the frozen FlowMatching + ScalarModel
+            (:class:`heartcodec_lab.training.decode_through.DecodeThrough`).
         optim: ``{lr, betas, weight_decay, warmup_steps, total_steps (None: trainer.max_steps), min_lr_ratio}``.
         grad_clip: max total gradient norm (0 or less: no clipping; the norm is still logged).
         seed: per-step noise (flow loss, dropout) is seeded from (seed, batch number, rank), so resume is exact.
@@ -63,16 +69,22 @@ class ProjectionTrainingModule(pl.LightningModule):
     def __init__(self, codec: nn.Module, projection: nn.Module, losses: nn.Module, teacher: nn.Module | None = None,
                  adapter: nn.Module | None = None, optim: dict | None = None, grad_clip: float = 0.5,
                  seed: int = 0, max_consecutive_skips: int = 50, log_codes_every: int = 50,
-                 run_info: dict | None = None):
+                 run_info: dict | None = None, decode: dict | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.projection = projection
         self.losses = losses
         self.needs = set(losses.requires)
-        if "recon" in self.needs and adapter is None:
+        decode = dict(decode or {})
+        through = decode.pop("through", "decoder")
+        if through not in ("decoder", "adapter"):
+            raise ValueError(f"decode.through must be 'decoder' or 'adapter', got {through!r}")
+        use_adapter = "recon" in self.needs and through == "adapter"
+        if use_adapter and adapter is None:
             cfg = codec.config
             adapter = LatentAdapter(in_dim=cfg.dim, latent_dim=cfg.latent_hidden_dim)
-        self.adapter = adapter if "recon" in self.needs else None
+        self.adapter = adapter if use_adapter else None
+        self.decode_through = DecodeThrough(codec, **decode) if "recon" in self.needs and not use_adapter else None
         if self.needs & {"teacher_features", "teacher_codes"} and teacher is None:
             raise ValueError(f"losses need {sorted(self.needs & {'teacher_features', 'teacher_codes'})} but no teacher is configured")
         freeze(codec)
@@ -146,6 +158,9 @@ class ProjectionTrainingModule(pl.LightningModule):
                      "quantized": quantized_st, "codes": codes}
             if self.adapter is not None:
                 batch["recon"] = decode_stereo(self.codec.scalar_model, self.adapter(quantized_st))
+            elif self.decode_through is not None:
+                recon, first, chans = self.decode_through(quantized_st)
+                batch["recon"], batch["audio"] = recon, batch["audio"][:, chans, first: first + recon.shape[-1]]
             if self.teacher is not None and self.needs & {"teacher_features", "teacher_codes"}:
                 batch.update(teacher_targets(self.teacher, self.codec, audio, latents))
         if "perturbed_features" in self.needs:  # the stability term (losses/consistency.py)
@@ -213,6 +228,7 @@ class ProjectionTrainingModule(pl.LightningModule):
                 raise RuntimeError(f"{self.consecutive_skips} training steps in a row had a non-finite "
                                    f"{self._skip_reason}; stopping (check the data and the learning rate)")
         self._log_train(logs, out["codes"])
+        self._log_agreement(out, batch["audio"])
         return total.detach()
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -240,6 +256,22 @@ class ProjectionTrainingModule(pl.LightningModule):
         if self.batches_seen % self.log_codes_every == 0:
             self.log_dict(self.codebook_usage(prefix="train/codes"), on_step=True, on_epoch=False, batch_size=n)
             self._code_counts.zero_()
+
+    def _log_agreement(self, out: dict, audio: torch.Tensor) -> None:
+        """Per-level agreement with the teacher's codes on this batch (``train/agree_q<i>_pct``).
+
+        Every step when the losses already hold the teacher's codes; otherwise, when a teacher is
+        configured only to be measured against, every ``log_codes_every`` steps.
+        """
+        codes = out.get("teacher_codes")
+        if codes is None:
+            if self.teacher is None or self.batches_seen % self.log_codes_every:
+                return
+            with _fp32(self.device):
+                codes = teacher_targets(self.teacher, self.codec, audio, out["latents"])["teacher_codes"]
+        match = (out["codes"] == codes).float().mean(dim=(0, 2)) * 100.0
+        self.log_dict({f"train/agree_q{i}_pct": m for i, m in enumerate(match)}, on_step=True, on_epoch=False,
+                      batch_size=codes.shape[0])
 
     def _count_codes(self, codes: torch.Tensor) -> None:
         q, k = self._code_counts.shape

@@ -73,7 +73,8 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
     losses = build_losses(_plain(cfg.loss), codec)
     teacher = build_teacher(_plain(cfg.get("teacher")), codec, projection)
     adapter = None
-    if "recon" in losses.requires:
+    decode = _plain(cfg.model.get("decode")) or {}
+    if "recon" in losses.requires and decode.get("through", "decoder") == "adapter":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg.seed) + 1)
             adapter = LatentAdapter(in_dim=codec.config.dim, latent_dim=codec.config.latent_hidden_dim,
@@ -83,7 +84,7 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
     module = ProjectionTrainingModule(
         codec, projection, losses, teacher=teacher, adapter=adapter, optim=_plain(cfg.model.optim),
         grad_clip=cfg.model.grad_clip, seed=cfg.seed, max_consecutive_skips=cfg.model.max_consecutive_skips,
-        log_codes_every=cfg.model.log_codes_every, run_info=run_info)
+        log_codes_every=cfg.model.log_codes_every, run_info=run_info, decode=decode)
     datamodule = instantiate(cfg.data)
     return module, datamodule
 
@@ -184,7 +185,10 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
     ``paths.output_dir`` has no Hydra run directory here: pass ``paths.output_dir=...``.
     """
     from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
 
     overrides = with_scale(config_name, select_experiment(list(overrides or [])))
+    if GlobalHydra.instance().is_initialized():  # inside a command's own Hydra app (the study): its search path
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     with initialize_config_module(config_module=CONF_PKG.removeprefix("pkg://"), version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
