@@ -94,15 +94,33 @@ def run_all(args) -> tuple[dict, list[dict]]:
                     for precision, solver, steps, power in settings:
                         if case != "detokenize" and (solver, steps, power) != ("euler", args.steps, 1.0):
                             continue  # only detokenize runs the solver
-                        label = ("released" if impl == "released"
-                                 else variant_label(precision, solver, steps, args.steps, power)
-                                 if case == "detokenize" else "ours" if precision == "fp32" else f"ours {precision}")
-                        extra = ["--steps", str(steps), "--precision", precision, "--solver", solver,
-                                 "--time-power", str(power)]
+                        label = (
+                            "released"
+                            if impl == "released"
+                            else variant_label(precision, solver, steps, args.steps, power)
+                            if case == "detokenize"
+                            else "ours"
+                            if precision == "fp32"
+                            else f"ours {precision}"
+                        )
+                        extra = [
+                            "--steps",
+                            str(steps),
+                            "--precision",
+                            precision,
+                            "--solver",
+                            solver,
+                            "--time-power",
+                            str(power),
+                        ]
                         r = _child(["--child", case, "--impl", impl, "--seconds", str(seconds), *common, *extra])
                         runs.setdefault((case, seconds, label), []).append(r)
-                        print(f"[{rep + 1}/{args.repeat}] {case} {seconds:g}s {label}: {r['seconds']:.1f} s wall, "
-                              f"{r['cpu_seconds']:.1f} CPU-s, {r['peak_rss_gb']:.2f} GB", file=sys.stderr, flush=True)
+                        print(
+                            f"[{rep + 1}/{args.repeat}] {case} {seconds:g}s {label}: {r['seconds']:.1f} s wall, "
+                            f"{r['cpu_seconds']:.1f} CPU-s, {r['peak_rss_gb']:.2f} GB",
+                            file=sys.stderr,
+                            flush=True,
+                        )
     return runs, gemms
 
 
@@ -113,12 +131,23 @@ def summarise(runs: dict, gemms: list[dict], args) -> list[dict]:
     from heartcodec_lab.codec.solvers import evaluations
 
     for (case, seconds, impl), rs in runs.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_seconds", "peak_rss_gb", "model_rss_gb")}
+        med = {
+            k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_seconds", "peak_rss_gb", "model_rss_gb")
+        }
         calls = evaluations(rs[0]["solver"], rs[0]["steps"]) if case == "detokenize" else args.steps
         flops = case_flops(case, seconds, calls, args.tiny)  # this row's work (estimator calls of its solver)
-        rows.append({**rs[0], **med, "impl": impl, "length_s": seconds, "repeats": len(rs), "gflop": flops / 1e9,
-                     "gflops_per_cpu_s": flops / 1e9 / med["cpu_seconds"],
-                     "share_of_gemm": flops / 1e9 / med["cpu_seconds"] / gemm_cpu})
+        rows.append(
+            {
+                **rs[0],
+                **med,
+                "impl": impl,
+                "length_s": seconds,
+                "repeats": len(rs),
+                "gflop": flops / 1e9,
+                "gflops_per_cpu_s": flops / 1e9 / med["cpu_seconds"],
+                "share_of_gemm": flops / 1e9 / med["cpu_seconds"] / gemm_cpu,
+            }
+        )
     by_key = {(r["case"], r["length_s"], r["impl"]): r for r in rows}
     for r in rows:
         other = by_key.get((r["case"], r["length_s"], "released"))
@@ -133,23 +162,56 @@ def print_table(rows: list[dict], gemms: list[dict], args) -> None:
 
     gw = statistics.median(g["gflops_wall"] for g in gemms)
     gc = statistics.median(g["gflops_cpu"] for g in gemms)
-    size = "tiny" if args.tiny else f"full-width, estimator {args.layers[0]}+{args.layers[1]} layers" if args.layers else "full-size"
-    title = (f"HeartCodec {size} on CPU, {args.threads} threads, released float32 Euler x {args.steps}, "
-             f"median of {args.repeat}")
-    header = ("case", "impl", "wall s", "CPU s", "peak RSS GB", "weights GB", "GFLOP", "GFLOP/CPU-s",
-              "% of GEMM", "released/ours CPU", "load 1 min")
+    size = (
+        "tiny"
+        if args.tiny
+        else f"full-width, estimator {args.layers[0]}+{args.layers[1]} layers"
+        if args.layers
+        else "full-size"
+    )
+    title = (
+        f"HeartCodec {size} on CPU, {args.threads} threads, released float32 Euler x {args.steps}, "
+        f"median of {args.repeat}"
+    )
+    header = (
+        "case",
+        "impl",
+        "wall s",
+        "CPU s",
+        "peak RSS GB",
+        "weights GB",
+        "GFLOP",
+        "GFLOP/CPU-s",
+        "% of GEMM",
+        "released/ours CPU",
+        "load 1 min",
+    )
     cells = []
     for r in rows:
         label = f"{r['case']} {r['length_s']:g}s" + (f" {r['windows']}w x {r['steps']}st" if r["steps"] else "")
         ratio = f"{r['ratio_cpu']:.2f}" if r["ratio_cpu"] else ""
-        cells.append([label, r["impl"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_rss_gb']:.2f}",
-                      f"{r['model_rss_gb']:.2f}", f"{r['gflop']:.0f}", f"{r['gflops_per_cpu_s']:.1f}",
-                      f"{100 * r['share_of_gemm']:.0f}", ratio, "{:.1f}->{:.1f}".format(*r["loadavg"])])
+        cells.append(
+            [
+                label,
+                r["impl"],
+                f"{r['seconds']:.1f}",
+                f"{r['cpu_seconds']:.1f}",
+                f"{r['peak_rss_gb']:.2f}",
+                f"{r['model_rss_gb']:.2f}",
+                f"{r['gflop']:.0f}",
+                f"{r['gflops_per_cpu_s']:.1f}",
+                f"{100 * r['share_of_gemm']:.0f}",
+                ratio,
+                "{:.1f}->{:.1f}".format(*r["loadavg"]),
+            ]
+        )
     console = Console(width=max(140, Console().width))
     console.print(rich_table(header, cells, title=title))
-    console.print(f"fp32 GEMM now (2048^3, best of 6, median over repetitions): {gw:.0f} GFLOP/s wall, "
-                  f"{gc:.0f} GFLOP per CPU second; GFLOP = the released algorithm's work; "
-                  "'weights GB' = RSS after building the parts a case needs")
+    console.print(
+        f"fp32 GEMM now (2048^3, best of 6, median over repetitions): {gw:.0f} GFLOP/s wall, "
+        f"{gc:.0f} GFLOP per CPU second; GFLOP = the released algorithm's work; "
+        "'weights GB' = RSS after building the parts a case needs"
+    )
     ours = {r["case"]: r for r in rows if r["impl"] == "ours" and r["length_s"] == args.seconds}
     results = {c: r for c, r in ours.items()}
     wall, cpu = extrapolate_detokenize(results), extrapolate_detokenize(results, key="cpu_seconds")
@@ -168,10 +230,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="embedded tiny codec instead of the full size (smoke test)")
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--variant", action="append",
-                        help="ours at PRECISION[/SOLVER[/STEPS[/TIME_POWER]]] (repeatable; default fp32): a row per setting")
-    parser.add_argument("--layers", type=int, nargs=2,
-                        help="full width with this estimator depth (stage 1, stage 2) instead of 24 6, to fit memory")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        help="ours at PRECISION[/SOLVER[/STEPS[/TIME_POWER]]] (repeatable; default fp32): a row per setting",
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        nargs=2,
+        help="full width with this estimator depth (stage 1, stage 2) instead of 24 6, to fit memory",
+    )
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)  # child: one variant
     parser.add_argument("--solver", default="euler", help=argparse.SUPPRESS)
     parser.add_argument("--time-power", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -183,15 +252,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.seconds <= 0 or args.steps <= 0 or args.repeat <= 0:
         parser.error("--seconds, --steps and --repeat must be positive")
     if args.reference_src and not os.path.isfile(os.path.join(args.reference_src, "modeling_heartcodec.py")):
-        parser.error(f"--reference-src {args.reference_src}: no modeling_heartcodec.py there "
-                     "(expected a heartlib src/heartlib/heartcodec folder)")
+        parser.error(
+            f"--reference-src {args.reference_src}: no modeling_heartcodec.py there "
+            "(expected a heartlib src/heartlib/heartcodec folder)"
+        )
 
     if args.child == "gemm":
         print(json.dumps(gemm_rate(args.threads)))
         return []
     if args.child:
-        print(json.dumps(run_case(args.child, args.seconds, args.steps, args.tiny, args.threads,
-                                  args.impl, args.reference_src, args.precision, args.solver, args.time_power)))
+        print(
+            json.dumps(
+                run_case(
+                    args.child,
+                    args.seconds,
+                    args.steps,
+                    args.tiny,
+                    args.threads,
+                    args.impl,
+                    args.reference_src,
+                    args.precision,
+                    args.solver,
+                    args.time_power,
+                )
+            )
+        )
         return []
 
     runs, gemms = run_all(args)

@@ -64,19 +64,23 @@ def main() -> None:
         compile_wall, compile_cpu = time.perf_counter() - w0, _cpu() - c0
         runs = {"eager": lambda: est._call_impl(hidden, timestep=t), "compiled": lambda: est(hidden, timestep=t)}
         for rep in range(args.repeat):
-            for name in (("eager", "compiled") if rep % 2 == 0 else ("compiled", "eager")):
+            for name in ("eager", "compiled") if rep % 2 == 0 else ("compiled", "eager"):
                 c0 = time.process_time()
                 runs[name]()
                 times[name].append(time.process_time() - c0)
     diff = (compiled_out - eager_out).abs().max().item()
     scale = eager_out.abs().max().item()
-    print(f"estimator {args.layers}+{args.layers_2} layers, full width, 2 x {args.frames} frames, "
-          f"{args.threads} thread(s), load {os.getloadavg()[0]:.1f}")
+    print(
+        f"estimator {args.layers}+{args.layers_2} layers, full width, 2 x {args.frames} frames, "
+        f"{args.threads} thread(s), load {os.getloadavg()[0]:.1f}"
+    )
     print(f"compile (first call): {compile_wall:.0f} s wall, {compile_cpu:.0f} CPU-s incl. compile workers")
     for name, ts in times.items():
         print(f"{name:>9}: {min(ts):.2f} CPU-s per forward (runs: {', '.join(f'{x:.2f}' for x in ts)})")
-    print(f"eager / compiled: {min(times['eager']) / min(times['compiled']):.3f}; "
-          f"max |compiled - eager| = {diff:.2e} (max |eager| = {scale:.2f})")
+    print(
+        f"eager / compiled: {min(times['eager']) / min(times['compiled']):.3f}; "
+        f"max |compiled - eager| = {diff:.2e} (max |eager| = {scale:.2f})"
+    )
 
 
 if __name__ == "__main__":

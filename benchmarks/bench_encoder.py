@@ -45,7 +45,9 @@ class StageTimer:
 
     def watch(self, stage: str, module: torch.nn.Module) -> None:
         key = id(module)
-        self.handles.append(module.register_forward_pre_hook(lambda *_: self._start.__setitem__(key, time.perf_counter())))
+        self.handles.append(
+            module.register_forward_pre_hook(lambda *_: self._start.__setitem__(key, time.perf_counter()))
+        )
         self.handles.append(
             module.register_forward_hook(
                 lambda *_: self.seconds.__setitem__(stage, self.seconds[stage] + time.perf_counter() - self._start[key])
@@ -201,13 +203,18 @@ class WavLMTimer:
 
 
 def report(result: dict) -> None:
-    title = (f"official encoder (vqv12), full size, one 29.76 s {result['channels']} chunk, "
-             f"{result['threads']} threads, float32")
+    title = (
+        f"official encoder (vqv12), full size, one 29.76 s {result['channels']} chunk, "
+        f"{result['threads']} threads, float32"
+    )
     rows = [
         ("seconds per chunk", f"{result['seconds_per_chunk']:.1f}", f"{REFERENCE['seconds_per_chunk']:.1f}"),
         ("CPU seconds, all threads (load-robust)", f"{result['cpu_seconds_per_chunk']:.1f}", "not recorded"),
-        ("x real time (time / 29.76 s)", f"{result['realtime_factor']:.2f}",
-         f"{REFERENCE['seconds_per_chunk'] / 29.76:.2f}"),
+        (
+            "x real time (time / 29.76 s)",
+            f"{result['realtime_factor']:.2f}",
+            f"{REFERENCE['seconds_per_chunk'] / 29.76:.2f}",
+        ),
         ("parameters", f"{result['parameters']['total']:,}", f"{REFERENCE['parameters']:,}"),
         ("peak RSS GiB", f"{result['peak_rss_gib']:.2f}", f"{REFERENCE['peak_rss_gib']:.2f}"),
         ("peak RSS GiB after build", f"{result['peak_rss_gib_after_build']:.2f}", "2.59"),
@@ -216,9 +223,11 @@ def report(result: dict) -> None:
     rows += [(f"  params {name}", f"{value:,}", "") for name, value in result["parameters"].items() if name != "total"]
     if result["baseline_same_process"]:
         base = result["baseline_same_process"]
-        rows += [("released code path here: seconds per chunk", f"{base['seconds_per_chunk']:.1f}", ""),
-                 ("released code path here: CPU seconds", f"{base['cpu_seconds_per_chunk']:.1f}", ""),
-                 ("  max |difference| of the 512-d features", f"{base['max_abs_difference']:.1e}", "")]
+        rows += [
+            ("released code path here: seconds per chunk", f"{base['seconds_per_chunk']:.1f}", ""),
+            ("released code path here: CPU seconds", f"{base['cpu_seconds_per_chunk']:.1f}", ""),
+            ("  max |difference| of the 512-d features", f"{base['max_abs_difference']:.1e}", ""),
+        ]
     loads = " / ".join(f"{x:.1f}" for x in (result["loadavg_before"][0], result["loadavg_after"][0]))
     rows.append(("load average before / after", loads, "1.6 / 2.6"))
     print_table(("measure", "this toolkit", "reference"), rows, title=title)

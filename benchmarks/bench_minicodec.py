@@ -60,8 +60,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None, help="PNG of spectrograms of the first piece")
-    p.add_argument("--projection", action="append", default=[], metavar="NAME=DIR",
-                   help="a projection checkpoint trained against the miniature (repeatable)")
+    p.add_argument(
+        "--projection",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a projection checkpoint trained against the miniature (repeatable)",
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.time()
@@ -80,9 +85,12 @@ def main() -> None:
     print(markdown_table(["", *METRIC_HEADER], [[name, *metric_cells(row)] for name, row in table.items()]))
     if projections:
         print("\ntoken agreement with the true encoder, per level (each on its own) and all 8 exact:")
-        print(markdown_table(["", *agreement_header()],
-                             [[name, *agreement_cells(row["agreement"])] for name, row in table.items()
-                              if "agreement" in row]))
+        print(
+            markdown_table(
+                ["", *agreement_header()],
+                [[name, *agreement_cells(row["agreement"])] for name, row in table.items() if "agreement" in row],
+            )
+        )
     if not a.no_depth:
         for name, (codec, enc) in models.items():
             curve = depth_curve(codec, enc, pieces, a.seed)
@@ -95,9 +103,20 @@ def main() -> None:
             tones = tone_probe(codec, enc, seed=a.seed)
             result[f"tones {name}"] = tones
             print(f"\ntone probe ({name}): pyin pitch error in cents (harmonic tones, 2 s)")
-            print(markdown_table(["tone Hz", "input", "round trip", "stage 1"],
-                                 [[f"{r['freq_hz']:g}", _cents(r["input_cents"]), _cents(r["codec_cents"]),
-                                   _cents(r["stage1_cents"])] for r in tones]))
+            print(
+                markdown_table(
+                    ["tone Hz", "input", "round trip", "stage 1"],
+                    [
+                        [
+                            f"{r['freq_hz']:g}",
+                            _cents(r["input_cents"]),
+                            _cents(r["codec_cents"]),
+                            _cents(r["stage1_cents"]),
+                        ]
+                        for r in tones
+                    ],
+                )
+            )
     if a.train_run:
         cpu = training_cpu_minutes(a.train_run)
         result["training_cpu_min"] = cpu

@@ -1,7 +1,7 @@
 """Time HeartMuLa generation (seconds per 80 ms frame) and teacher-forced scoring.
 
-    python benchmarks/bench_mula.py                                   # embedded tiny model, CPU
-    python benchmarks/bench_mula.py --path ckpt/HeartMuLa-oss-3B --device cuda --frames 64
+python benchmarks/bench_mula.py                                   # embedded tiny model, CPU
+python benchmarks/bench_mula.py --path ckpt/HeartMuLa-oss-3B --device cuda --frames 64
 """
 
 from __future__ import annotations

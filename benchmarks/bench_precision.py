@@ -50,9 +50,8 @@ def build(size: str, layers: tuple[int, int] | None, with_scalar_model: bool = T
         return load_codec(RANDOM_CODEC)
     if size == "mini":
         return load_codec(None)
-    from heartcodec_lab.codec.benchmark_models import randomize_
-
     from heartcodec_lab.codec import HeartCodec, HeartCodecConfig
+    from heartcodec_lab.codec.benchmark_models import randomize_
     from heartcodec_lab.codec.weights import skip_weight_init
 
     config = HeartCodecConfig() if not layers else HeartCodecConfig(num_layers=layers[0], num_layers_2=layers[1])

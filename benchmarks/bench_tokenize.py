@@ -81,19 +81,33 @@ def child(kind: str, args) -> dict:
         t0 = time.perf_counter()
         enc = build(kind, args.quick, args.batch_chunks, args.device)
         build_s = time.perf_counter() - t0
-        cfg = OmegaConf.create({
-            "input": str(src), "output": str(Path(tmp) / "out"),
-            "extensions": ["flac"], "default_tags": "music", "instrumental_lyrics": "[Instrumental]",
-            "pad_eight_frames": True, "link_audio": True, "num_workers": args.workers, "batch_chunks": args.batch_chunks,
-            "block_seconds": 10.0, "progress": False,
-        })
+        cfg = OmegaConf.create(
+            {
+                "input": str(src),
+                "output": str(Path(tmp) / "out"),
+                "extensions": ["flac"],
+                "default_tags": "music",
+                "instrumental_lyrics": "[Instrumental]",
+                "pad_eight_frames": True,
+                "link_audio": True,
+                "num_workers": args.workers,
+                "batch_chunks": args.batch_chunks,
+                "block_seconds": 10.0,
+                "progress": False,
+            }
+        )
         t0 = time.perf_counter()
         s = run_shard(cfg, enc, 0, 1, device=args.device)
         wall = time.perf_counter() - t0
     return {
         "encoder": kind + (" (embedded tiny)" if args.quick else " (full size, random weights)"),
-        "files": s.ok, "failed": s.failed, "audio_s": round(s.seconds, 1), "build_s": round(build_s, 1),
-        "wall_s": round(wall, 1), "files_per_s": round(s.ok / wall, 4), "x_realtime": round(s.seconds / wall, 3),
+        "files": s.ok,
+        "failed": s.failed,
+        "audio_s": round(s.seconds, 1),
+        "build_s": round(build_s, 1),
+        "wall_s": round(wall, 1),
+        "files_per_s": round(s.ok / wall, 4),
+        "x_realtime": round(s.seconds / wall, 3),
         "peak_rss_main_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "peak_rss_worker_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
     }
@@ -115,8 +129,13 @@ def main() -> None:
     p.add_argument("--long-minutes", type=float, nargs="*", default=[1, 20], help="--scale: one-file memory runs")
     p.add_argument("--long-width", type=int, default=8, help="--scale: init_channel of the memory runs (64 = full)")
     p.add_argument("--threads", type=int, default=1, help="--scale: torch threads of the encoding process")
-    p.add_argument("--scale-width", type=int, default=64, help="--scale: init_channel of the encoder-alone and "
-                   "mixed-folder runs (64 = full size; smaller = a lower bound on the ratio, much cheaper)")
+    p.add_argument(
+        "--scale-width",
+        type=int,
+        default=64,
+        help="--scale: init_channel of the encoder-alone and "
+        "mixed-folder runs (64 = full size; smaller = a lower bound on the ratio, much cheaper)",
+    )
     p.add_argument("--width", type=int, default=64, help=argparse.SUPPRESS)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -137,8 +156,22 @@ def main() -> None:
         return
     jobs = ["memory:1", "memory:20"] if args.memory else args.encoders.split(",")
     for job in jobs:
-        cmd = [sys.executable, __file__, "--child", job, "--files", str(args.files), "--seconds", str(args.seconds),
-               "--workers", str(args.workers), "--batch-chunks", str(args.batch_chunks), "--device", args.device]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            job,
+            "--files",
+            str(args.files),
+            "--seconds",
+            str(args.seconds),
+            "--workers",
+            str(args.workers),
+            "--batch-chunks",
+            str(args.batch_chunks),
+            "--device",
+            args.device,
+        ]
         if args.quick:
             cmd.append("--quick")
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -72,7 +72,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     if args.part == "encode":
         t = torch.arange(int(args.seconds * SAMPLE_RATE)) / SAMPLE_RATE
-        x = (0.3 * torch.sin(2 * math.pi * 220 * t) + 0.05 * torch.randn(t.shape, generator=g)).expand(args.batch, 1, -1)
+        x = (0.3 * torch.sin(2 * math.pi * 220 * t) + 0.05 * torch.randn(t.shape, generator=g)).expand(
+            args.batch, 1, -1
+        )
         run, stack = (lambda: sm.encode(x)), sm.encoder
     else:
         x = torch.rand(args.batch, 128, int(args.seconds * 25), generator=g) * 1.6 - 0.8
@@ -87,13 +89,16 @@ def main() -> None:
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             run()
-        print(f"{args.part} {args.seconds:g} s x {args.batch}, {args.threads} thread(s): {wall:.2f} s wall, "
-              f"{cpu:.2f} CPU-s (unprofiled), load {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.part} {args.seconds:g} s x {args.batch}, {args.threads} thread(s): {wall:.2f} s wall, "
+            f"{cpu:.2f} CPU-s (unprofiled), load {os.getloadavg()[0]:.1f}"
+        )
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
         rows = layer_table(stack, x if args.part == "encode" else x_layers)
     total = sum(r[1] for r in rows)
-    cells = [(name, f"{1000 * dt:.1f}", f"{100 * dt / total:.1f}%", f"{gf:.2f}", f"{gf / dt:.1f}")
-             for name, dt, gf in rows]
+    cells = [
+        (name, f"{1000 * dt:.1f}", f"{100 * dt / total:.1f}%", f"{gf:.2f}", f"{gf / dt:.1f}") for name, dt, gf in rows
+    ]
     cells.append(("total", f"{1000 * total:.1f}", "", f"{sum(r[2] for r in rows):.2f}", ""))
     print_table(("layer", "CPU ms", "share", "GFLOP", "GFLOP/CPU-s"), cells)
 

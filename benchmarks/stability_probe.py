@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from minicodec_eval import load_miniature
-
 from heartcodec_lab.evaluate.metrics.agreement import level_agreement
 from heartcodec_lab.evaluate.stability import measure_stability
+from heartcodec_lab.minicodec.scoring import load_miniature
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 48000
@@ -70,8 +66,10 @@ def train_one(codec, teacher, lat, lat_p, feats_t, init: str, weight: float, a) 
         opt.step()
         sched.step()
         if step % max(1, a.steps // 5) == 0 or step == a.steps - 1:
-            print(f"  step {step}: " + ", ".join(f"{k.split('/', 1)[1]}={float(v):.4g}" for k, v in logs.items()),
-                  flush=True)
+            print(
+                f"  step {step}: " + ", ".join(f"{k.split('/', 1)[1]}={float(v):.4g}" for k, v in logs.items()),
+                flush=True,
+            )
     return student.eval()
 
 
@@ -113,8 +111,10 @@ def main(argv=None) -> dict:
         feats_t = truth.projection(lat).float()
     held = list(held_out_pieces(a.pieces, a.seconds))
     truth_tokens = [truth.tokenize(x, SR) for x in held]
-    print(f"cached latents: {tuple(lat.shape)} + {tuple(lat_p.shape)} in {time.process_time() - cpu0:.0f} CPU s",
-          flush=True)
+    print(
+        f"cached latents: {tuple(lat.shape)} + {tuple(lat_p.shape)} in {time.process_time() - cpu0:.0f} CPU s",
+        flush=True,
+    )
     results = {}
     for init in a.init:
         for weight in a.weights:
@@ -125,18 +125,30 @@ def main(argv=None) -> dict:
             encoder = ProjectionEncoder(codec, student).eval()
             agreement = level_agreement([(encoder.tokenize(x, SR), t) for x, t in zip(held, truth_tokens)])
             own = measure_stability(encoder, held, SR, ["delay_1", "noise_-60dB"], a.seed)["changes"]
-            folder = save_projection(a.out / name, student, codec.describe(), extra={"probe": vars(a) | {
-                "out": str(a.out), "init": init, "weight": weight}})
-            results[name] = {"agreement": agreement["per_level"], "delay_1": own["delay_1"]["match_rate"],
-                             "noise_-60dB": own["noise_-60dB"]["match_rate"], "cpu_s": time.process_time() - t0,
-                             "export": str(folder)}
+            folder = save_projection(
+                a.out / name,
+                student,
+                codec.describe(),
+                extra={"probe": vars(a) | {"out": str(a.out), "init": init, "weight": weight}},
+            )
+            results[name] = {
+                "agreement": agreement["per_level"],
+                "delay_1": own["delay_1"]["match_rate"],
+                "noise_-60dB": own["noise_-60dB"]["match_rate"],
+                "cpu_s": time.process_time() - t0,
+                "export": str(folder),
+            }
             r = results[name]
-            print(f"  agreement q0-q3 {[round(100 * v, 1) for v in r['agreement'][:4]]}, delay_1 self q0-q3 "
-                  f"{[round(100 * v, 1) for v in r['delay_1'][:4]]}, noise_-60dB self q0-q3 "
-                  f"{[round(100 * v, 1) for v in r['noise_-60dB'][:4]]} ({r['cpu_s']:.0f} CPU s)", flush=True)
+            print(
+                f"  agreement q0-q3 {[round(100 * v, 1) for v in r['agreement'][:4]]}, delay_1 self q0-q3 "
+                f"{[round(100 * v, 1) for v in r['delay_1'][:4]]}, noise_-60dB self q0-q3 "
+                f"{[round(100 * v, 1) for v in r['noise_-60dB'][:4]]} ({r['cpu_s']:.0f} CPU s)",
+                flush=True,
+            )
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"probe_{'_'.join(a.init)}.json").write_text(json.dumps({"settings": {k: str(v) for k, v in vars(a).items()},
-                                                  "results": results}, indent=2) + "\n")
+    (a.out / f"probe_{'_'.join(a.init)}.json").write_text(
+        json.dumps({"settings": {k: str(v) for k, v in vars(a).items()}, "results": results}, indent=2) + "\n"
+    )
     print(f"total {time.process_time() - cpu0:.0f} CPU s")
     return results
 

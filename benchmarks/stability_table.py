@@ -20,22 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from minicodec_eval import (
-    METRIC_HEADER,
-    agreement_cells,
-    agreement_header,
-    load_miniature,
-    markdown_table,
-    metric_cells,
-    score_encoders,
-)
 
 from heartcodec_lab.evaluate.stability import (
     CEILING_CHANGE,
@@ -43,6 +31,15 @@ from heartcodec_lab.evaluate.stability import (
     measure_stability,
     relative_feature_error,
     stability_table,
+)
+from heartcodec_lab.minicodec.scoring import (
+    METRIC_HEADER,
+    agreement_cells,
+    agreement_header,
+    load_miniature,
+    markdown_table,
+    metric_cells,
+    score_encoders,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,12 +62,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pieces", type=int, default=4)
     p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--projection", action="append", default=[], metavar="NAME=FOLDER",
-                   help="an exported projection to compare (repeatable)")
-    p.add_argument("--changes", nargs="+", default=["delay_1", "delay_half", CEILING_CHANGE],
-                   help="changes measured on the projections (the true encoder gets all)")
-    p.add_argument("--truth-changes", nargs="+", default=None,
-                   help="changes measured on the true encoder (default: every documented change)")
+    p.add_argument(
+        "--projection",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="an exported projection to compare (repeatable)",
+    )
+    p.add_argument(
+        "--changes",
+        nargs="+",
+        default=["delay_1", "delay_half", CEILING_CHANGE],
+        help="changes measured on the projections (the true encoder gets all)",
+    )
+    p.add_argument(
+        "--truth-changes",
+        nargs="+",
+        default=None,
+        help="changes measured on the true encoder (default: every documented change)",
+    )
     p.add_argument("--no-reconstruction", action="store_true", help="skip detokenize (agreement and stability only)")
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "stability")
     p.add_argument("--threads", type=int, default=1)
@@ -93,17 +103,23 @@ def main(argv=None) -> dict:
         if not folder:
             raise SystemExit(f"stability_table: --projection wants NAME=FOLDER, got {item!r}")
         projections[name] = build_encoder("projection", folder, codec)
-    note = (f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs), seed {a.seed}; "
-            f"machine: {machine()}")
+    note = (
+        f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs), seed {a.seed}; "
+        f"machine: {machine()}"
+    )
     result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, "machine": machine()}
     t0 = time.process_time()
-    truth_changes = None if a.truth_changes is None else list(dict.fromkeys([*a.truth_changes, *a.changes,
-                                                                               CEILING_CHANGE]))
+    truth_changes = (
+        None if a.truth_changes is None else list(dict.fromkeys([*a.truth_changes, *a.changes, CEILING_CHANGE]))
+    )
     teacher = measure_stability(truth, pieces, SR, truth_changes, a.seed)
     result["true_encoder"] = teacher
     header, rows = stability_table(teacher)
-    parts = [f"# Token stability\n\n{note}\n", "## The true encoder against itself\n",
-             markdown_table(header, rows) + "\n"]
+    parts = [
+        f"# Token stability\n\n{note}\n",
+        "## The true encoder against itself\n",
+        markdown_table(header, rows) + "\n",
+    ]
     if teacher["skipped"]:
         parts.append("Skipped: " + "; ".join(f"{k} ({v})" for k, v in teacher["skipped"].items()) + "\n")
     parts.append(f"({time.process_time() - t0:.0f} CPU s)\n")
@@ -122,18 +138,25 @@ def main(argv=None) -> dict:
                 agreement = level_agreement([(enc.tokenize(p, SR), truth.tokenize(p, SR)) for p in pieces])
             metrics = metric_cells(scores[name]) if name in scores else ["-"] * len(METRIC_HEADER)
             rows_a.append([name, *agreement_cells(agreement), f"{100 * error:.2f}", *metrics])
-            rows_s.append([name, *[" / ".join(f"{100 * r:.0f}" for r in own["changes"][c]["match_rate"][:4])
-                                   for c in a.changes]])
+            rows_s.append(
+                [name, *[" / ".join(f"{100 * r:.0f}" for r in own["changes"][c]["match_rate"][:4]) for c in a.changes]]
+            )
             if enc is not truth:
                 lines.append(f"- {name}: {format_against_ceiling(agreement['per_level'], ceiling, levels=range(5))}")
-            result.setdefault("encoders", {})[name] = {"agreement": agreement, "feature_error": error,
-                                                      "stability": own["changes"], "metrics": scores.get(name)}
-        parts += ["## Projections: agreement with the true encoder, feature error, reconstruction\n",
-                  markdown_table(["encoder", *agreement_header(), "feature error %", *METRIC_HEADER], rows_a) + "\n",
-                  f"Agreement beside the ceiling (the true encoder's own agreement under {CEILING_CHANGE}):\n",
-                  "\n".join(lines) + "\n",
-                  "## Self-agreement q0 / q1 / q2 / q3 (%)\n",
-                  markdown_table(["encoder", *a.changes], rows_s) + "\n"]
+            result.setdefault("encoders", {})[name] = {
+                "agreement": agreement,
+                "feature_error": error,
+                "stability": own["changes"],
+                "metrics": scores.get(name),
+            }
+        parts += [
+            "## Projections: agreement with the true encoder, feature error, reconstruction\n",
+            markdown_table(["encoder", *agreement_header(), "feature error %", *METRIC_HEADER], rows_a) + "\n",
+            f"Agreement beside the ceiling (the true encoder's own agreement under {CEILING_CHANGE}):\n",
+            "\n".join(lines) + "\n",
+            "## Self-agreement q0 / q1 / q2 / q3 (%)\n",
+            markdown_table(["encoder", *a.changes], rows_s) + "\n",
+        ]
     cpu = time.process_time() - cpu0
     parts.append(f"Total: {cpu:.0f} CPU s.\n")
     result["cpu_s"] = cpu

@@ -47,8 +47,9 @@ def build_projection_encoder(width: int = 64):
     from heartcodec_lab.encoders.projection.export import default_projection
 
     # the flow-matching estimator is not used for encoding: keep it small
-    cfg = HeartCodecConfig(init_channel=width, num_layers=1, num_layers_2=1, num_attention_heads=2,
-                           attention_head_dim=8)
+    cfg = HeartCodecConfig(
+        init_channel=width, num_layers=1, num_layers_2=1, num_attention_heads=2, attention_head_dim=8
+    )
     with skip_weight_init(), torch.device("meta"):
         codec = HeartCodec(cfg)
     codec = codec.to_empty(device="cpu")
@@ -87,8 +88,10 @@ def _usage() -> tuple[float, float]:
 
 
 def _peaks() -> dict:
-    return {"peak_rss_main_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            "peak_rss_worker_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3)}
+    return {
+        "peak_rss_main_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "peak_rss_worker_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3),
+    }
 
 
 def single_child(chunks: int, threads: int, width: int) -> dict:
@@ -105,8 +108,15 @@ def single_child(chunks: int, threads: int, width: int) -> dict:
         for _ in range(chunks):
             enc.quantize(enc.encode_chunks(chunk))
         wall, cpu = time.perf_counter() - w0, _usage()[0] - c0
-    return {"run": f"encoder alone, {chunks} x 29.76 s chunks", "audio_s": chunks * enc.chunk_seconds,
-            "wall_s": wall, "cpu_s": cpu, "cpu_main_s": cpu, "cpu_workers_s": 0.0, **_peaks()}
+    return {
+        "run": f"encoder alone, {chunks} x 29.76 s chunks",
+        "audio_s": chunks * enc.chunk_seconds,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_main_s": cpu,
+        "cpu_workers_s": 0.0,
+        **_peaks(),
+    }
 
 
 def bulk_child(folder: str, shard: int, num_shards: int, threads: int, workers: int, width: int, label: str) -> dict:
@@ -118,18 +128,36 @@ def bulk_child(folder: str, shard: int, num_shards: int, threads: int, workers: 
     torch.set_num_threads(threads)
     enc = build_projection_encoder(width)
     with tempfile.TemporaryDirectory() as out:
-        cfg = OmegaConf.create({
-            "input": folder, "output": out, "extensions": ["flac", "wav"],
-            "default_tags": "music", "instrumental_lyrics": "[Instrumental]", "pad_eight_frames": True,
-            "link_audio": True, "num_workers": workers, "batch_chunks": 1, "block_seconds": 10.0, "progress": False,
-        })
+        cfg = OmegaConf.create(
+            {
+                "input": folder,
+                "output": out,
+                "extensions": ["flac", "wav"],
+                "default_tags": "music",
+                "instrumental_lyrics": "[Instrumental]",
+                "pad_eight_frames": True,
+                "link_audio": True,
+                "num_workers": workers,
+                "batch_chunks": 1,
+                "block_seconds": 10.0,
+                "progress": False,
+            }
+        )
         w0, (c0, k0) = time.perf_counter(), _usage()
         s = run_shard(cfg, enc, shard, num_shards)
         wall, (c1, k1) = time.perf_counter() - w0, _usage()
     if s.failed:
         raise SystemExit(f"{s.failed} files failed: {s.failures}")
-    return {"run": label, "audio_s": s.seconds, "files": s.ok, "wall_s": wall, "cpu_s": (c1 - c0) + (k1 - k0),
-            "cpu_main_s": c1 - c0, "cpu_workers_s": k1 - k0, **_peaks()}
+    return {
+        "run": label,
+        "audio_s": s.seconds,
+        "files": s.ok,
+        "wall_s": wall,
+        "cpu_s": (c1 - c0) + (k1 - k0),
+        "cpu_main_s": c1 - c0,
+        "cpu_workers_s": k1 - k0,
+        **_peaks(),
+    }
 
 
 def _spawn(bench: str, args: list[str]) -> dict:
@@ -144,8 +172,9 @@ def run_scale(bench: str, args) -> list[dict]:
     common = ["--threads", str(args.threads), "--workers", str(args.workers)]
     rows = []
     if args.single_chunks:
-        rows.append(_spawn(bench, ["--child", f"single:{args.single_chunks}", "--width", str(args.scale_width),
-                                   *common]))
+        rows.append(
+            _spawn(bench, ["--child", f"single:{args.single_chunks}", "--width", str(args.scale_width), *common])
+        )
         print(f"single: {rows[-1]}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.mix:
@@ -153,15 +182,17 @@ def run_scale(bench: str, args) -> list[dict]:
             folder.mkdir()
             write_mix(folder, args.mix)
             for k in range(2):
-                rows.append(_spawn(bench, ["--child", f"shard:{k}:{folder}", "--width", str(args.scale_width),
-                                       *common]))
+                rows.append(
+                    _spawn(bench, ["--child", f"shard:{k}:{folder}", "--width", str(args.scale_width), *common])
+                )
                 print(f"shard {k}: {rows[-1]}", file=sys.stderr, flush=True)
         for minutes in args.long_minutes or []:
             folder = Path(tmp) / f"long{minutes:g}"
             folder.mkdir()
             write_audio(folder / "long.wav", minutes * 60, 44100, seed=7)
-            rows.append(_spawn(bench, ["--child", f"long:{minutes:g}:{folder}", "--width", str(args.long_width),
-                                       *common]))
+            rows.append(
+                _spawn(bench, ["--child", f"long:{minutes:g}:{folder}", "--width", str(args.long_width), *common])
+            )
             print(f"long {minutes:g} min: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
@@ -172,11 +203,13 @@ def scale_child(spec: str, args) -> dict:
         return single_child(int(rest), args.threads, args.width)
     arg, _, folder = rest.partition(":")
     if kind == "shard":
-        files = sorted(p.name for p in Path(folder).iterdir())[int(arg)::2]
-        return bulk_child(folder, int(arg), 2, args.threads, args.workers, args.width,
-                          f"bulk job, shard {arg}/2: {', '.join(files)}")
-    return bulk_child(folder, 0, 1, args.threads, args.workers, args.width,
-                      f"bulk job, one {arg}-min file, init_channel {args.width}")
+        files = sorted(p.name for p in Path(folder).iterdir())[int(arg) :: 2]
+        return bulk_child(
+            folder, int(arg), 2, args.threads, args.workers, args.width, f"bulk job, shard {arg}/2: {', '.join(files)}"
+        )
+    return bulk_child(
+        folder, 0, 1, args.threads, args.workers, args.width, f"bulk job, one {arg}-min file, init_channel {args.width}"
+    )
 
 
 def print_scale(rows: list[dict], args) -> None:
@@ -186,20 +219,43 @@ def print_scale(rows: list[dict], args) -> None:
     shards = [r for r in rows if r["run"].startswith("bulk job, shard")]
     if len(shards) == 2:  # the whole folder = both shards
         total = {k: sum(r[k] for r in shards) for k in ("audio_s", "wall_s", "cpu_s", "cpu_main_s", "cpu_workers_s")}
-        rows = rows + [{"run": "bulk job, whole folder (both shards)", **total,
-                        "peak_rss_main_gib": max(r["peak_rss_main_gib"] for r in shards),
-                        "peak_rss_worker_gib": max(r["peak_rss_worker_gib"] for r in shards)}]
+        rows = rows + [
+            {
+                "run": "bulk job, whole folder (both shards)",
+                **total,
+                "peak_rss_main_gib": max(r["peak_rss_main_gib"] for r in shards),
+                "peak_rss_worker_gib": max(r["peak_rss_worker_gib"] for r in shards),
+            }
+        ]
     size = "full-size ScalarModel" if args.scale_width == 64 else f"ScalarModel init_channel {args.scale_width}"
-    title = (f"Projection encoder, {size}, CPU, {args.threads} thread(s), "
-             f"{args.workers} decoding workers, load {os.getloadavg()[0]:.1f}")
-    header = ("run", "audio s", "wall s", "CPU s (main + workers)", "x-realtime (wall)", "audio s / CPU s",
-              "ratio to encoder alone (CPU)", "peak RSS main / workers GiB")
+    title = (
+        f"Projection encoder, {size}, CPU, {args.threads} thread(s), "
+        f"{args.workers} decoding workers, load {os.getloadavg()[0]:.1f}"
+    )
+    header = (
+        "run",
+        "audio s",
+        "wall s",
+        "CPU s (main + workers)",
+        "x-realtime (wall)",
+        "audio s / CPU s",
+        "ratio to encoder alone (CPU)",
+        "peak RSS main / workers GiB",
+    )
     base = single["audio_s"] / single["cpu_s"] if single else None
     cells = []
     for r in rows:
         rate = r["audio_s"] / r["cpu_s"]
-        cells.append([r["run"], f"{r['audio_s']:.1f}", f"{r['wall_s']:.1f}",
-                      f"{r['cpu_s']:.1f} ({r['cpu_main_s']:.1f} + {r['cpu_workers_s']:.1f})",
-                      f"{r['audio_s'] / r['wall_s']:.3f}", f"{rate:.4f}", f"{rate / base:.3f}" if base else "",
-                      f"{r['peak_rss_main_gib']:.2f} / {r['peak_rss_worker_gib']:.2f}"])
+        cells.append(
+            [
+                r["run"],
+                f"{r['audio_s']:.1f}",
+                f"{r['wall_s']:.1f}",
+                f"{r['cpu_s']:.1f} ({r['cpu_main_s']:.1f} + {r['cpu_workers_s']:.1f})",
+                f"{r['audio_s'] / r['wall_s']:.3f}",
+                f"{rate:.4f}",
+                f"{rate / base:.3f}" if base else "",
+                f"{r['peak_rss_main_gib']:.2f} / {r['peak_rss_worker_gib']:.2f}",
+            ]
+        )
     print_table(header, cells, title=title, width=200)

@@ -45,8 +45,9 @@ def register_schemas() -> None:
     a command's YAML names its schema first (``- tokenize_schema``), a group option its own
     (``- conv1d_schema`` in ``projection/conv1d.yaml``).
     """
-    from heartcodec_lab.conf import schemas
     from hydra.core.config_store import ConfigStore
+
+    from heartcodec_lab.conf import schemas
 
     store = ConfigStore.instance()
     for name, node in schemas.COMMANDS.items():

@@ -440,7 +440,9 @@ class Study:  # conf/study.yaml
     budget: Budget = MISSING
     recipe_overrides: dict[str, Any] = MISSING
     evaluate: dict[str, Any] = MISSING  # merged into conf/evaluate.yaml (checked there)
-    ranking: Optional[dict[str, Any]] = None  # preset=ranking (conf/preset/ranking.yaml; heartcodec_lab.study.ranking_run)
+    ranking: Optional[dict[str, Any]] = (
+        None  # preset=ranking (conf/preset/ranking.yaml; heartcodec_lab.study.ranking_run)
+    )
     codec: Codec = MISSING
     transcriber: Transcriber = MISSING
 
@@ -480,11 +482,32 @@ class Listen:  # conf/listen.yaml (heartcodec_lab.listen)
 
 #: (group, name) -> schema, as registered: ``- /schema/<name>`` in a command's YAML, ``- /schema/<group>/<name>``
 #: in a group option's YAML
-COMMANDS = {"train": Train, "tokenize": Tokenize, "tokenize_merge": TokenizeMerge,
-            "tokenize_relocate": TokenizeRelocate, "reconstruct": Reconstruct, "generate": Generate,
-            "transcribe": Transcribe, "export": Export, "evaluate": Evaluate, "study": Study,
-            "tokenize_convert": TokenizeConvert, "listen": Listen}
-OPTIONS = {("projection", "conv1d"): Conv1dProjection, ("projection", "linear"): LinearProjection,
-           ("teacher", "encoder"): EncoderTeacher, ("teacher", "random_projection"): RandomProjectionTeacher}
-GROUPS = {"codec": Codec, "encoder": Encoder, "detokenize": Detokenize, "transcriber": Transcriber, "mula": Mula,
-          "data": Data, "paths": Paths}
+COMMANDS = {
+    "train": Train,
+    "tokenize": Tokenize,
+    "tokenize_merge": TokenizeMerge,
+    "tokenize_relocate": TokenizeRelocate,
+    "reconstruct": Reconstruct,
+    "generate": Generate,
+    "transcribe": Transcribe,
+    "export": Export,
+    "evaluate": Evaluate,
+    "study": Study,
+    "tokenize_convert": TokenizeConvert,
+    "listen": Listen,
+}
+OPTIONS = {
+    ("projection", "conv1d"): Conv1dProjection,
+    ("projection", "linear"): LinearProjection,
+    ("teacher", "encoder"): EncoderTeacher,
+    ("teacher", "random_projection"): RandomProjectionTeacher,
+}
+GROUPS = {
+    "codec": Codec,
+    "encoder": Encoder,
+    "detokenize": Detokenize,
+    "transcriber": Transcriber,
+    "mula": Mula,
+    "data": Data,
+    "paths": Paths,
+}

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
 class ProvenanceError(ValueError):
     """A run that would mix embedded and checkpoint components, or tokens of different encoders."""
 
 
 MINIATURE, RANDOM = "miniature", "random"
-_WHAT = {MINIATURE: "the shipped miniature HeartCodec, trained on synthetic music",
-         RANDOM: "built-in random weights, not meaningful"}
+_WHAT = {
+    MINIATURE: "the shipped miniature HeartCodec, trained on synthetic music",
+    RANDOM: "built-in random weights, not meaningful",
+}
 _EMBEDDED_PREFIX = "embedded:"  # heartcodec_lab.codec.checkpoints.EMBEDDED_PREFIX, without importing torch
 
 
@@ -65,8 +68,12 @@ class Provenance:
     models: dict[str, str] = field(default_factory=dict)  # embedded name -> miniature | random
 
     def as_dict(self) -> dict:
-        return {"embedded": list(self.embedded), "models": dict(self.models), "checkpoints": dict(self.checkpoints),
-                "allow_embedded": self.allow_embedded}
+        return {
+            "embedded": list(self.embedded),
+            "models": dict(self.models),
+            "checkpoints": dict(self.checkpoints),
+            "allow_embedded": self.allow_embedded,
+        }
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Provenance:
@@ -131,10 +138,14 @@ def encoder_component(name: str, setting: str, kind: str | None, path) -> Compon
             recorded = Provenance()  # unreadable here: the loader reports it with its own message
         if recorded.embedded:
             only_miniature = all(recorded.models.get(n) == MINIATURE for n in recorded.embedded)
-            return Component(name, setting, None,
-                             fix=f"{setting}=<a projection trained on checkpoints> ({path} was trained with "
-                                 f"embedded {', '.join(recorded.embedded)})",
-                             model=MINIATURE if only_miniature else RANDOM)
+            return Component(
+                name,
+                setting,
+                None,
+                fix=f"{setting}=<a projection trained on checkpoints> ({path} was trained with "
+                f"embedded {', '.join(recorded.embedded)})",
+                model=MINIATURE if only_miniature else RANDOM,
+            )
     return Component(name, setting, path)
 
 
@@ -147,6 +158,8 @@ def check_components(components: list[Component], allow_embedded: bool = False) 
         missing = ", ".join(c.fix or f"{c.setting}=..." for c in embedded)
         loaded = ", ".join(f"{c.setting}={c.path}" for c in real)
         names = [c.name for c in embedded]
-        raise ProvenanceError(f"{', '.join(names)} would be embedded ({_details(names, models)}) next to the "
-                              f"checkpoint(s) {loaded}; set {missing} (or allow_embedded=true to mix them on purpose)")
+        raise ProvenanceError(
+            f"{', '.join(names)} would be embedded ({_details(names, models)}) next to the "
+            f"checkpoint(s) {loaded}; set {missing} (or allow_embedded=true to mix them on purpose)"
+        )
     return Provenance([c.name for c in embedded], {c.name: str(c.path) for c in real}, bool(allow_embedded), models)

@@ -19,8 +19,10 @@ FIXTURES = Path(os.environ.get("HEARTCODEC_FIXTURES", REPO.parent / "shared" / "
 def fixtures_dir() -> Path:
     """The tiny checkpoint copies in ``../shared/fixtures``; tests that need them skip when the folder is absent."""
     if not FIXTURES.is_dir():
-        pytest.skip(f"reference fixtures not found at {FIXTURES} (a checkout without ../shared; "
-                    "set HEARTCODEC_FIXTURES to their folder)")
+        pytest.skip(
+            f"reference fixtures not found at {FIXTURES} (a checkout without ../shared; "
+            "set HEARTCODEC_FIXTURES to their folder)"
+        )
     return FIXTURES
 
 

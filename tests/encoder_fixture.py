@@ -95,7 +95,9 @@ def read_pcm16(path: Path) -> tuple[torch.Tensor, int]:
 
 
 def max_abs_diff(actual: torch.Tensor, expected: torch.Tensor, what: str) -> float:
-    assert tuple(actual.shape) == tuple(expected.shape), f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert tuple(actual.shape) == tuple(expected.shape), (
+        f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    )
     return (actual.double() - expected.double()).abs().max().item()
 
 
@@ -104,14 +106,19 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what:
     assert err <= tol, f"{what}: max abs difference {err:.3g} > {tol:.3g}"
 
 
-def assert_sum_close(actual: torch.Tensor, expected: torch.Tensor, summed: int, what: str,
-                     per_value: float = SUM_TOL_PER_VALUE) -> None:
+def assert_sum_close(
+    actual: torch.Tensor, expected: torch.Tensor, summed: int, what: str, per_value: float = SUM_TOL_PER_VALUE
+) -> None:
     assert_close(actual, expected, per_value * summed, what)
 
 
-def assert_tokens_match(tokens: torch.Tensor, expected: torch.Tensor, margins: torch.Tensor, what: str = "tokens") -> None:
+def assert_tokens_match(
+    tokens: torch.Tensor, expected: torch.Tensor, margins: torch.Tensor, what: str = "tokens"
+) -> None:
     """Equal, except frames whose first differing layer was a near-tie (the later layers may then differ)."""
-    assert tokens.dtype == torch.int64 and tokens.shape == expected.shape, f"{what}: {tokens.dtype} {tuple(tokens.shape)}"
+    assert tokens.dtype == torch.int64 and tokens.shape == expected.shape, (
+        f"{what}: {tokens.dtype} {tuple(tokens.shape)}"
+    )
     differs = tokens != expected
     frames = differs.any(0).nonzero().flatten().tolist()
     for frame in frames:

@@ -32,20 +32,35 @@ def main(dataset: str, assets: str, out: str) -> None:
 
     work = Path(out).parent / "simpletuner-output"
     work.mkdir(exist_ok=True)
-    StateTracker.set_args(Args(output_dir=str(work), model_family="heartmula", model_type="lora", seed=0,
-                               aspect_bucket_worker_count=1, enable_multiprocessing=False,
-                               allow_dataset_oversubscription=False, ignore_missing_files=False,
-                               disable_bucket_pruning=True))
+    StateTracker.set_args(
+        Args(
+            output_dir=str(work),
+            model_family="heartmula",
+            model_type="lora",
+            seed=0,
+            aspect_bucket_worker_count=1,
+            enable_multiprocessing=False,
+            allow_dataset_oversubscription=False,
+            ignore_missing_files=False,
+            disable_bucket_pruning=True,
+        )
+    )
     backends = json.loads((Path(dataset) / "multidatabackend.json").read_text())
     config = backends[0]
     StateTracker.set_data_backend_config(data_backend_id=config["id"], config=config)
     data_backend = LocalDataBackend(accelerator=None, id=config["id"])
     cache = Path(config["instance_data_dir"]) / f"aspect_ratio_bucket_indices_{config['id']}"
     metadata = ParquetMetadataBackend(
-        id=config["id"], instance_data_dir=config["instance_data_dir"], cache_file=str(cache),
-        metadata_file=str(cache) + "_metadata", data_backend=data_backend,
+        id=config["id"],
+        instance_data_dir=config["instance_data_dir"],
+        cache_file=str(cache),
+        metadata_file=str(cache) + "_metadata",
+        data_backend=data_backend,
         accelerator=SimpleNamespace(num_processes=1, process_index=0, is_main_process=True),
-        batch_size=1, resolution=0, resolution_type="pixel", parquet_config=config["parquet"],
+        batch_size=1,
+        resolution=0,
+        resolution_type="pixel",
+        parquet_config=config["parquet"],
     )
     metadata.compute_aspect_ratio_bucket_indices()
     files = sorted(f for paths in metadata.aspect_ratio_bucket_indices.values() for f in paths)

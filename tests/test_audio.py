@@ -124,6 +124,6 @@ def test_m4a_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_save_is_atomic_on_failure(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):  # libsndfile refuses a sample rate of 0
         save_audio(tmp_path / "x.wav", torch.zeros(2, 100), 0)
     assert list(tmp_path.iterdir()) == []

@@ -51,8 +51,9 @@ def codec_pair(fixtures_dir):
 def test_mula_bf16_logits_follow_float32(mula_pair):
     f32, bf16 = mula_pair
     assert bf16.model.dtype == torch.bfloat16
-    tokens = generate_tokens(f32, TAGS, LYRICS, GenerationConfig(max_frames=12, topk=1, cfg_scale=1.0),
-                             progress=False).tokens
+    tokens = generate_tokens(
+        f32, TAGS, LYRICS, GenerationConfig(max_frames=12, topk=1, cfg_scale=1.0), progress=False
+    ).tokens
     ref, low = frame_logits(f32, tokens, TAGS, LYRICS), frame_logits(bf16, tokens, TAGS, LYRICS)
     assert ref.shape == low.shape == (12, 8, 69)
     err = (ref - low).abs().max().item()
@@ -72,8 +73,9 @@ def test_mula_bf16_generation_sees_float32_logits_and_samples_alike(mula_pair):
     f32, bf16 = mula_pair
     seen = []
     cfg = GenerationConfig(max_frames=10, topk=50, cfg_scale=1.0)
-    tokens = generate_tokens(bf16, TAGS, LYRICS, cfg, progress=False, seed=1,
-                             on_frame=lambda i, out: seen.append(out)).tokens
+    tokens = generate_tokens(
+        bf16, TAGS, LYRICS, cfg, progress=False, seed=1, on_frame=lambda i, out: seen.append(out)
+    ).tokens
     assert tokens.shape[1] >= 6  # this seed samples no early end-of-audio
     low = torch.stack([torch.cat([o.c0_logits[0:1], o.ci_logits[:, 0]]) for o in seen])[: tokens.shape[1]]
     ref = frame_logits(f32, tokens, TAGS, LYRICS)

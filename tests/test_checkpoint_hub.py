@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from heartcodec_lab.codec import CheckpointError, RANDOM_CODEC, load_codec, locate_checkpoint
+from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, load_codec, locate_checkpoint
 from heartcodec_lab.codec.checkpoints import HubRef, hub_cache_dir, parse_hub_id
 from heartcodec_lab.encoders import build_encoder
 from heartcodec_lab.encoders.official.loading import resolve_checkpoint as official_files
@@ -20,7 +20,9 @@ CODEC_ID = "HeartMuLa/HeartCodec-oss-20260123"
 MAIN, OLD = "a" * 40, "b" * 40
 
 
-def lay_out(cache: Path, repo_id: str, files: dict[str, Path | str], commit: str = MAIN, ref: str | None = "main") -> Path:
+def lay_out(
+    cache: Path, repo_id: str, files: dict[str, Path | str], commit: str = MAIN, ref: str | None = "main"
+) -> Path:
     """Put ``files`` (name -> source file/folder or text) into a cached snapshot of ``repo_id``; returns it."""
     repo = cache / ("models--" + repo_id.replace("/", "--"))
     snapshot = repo / "snapshots" / commit
@@ -103,8 +105,13 @@ def test_a_missing_repo_is_one_clear_line(cache):
         load_codec("HeartMuLa/HeartCodec-oss-missing")
     message = str(err.value)
     assert "\n" not in message
-    for part in ("HeartMuLa/HeartCodec-oss-missing", "not a local path", str(cache), "HF_HUB_OFFLINE",
-                 "hf download HeartMuLa/HeartCodec-oss-missing"):
+    for part in (
+        "HeartMuLa/HeartCodec-oss-missing",
+        "not a local path",
+        str(cache),
+        "HF_HUB_OFFLINE",
+        "hf download HeartMuLa/HeartCodec-oss-missing",
+    ):
         assert part in message, part
     # a path that is not a repo id is left to the loader's own error
     with pytest.raises(CheckpointError, match="not found"):
@@ -115,17 +122,26 @@ def test_every_loader_resolves_ids(cache, codec_files, fixtures_dir):
     codec = load_codec(RANDOM_CODEC)
     # HeartMuLa: a repo holding the parent layout (HeartMuLa-oss-<version>/ + tokenizer.json + gen_config.json)
     parent = fixtures_dir / "ckpt-tiny"
-    lay_out(cache, "HeartMuLa/HeartMuLaGen", {"HeartMuLa-oss-tiny": parent / "HeartMuLa-oss-tiny",
-                                               "tokenizer.json": parent / "tokenizer.json",
-                                               "gen_config.json": parent / "gen_config.json"})
+    lay_out(
+        cache,
+        "HeartMuLa/HeartMuLaGen",
+        {
+            "HeartMuLa-oss-tiny": parent / "HeartMuLa-oss-tiny",
+            "tokenizer.json": parent / "tokenizer.json",
+            "gen_config.json": parent / "gen_config.json",
+        },
+    )
     for path, version in (("HeartMuLa/HeartMuLaGen", "tiny"), ("HeartMuLa/HeartMuLaGen/HeartMuLa-oss-tiny", None)):
         bundle = load_mula(path, version=version)
         assert bundle.describe()["path"].endswith(f"snapshots/{MAIN}/HeartMuLa-oss-tiny")
     with pytest.raises(CheckpointError, match="no 'HeartMuLa-oss-3B' in Hugging Face Hub repo"):
         load_mula("HeartMuLa/HeartMuLaGen/HeartMuLa-oss-3B")
     # an exported projection
-    exported = save_projection(cache.parent / "export", LinearProjection(codec.config.latent_hidden_dim, hidden_dim=8,
-                                                                         out_dim=codec.config.dim), codec.describe())
+    exported = save_projection(
+        cache.parent / "export",
+        LinearProjection(codec.config.latent_hidden_dim, hidden_dim=8, out_dim=codec.config.dim),
+        codec.describe(),
+    )
     lay_out(cache, "someone/projection", {p.name: p for p in exported.iterdir()})
     encoder = build_encoder("projection", "someone/projection", codec)
     assert encoder.tokenize(torch.zeros(2, 48000), 48000).shape[0] == 8

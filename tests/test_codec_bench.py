@@ -37,7 +37,7 @@ def test_randomize_keeps_weight_norm_gain_equal_to_direction_norm(bench):
     bench.randomize_(net)
     torch.testing.assert_close(net[0].weight, net[0].parametrizations.weight.original1)
     assert net[0].bias.abs().max() == 0 and net[1].weight.item() == 0.25
-    assert net[0].parametrizations.weight.original1.std().item() == pytest.approx(15 ** -0.5, rel=0.6)
+    assert net[0].parametrizations.weight.original1.std().item() == pytest.approx(15**-0.5, rel=0.6)
 
 
 def test_extrapolation_is_windows_times_steps_plus_decode(bench):
@@ -87,8 +87,10 @@ def test_released_code_runs_on_the_same_weights_and_agrees(bench):
     assert type(released).__module__.startswith("heartcodec_released")
     latent = torch.rand(2, 128, 9, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
     with torch.inference_mode():
-        torch.testing.assert_close(ours.scalar_model.decode(latent), released.scalar_model.decode(latent),
-                                   atol=1e-5, rtol=1e-4)
-    result = bench.run_case("decode", seconds=0.2, steps=1, tiny=True, threads=1, impl="released",
-                            reference_src=str(RELEASED))
+        torch.testing.assert_close(
+            ours.scalar_model.decode(latent), released.scalar_model.decode(latent), atol=1e-5, rtol=1e-4
+        )
+    result = bench.run_case(
+        "decode", seconds=0.2, steps=1, tiny=True, threads=1, impl="released", reference_src=str(RELEASED)
+    )
     assert result["impl"] == "released" and result["cpu_seconds"] > 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from heartcodec_lab.codec import WindowPlan, RANDOM_CODEC, load_codec
+from heartcodec_lab.codec import RANDOM_CODEC, WindowPlan, load_codec
 
 LONG_SEGMENTS = {"start": 0, "end": 1536000 - 4800, "xfade_begin": 1226400, "xfade_mid": 1328640, "xfade_end": 1426080}
 

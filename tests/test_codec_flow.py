@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from heartcodec_lab.codec import load_codec
 from heartcodec_lab.codec.estimator import FlowEstimator, apply_rotary, rotary_tables, swiglu_hidden_dim
-from heartcodec_lab.codec.flow_matching import FlowMatching, SIGMA_MIN, interpolate_path, target_velocity
+from heartcodec_lab.codec.flow_matching import SIGMA_MIN, FlowMatching, interpolate_path, target_velocity
 
 FLOW_ARGS = (
     "dim codebook_size decay commitment_weight threshold_ema_dead_code use_cosine_sim codebook_dim "
@@ -30,7 +30,7 @@ def test_module_names_are_the_checkpoint_keys(fixtures_dir):
     fresh = FlowMatching(**{name: config[name] for name in FLOW_ARGS})
     state = load_file(fixtures_dir / "heartcodec-tiny" / "model.safetensors")
     prefix = "flow_matching."
-    fresh.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    fresh.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
     key = "flow_matching.estimator.proj_out.ffn_2.weight"
     torch.testing.assert_close(fresh.estimator.proj_out.ffn_2.weight, state[key])
 
@@ -79,7 +79,7 @@ def test_inference_codes_reproduces_detokenize_windows(flow, expected):
     first = flow.inference_codes([codes[..., :window]], first_latent, 2 * window, 0, guidance_scale=1.25, num_steps=10)
     prompt = torch.cat([first[:, -overlap:], torch.randn(1, 2 * window - overlap, 256)], 1)
     second = flow.inference_codes(
-        [codes[..., hop:hop + window]], prompt, 2 * window, overlap, guidance_scale=1.25, num_steps=10
+        [codes[..., hop : hop + window]], prompt, 2 * window, overlap, guidance_scale=1.25, num_steps=10
     )
     torch.testing.assert_close(first[0], ref["window_latents"][0], atol=1e-4, rtol=0)
     torch.testing.assert_close(second[0], ref["window_latents"][1], atol=1e-4, rtol=0)
@@ -176,11 +176,21 @@ def test_bad_inputs_raise_clear_errors(flow):
     with pytest.raises(ValueError, match="norm_type"):
         FlowEstimator(2, 8, 20, 6, norm_type="layer_norm")
     with pytest.raises(ValueError, match="in_channels"):
-        FlowMatching(dim=8, codebook_size=4, codebook_dim=2, in_channels=10, out_channels=6,
-                     num_attention_heads=1, attention_head_dim=4, num_layers=1, num_layers_2=1)
+        FlowMatching(
+            dim=8,
+            codebook_size=4,
+            codebook_dim=2,
+            in_channels=10,
+            out_channels=6,
+            num_attention_heads=1,
+            attention_head_dim=4,
+            num_layers=1,
+            num_layers_2=1,
+        )
     with pytest.raises(ValueError, match="scenario"):
-        flow.inference_codes([torch.zeros(1, 8, 2, dtype=torch.long)], torch.zeros(1, 4, 256), 4, 0, 1.0, 1,
-                             scenario="middle")
+        flow.inference_codes(
+            [torch.zeros(1, 8, 2, dtype=torch.long)], torch.zeros(1, 4, 256), 4, 0, 1.0, 1, scenario="middle"
+        )
     with pytest.raises(ValueError, match="num_steps"):
         flow.inference_codes([torch.zeros(1, 8, 2, dtype=torch.long)], torch.zeros(1, 4, 256), 4, 0, 1.0, 0)
     with pytest.raises(ValueError, match="true_latents"):

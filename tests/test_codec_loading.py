@@ -89,7 +89,9 @@ def test_unexpected_key_is_named_with_its_file(fixtures_dir, tmp_path, reference
 
 def test_wrong_shape_is_named_with_its_file(fixtures_dir, tmp_path, reference_state):
     state = dict(reference_state, **{SOME_KEY: torch.zeros(2)})
-    with pytest.raises(CheckpointError, match=rf"model\.safetensors: key '{SOME_KEY}' has shape \[2\], the model expects \[1\]"):
+    with pytest.raises(
+        CheckpointError, match=rf"model\.safetensors: key '{SOME_KEY}' has shape \[2\], the model expects \[1\]"
+    ):
         load_codec(_plain_copy(fixtures_dir, tmp_path, state))
 
 

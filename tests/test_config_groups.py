@@ -22,10 +22,12 @@ COMMANDS = ["train", "tokenize", "tokenize_merge", "evaluate", "generate", "reco
 @pytest.fixture
 def command_cfg(compose):
     """A command's config; for train, ``+experiment=NAME`` is read as the entry point reads it."""
+
     def make(name: str, *overrides: str, hydra: bool = False):
         if name == "train":
             overrides = ("paths.output_dir=/tmp/unused", *overrides)
         return compose(name, *select_experiment(list(overrides)), hydra=hydra)
+
     return make
 
 
@@ -33,7 +35,11 @@ def test_debug_wins_over_an_experiments_sizes():
     demo = compose_config(["+experiment=demo", "paths.output_dir=/tmp/unused"])
     assert (demo.trainer.max_steps, demo.data.samples_per_epoch) == (30, 60)
     assert demo.callbacks.model_checkpoint.every_n_train_steps == 30
-    for order in (["+experiment=demo", "debug=fast"], ["debug=fast", "+experiment=demo"], ["experiment=demo", "debug=fast"]):
+    for order in (
+        ["+experiment=demo", "debug=fast"],
+        ["debug=fast", "+experiment=demo"],
+        ["experiment=demo", "debug=fast"],
+    ):
         fast = compose_config([*order, "paths.output_dir=/tmp/unused"])
         assert fast.experiment_name == "demo" and fast.loss.flow.weight == 0.5  # the experiment still applies
         assert (fast.trainer.max_steps, fast.data.samples_per_epoch) == (2, 2), order
@@ -42,12 +48,21 @@ def test_debug_wins_over_an_experiments_sizes():
 
 def test_plus_experiment_selects_the_experiment_slot():
     assert select_experiment(["train.py", "+experiment=conv1d", "+trainer.x=1", "seed=3"]) == [
-        "train.py", "experiment=conv1d", "+trainer.x=1", "seed=3"]
+        "train.py",
+        "experiment=conv1d",
+        "+trainer.x=1",
+        "seed=3",
+    ]
 
 
 def test_train_py_takes_the_cards_command_verbatim(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "+experiment=demo", "debug=fast", "--cfg", "job"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "+experiment=demo", "debug=fast", "--cfg", "job"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     cfg = yaml.safe_load(out.stdout)
     assert cfg["experiment_name"] == "demo" and cfg["trainer"]["max_steps"] == 2
@@ -56,7 +71,9 @@ def test_train_py_takes_the_cards_command_verbatim(tmp_path):
 def test_teacher_is_a_group():
     assert group_options("teacher") == ["minicodec", "official", "projection", "random_projection"]
     assert compose_config(["paths.output_dir=/tmp/unused"]).get("teacher") is None
-    cfg = compose_config(["+experiment=distill", "teacher=projection", "teacher.path=/x", "paths.output_dir=/tmp/unused"])
+    cfg = compose_config(
+        ["+experiment=distill", "teacher=projection", "teacher.path=/x", "paths.output_dir=/tmp/unused"]
+    )
     assert dict(cfg.teacher) == {"kind": "projection", "path": "/x"}
 
 
@@ -93,10 +110,15 @@ def test_evaluate_uses_the_mula_group(command_cfg):
 
 def test_hydra_settings_live_in_the_job_group(command_cfg):
     for path in Path(CONF_DIR).glob("*.yaml"):
-        assert "hydra" not in (yaml.safe_load(path.read_text()) or {}), f"{path.name}: hydra settings belong in conf/job/"
+        assert "hydra" not in (yaml.safe_load(path.read_text()) or {}), (
+            f"{path.name}: hydra settings belong in conf/job/"
+        )
     for name in COMMANDS:
-        cfg = command_cfg(name, "output=e", *(["mode=usage"] if name == "evaluate" else []), hydra=True) \
-            if name.startswith("tokenize") or name == "evaluate" else command_cfg(name, hydra=True)
+        cfg = (
+            command_cfg(name, "output=e", *(["mode=usage"] if name == "evaluate" else []), hydra=True)
+            if name.startswith("tokenize") or name == "evaluate"
+            else command_cfg(name, hydra=True)
+        )
         run_dir = cfg.hydra.run.dir
         if name == "train":
             assert run_dir.startswith("outputs/train/custom/")

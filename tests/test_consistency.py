@@ -64,8 +64,14 @@ def test_perturb_delays_scales_and_adds_noise_reproducibly():
     a = perturb(audio, generator=torch.Generator().manual_seed(5))
     b = perturb(audio, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and a.shape == audio.shape and not torch.equal(a, audio)
-    delays = [int((perturb(torch.arange(1.0, 600).view(1, 1, -1), 480, 0.0, None,
-                           torch.Generator().manual_seed(s)) == 0).sum()) for s in range(200)]
+    delays = [
+        int(
+            (
+                perturb(torch.arange(1.0, 600).view(1, 1, -1), 480, 0.0, None, torch.Generator().manual_seed(s)) == 0
+            ).sum()
+        )
+        for s in range(200)
+    ]
     assert min(delays) >= 1 and max(delays) <= 480 and sum(d <= 8 for d in delays) > 40  # log-uniform
 
 
@@ -96,9 +102,17 @@ def test_init_from_starts_at_an_exported_projection_and_refuses_other_sizes(tmp_
     codec = load_codec(RANDOM_CODEC)
     start = default_projection(codec, "conv1d", seed=7, hidden_dim=16, num_layers=1, kernel_size=3)
     folder = save_projection(tmp_path / "start", start, codec.describe())
-    base = ["+experiment=stable", "debug=fast", f"codec.path={RANDOM_CODEC}", "teacher=random_projection",
-            f"paths.output_dir={tmp_path / 'run'}", "projection.hidden_dim=16", "projection.num_layers=1",
-            "projection.kernel_size=3", f"model.init_from={folder}"]
+    base = [
+        "+experiment=stable",
+        "debug=fast",
+        f"codec.path={RANDOM_CODEC}",
+        "teacher=random_projection",
+        f"paths.output_dir={tmp_path / 'run'}",
+        "projection.hidden_dim=16",
+        "projection.num_layers=1",
+        "projection.kernel_size=3",
+        f"model.init_from={folder}",
+    ]
     module, _ = build_module(compose_config(base), codec=codec)
     for (k, a), b in zip(module.projection.state_dict().items(), start.state_dict().values()):
         assert torch.equal(a, b), k

@@ -15,10 +15,10 @@ import torch
 from conftest import compose_config
 
 from heartcodec_lab.audio import save_audio
+from heartcodec_lab.cli.reconstruct import run as reconstruct
 from heartcodec_lab.codec import RANDOM_CODEC, CheckpointError, build_random_codec, load_codec
 from heartcodec_lab.codec.miniature import shipped_codec_dir
 from heartcodec_lab.encoders import build_encoder
-from heartcodec_lab.cli.reconstruct import run as reconstruct
 from heartcodec_lab.evaluate.metrics.music import onset_corr
 from heartcodec_lab.minicodec.data import held_out_pieces
 from heartcodec_lab.provenance import MINIATURE, RANDOM, check_components, codec_component, encoder_component
@@ -45,8 +45,11 @@ def test_random_tiny_codec_is_reachable_by_its_reserved_name():
     built = build_random_codec()
     for (name, a), (_, b) in zip(random_codec.state_dict().items(), built.state_dict().items()):
         assert torch.equal(a, b), name
-    with pytest.raises(CheckpointError, match=r"^codec.path=embedded:tiny: unknown built-in codec; known: "
-                                              r"embedded:minicodec, embedded:random"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"^codec.path=embedded:tiny: unknown built-in codec; known: "
+        r"embedded:minicodec, embedded:random",
+    ):
         load_codec("embedded:tiny")
 
 
@@ -54,7 +57,9 @@ def test_provenance_names_which_embedded_model():
     default = check_components([codec_component(None), encoder_component("encoder", "encoder.path", "minicodec", None)])
     assert default.models == {"codec": MINIATURE, "encoder": MINIATURE}
     assert "shipped miniature" in default.headline() and "random" not in default.headline()
-    pinned = check_components([codec_component(RANDOM_CODEC), encoder_component("encoder", "encoder.path", "official", None)])
+    pinned = check_components(
+        [codec_component(RANDOM_CODEC), encoder_component("encoder", "encoder.path", "official", None)]
+    )
     assert pinned.embedded == ["codec", "encoder"] and pinned.models == {"codec": RANDOM, "encoder": RANDOM}
     assert "random weights" in pinned.headline()
     with pytest.raises(CheckpointError, match="unknown built-in codec"):
@@ -63,8 +68,11 @@ def test_provenance_names_which_embedded_model():
 
 def test_minicodec_encoder_refuses_another_codec_unless_forced():
     random_codec = load_codec(RANDOM_CODEC)
-    with pytest.raises(CheckpointError, match=r"true encoder of the miniature codec .* codec here is embedded-tiny; "
-                                              r"set encoder=official"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"true encoder of the miniature codec .* codec here is embedded-tiny; "
+        r"set encoder=official",
+    ):
         build_encoder("minicodec", None, random_codec)
     with pytest.warns(UserWarning, match="true encoder of the miniature codec"):
         forced = build_encoder("minicodec", None, random_codec, allow_codec_mismatch=True)
@@ -91,7 +99,10 @@ def test_default_reconstruction_follows_the_onsets_of_a_held_out_piece(tmp_path)
 
     def onsets(*overrides: str) -> float:
         out = tmp_path / f"rec{len(overrides)}.wav"
-        assert reconstruct(compose_config("reconstruct", f"input={tmp_path / 'piece.wav'}", f"output={out}", *overrides)) == 0
+        assert (
+            reconstruct(compose_config("reconstruct", f"input={tmp_path / 'piece.wav'}", f"output={out}", *overrides))
+            == 0
+        )
         audio, rate = sf.read(str(out), always_2d=True, dtype="float32")
         return onset_corr(piece, torch.from_numpy(audio.T), rate)
 
@@ -119,8 +130,16 @@ def test_default_tokens_are_deterministic_and_decode_to_well_formed_audio(mini):
 def test_distill_by_default_trains_against_the_miniature_and_its_true_encoder(tmp_path):
     from heartcodec_lab.training.run import compose_config, train
 
-    cfg = compose_config(["+experiment=distill", "debug=fast", "trainer.max_steps=1", f"paths.output_dir={tmp_path}",
-                          f"paths.cache_dir={tmp_path / 'cache'}", "callbacks.reconstruction_preview.num_clips=0"])
+    cfg = compose_config(
+        [
+            "+experiment=distill",
+            "debug=fast",
+            "trainer.max_steps=1",
+            f"paths.output_dir={tmp_path}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "callbacks.reconstruction_preview.num_clips=0",
+        ]
+    )
     summary = train(cfg)  # no codec passed: the run loads codec.path=null itself
     assert summary["global_step"] == 1 and "val/agree_q0_pct" in summary["metrics"]
     run = json.loads((tmp_path / "summary.json").read_text())

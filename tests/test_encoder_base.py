@@ -13,8 +13,15 @@ from heartcodec_lab.encoders.projection.modules import build_projection
 
 @pytest.mark.parametrize(
     "samples, rate, expected",
-    [(714240, 24000, 372), (240000, 24000, 126), (960000, 24000, 501), (3840, 48000, 2), (3839, 48000, 1),
-     (1428480 * 2, 48000, 744), (1428481, 48000, 373)],
+    [
+        (714240, 24000, 372),
+        (240000, 24000, 126),
+        (960000, 24000, 501),
+        (3840, 48000, 2),
+        (3839, 48000, 1),
+        (1428480 * 2, 48000, 744),
+        (1428481, 48000, 373),
+    ],
 )
 def test_frame_rule(samples, rate, expected):
     assert num_token_frames(samples, rate, frames_per_chunk=372, chunk_seconds=29.76) == expected

@@ -269,7 +269,9 @@ def saved_tiny(tmp_path_factory, tiny):
 
 def write_variant(tmp_path, saved, state=None, config=None):
     folder, original = saved
-    (tmp_path / "encoder_config.json").write_text(config if config is not None else (folder / "encoder_config.json").read_text())
+    (tmp_path / "encoder_config.json").write_text(
+        config if config is not None else (folder / "encoder_config.json").read_text()
+    )
     save_file(state if state is not None else original, str(tmp_path / "encoder.safetensors"))
     return tmp_path
 

@@ -20,9 +20,20 @@ import os
 import numpy as np
 import pytest
 import torch
-from encoder_fixture import (MEL_DB_SUM_TOL_PER_BAND, MEL_DB_TOL, RECORDINGS, VALUE_TOL, assert_close,
-                             assert_sum_close, assert_tokens_match, cached_checkpoint, check_resampled,
-                             check_streams, max_abs_diff, read_pcm16)
+from encoder_fixture import (
+    MEL_DB_SUM_TOL_PER_BAND,
+    MEL_DB_TOL,
+    RECORDINGS,
+    VALUE_TOL,
+    assert_close,
+    assert_sum_close,
+    assert_tokens_match,
+    cached_checkpoint,
+    check_resampled,
+    check_streams,
+    max_abs_diff,
+    read_pcm16,
+)
 from safetensors.torch import load_file
 from test_tokenize_support import job_config
 
@@ -42,8 +53,9 @@ def expected(tiny_dir):
 
 @pytest.fixture(scope="module")
 def encoder(tiny_dir):
-    return load_official_encoder(cached_checkpoint(tiny_dir), quantizer=load_residual_vq(tiny_dir / "rvq"),
-                                 batch_chunks=2)
+    return load_official_encoder(
+        cached_checkpoint(tiny_dir), quantizer=load_residual_vq(tiny_dir / "rvq"), batch_chunks=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +67,9 @@ def bulk(tmp_path_factory, tiny_dir, encoder):
         os.symlink(tiny_dir / "inputs" / file, root / "in" / file)
     streams, queries = [], []
     hooks = [
-        encoder.encoder.feature_extractors.register_forward_hook(lambda m, i, out: streams.append([s.clone() for s in out])),
+        encoder.encoder.feature_extractors.register_forward_hook(
+            lambda m, i, out: streams.append([s.clone() for s in out])
+        ),
         encoder.encoder.register_forward_hook(lambda m, i, out: queries.append(out.clone())),
     ]
     try:
@@ -87,8 +101,10 @@ def test_checkpoint_cache_is_reused_and_refuses_a_wrong_file(tmp_path, tiny_dir)
         f.write(payload)
     (fake / "encoder" / "encoder_config.json").write_text("{}")
     size = (fake / "encoder" / "encoder.safetensors.xz").stat().st_size
-    manifest = {"files": {"encoder/encoder.safetensors.xz": {"bytes": size}},
-                "encoder": {"safetensors_sha256": "0" * 64, "safetensors_bytes": len(payload)}}
+    manifest = {
+        "files": {"encoder/encoder.safetensors.xz": {"bytes": size}},
+        "encoder": {"safetensors_sha256": "0" * 64, "safetensors_bytes": len(payload)},
+    }
     (fake / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(AssertionError, match="decompressed SHA-256"):
         cached_checkpoint(fake, tmp_path / "cache")

@@ -31,12 +31,21 @@ def test_reconstruct_command_writes_detokenize_of_encode(tmp_path, fixtures_dir,
 
     source = tmp_path / "in.wav"
     t = torch.arange(int(1.3 * 44100)) / 44100
-    save_audio(source, torch.stack([0.3 * torch.sin(2 * math.pi * 330 * t), 0.2 * torch.sin(2 * math.pi * 523 * t)]), 44100)
+    save_audio(
+        source, torch.stack([0.3 * torch.sin(2 * math.pi * 330 * t), 0.2 * torch.sin(2 * math.pi * 523 * t)]), 44100
+    )
     codec_path = fixtures_dir / "heartcodec-tiny"
     target = tmp_path / "out.wav"
-    overrides = [f"input={source}", f"output={target}", f"codec.path={codec_path}", "codec.device=cpu",
-                 "encoder=projection", "detokenize.num_steps=2", "detokenize.seed=5",
-                 "++allow_embedded=true"]  # the untrained projection is embedded next to a checkpoint codec
+    overrides = [
+        f"input={source}",
+        f"output={target}",
+        f"codec.path={codec_path}",
+        "codec.device=cpu",
+        "encoder=projection",
+        "detokenize.num_steps=2",
+        "detokenize.seed=5",
+        "++allow_embedded=true",
+    ]  # the untrained projection is embedded next to a checkpoint codec
     assert run(compose("reconstruct", *overrides)) == 0
     written, rate = sf.read(str(target), always_2d=True, dtype="float32")
     assert rate == 48000 and written.shape == (62400, 2)  # 1.3 s at 48 kHz
@@ -66,11 +75,24 @@ def test_generate_command_gives_the_library_tokens_and_audio(tmp_path, fixtures_
     (tmp_path / "song.lyrics").write_text(lyrics, encoding="utf-8")
     mula_path, codec_path = fixtures_dir / "heartmula-tiny", fixtures_dir / "heartcodec-tiny"
     out, tokens_file = tmp_path / "out.wav", tmp_path / "out.npy"
-    run(compose("generate",
-                    "tags='Pop, Piano'", f"lyrics={tmp_path / 'song.lyrics'}", f"output={out}",
-                    f"tokens_path={tokens_file}", f"mula.path={mula_path}", "mula.device=cpu", "mula.dtype=float32",
-                    f"codec.path={codec_path}", "codec.device=cpu", "max_audio_length_ms=720", "seed=1",
-                    "progress=false", "detokenize.num_steps=2"))
+    run(
+        compose(
+            "generate",
+            "tags='Pop, Piano'",
+            f"lyrics={tmp_path / 'song.lyrics'}",
+            f"output={out}",
+            f"tokens_path={tokens_file}",
+            f"mula.path={mula_path}",
+            "mula.device=cpu",
+            "mula.dtype=float32",
+            f"codec.path={codec_path}",
+            "codec.device=cpu",
+            "max_audio_length_ms=720",
+            "seed=1",
+            "progress=false",
+            "detokenize.num_steps=2",
+        )
+    )
     written_tokens = torch.from_numpy(np.load(tokens_file).astype(np.int64))
 
     bundle = load_mula(mula_path, device="cpu", dtype=torch.float32)
@@ -125,8 +147,18 @@ def test_evaluate_command_gives_known_answers_for_known_pairs(tmp_path, known_pa
     clips, estimates = known_pairs
     out = tmp_path / "eval"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["heartcodec-evaluate", "mode=pairs", f"input={clips}", f"estimate={estimates}",
-                                      f"output={out}", "estimate_name=known"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "heartcodec-evaluate",
+            "mode=pairs",
+            f"input={clips}",
+            f"estimate={estimates}",
+            f"output={out}",
+            "estimate_name=known",
+        ],
+    )
     main()
     items = {r["clip"]: r["reconstruction"] for r in map(json.loads, (out / "items.jsonl").read_text().splitlines())}
     assert set(items) == {"identical.wav", "gain.wav", "delay.wav"}
@@ -150,6 +182,8 @@ def test_evaluate_command_gives_known_answers_for_known_pairs(tmp_path, known_pa
     assert [f["clip"] for f in failures] == ["unmatched.wav"] and "unmatched.wav" in failures[0]["error"]
     summary = json.loads((out / "summary.json").read_text())
     block = summary["encoders"]["known"]
-    assert block["clips"] == 3 and block["reconstruction"]["loudness_diff_lu"]["min"] == pytest.approx(-6.0206, abs=1e-3)
+    assert block["clips"] == 3 and block["reconstruction"]["loudness_diff_lu"]["min"] == pytest.approx(
+        -6.0206, abs=1e-3
+    )
     assert summary["codec"]["loaded"] is False  # no model was needed
     assert "known" in (out / "report.md").read_text()

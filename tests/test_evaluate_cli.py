@@ -11,15 +11,20 @@ import numpy as np
 import pytest
 
 from heartcodec_lab.audio import save_audio
+from heartcodec_lab.cli.evaluate import main
 from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
-from heartcodec_lab.cli.evaluate import main
 
 
 def evaluate(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "heartcodec_lab.cli.evaluate", *overrides],
-                          cwd=cwd, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "heartcodec_lab.cli.evaluate", *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_config_composes_with_overrides(compose):
@@ -43,10 +48,22 @@ def test_cli_on_embedded_models(tmp_path, one_clip, monkeypatch):
     # affordable, since every encode and detokenize works on a whole 29.76 s window
     out = tmp_path / "out"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["heartcodec-evaluate", "mode=encoders", f"input={one_clip}", f"output={out}",
-                                      f"codec.path={RANDOM_CODEC}", "encoders=[{name: proj, kind: projection}]",
-                                      "reference=null",
-                                      "detokenize.num_steps=1", "roundtrip=false", "mula.enabled=true"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "heartcodec-evaluate",
+            "mode=encoders",
+            f"input={one_clip}",
+            f"output={out}",
+            f"codec.path={RANDOM_CODEC}",
+            "encoders=[{name: proj, kind: projection}]",
+            "reference=null",
+            "detokenize.num_steps=1",
+            "roundtrip=false",
+            "mula.enabled=true",
+        ],
+    )
     main()
     summary = json.loads((out / "summary.json").read_text())
     proj = summary["encoders"]["proj"]
@@ -64,9 +81,18 @@ def test_cli_on_embedded_models(tmp_path, one_clip, monkeypatch):
 
 def test_bad_input_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing: input folder not found"):
-        run_evaluation({"output": str(tmp_path / "o"), "mode": "encoders", "input": str(tmp_path / "missing"),
-                        "codec": {"path": None}, "resume": True, "encoders": [{"name": "x", "kind": "official"}],
-                        "reference": None, "audio": {"extensions": ["wav"]}})
+        run_evaluation(
+            {
+                "output": str(tmp_path / "o"),
+                "mode": "encoders",
+                "input": str(tmp_path / "missing"),
+                "codec": {"path": None},
+                "resume": True,
+                "encoders": [{"name": "x", "kind": "official"}],
+                "reference": None,
+                "audio": {"extensions": ["wav"]},
+            }
+        )
 
 
 @pytest.mark.slow
@@ -74,14 +100,21 @@ def test_cli_full_run_with_dataset_and_compare(tmp_path, one_clip):
     # every feature at once: two encoders with agreement and round trip, a rerun that resumes,
     # a dataset made of the run's own tokens, then a comparison of the two runs
     out = tmp_path / "full"
-    models = [f"codec.path={RANDOM_CODEC}", "reference=official",
-              "encoders=[{name: official, kind: official}, {name: projection, kind: projection}]"]
-    result = evaluate("mode=encoders", f"input={one_clip}", f"output={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
+    models = [
+        f"codec.path={RANDOM_CODEC}",
+        "reference=official",
+        "encoders=[{name: official, kind: official}, {name: projection, kind: projection}]",
+    ]
+    result = evaluate(
+        "mode=encoders", f"input={one_clip}", f"output={out}", "detokenize.num_steps=2", *models, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["encoders"]["official"]["roundtrip"]["match_rate"]) == 8
     assert len(summary["encoders"]["projection"]["agreement"]["match_rate_first_k"]) == 8
-    again = evaluate("mode=encoders", f"input={one_clip}", f"output={out}", "detokenize.num_steps=2", *models, cwd=tmp_path)
+    again = evaluate(
+        "mode=encoders", f"input={one_clip}", f"output={out}", "detokenize.num_steps=2", *models, cwd=tmp_path
+    )
     assert again.returncode == 0 and "with official" not in again.stderr + again.stdout
     assert len((out / "items.jsonl").read_text().splitlines()) == 2
     ds = out / "tokens" / "official"

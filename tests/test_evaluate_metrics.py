@@ -222,10 +222,16 @@ def test_agreement_over_common_frames_and_frame_weighted_sum():
 def test_encoder_summary_is_frame_weighted_and_skips_missing_values():
     from heartcodec_lab.evaluate.summary import describe_values, summarize_encoder
 
-    short = {"frames": 10, "agreement": {"frames": 10, "per_quantizer": [0] * 8, "first_k": [0] * 8},
-             "reconstruction": {"si_sdr_db": 1.0, "loudness_diff_lu": None}}
-    long = {"frames": 30, "agreement": {"frames": 30, "per_quantizer": [30] * 8, "first_k": [30] * 8},
-            "reconstruction": {"si_sdr_db": 3.0, "loudness_diff_lu": -2.0}}
+    short = {
+        "frames": 10,
+        "agreement": {"frames": 10, "per_quantizer": [0] * 8, "first_k": [0] * 8},
+        "reconstruction": {"si_sdr_db": 1.0, "loudness_diff_lu": None},
+    }
+    long = {
+        "frames": 30,
+        "agreement": {"frames": 30, "per_quantizer": [30] * 8, "first_k": [30] * 8},
+        "reconstruction": {"si_sdr_db": 3.0, "loudness_diff_lu": -2.0},
+    }
     summary = summarize_encoder([short, long])
     assert summary["agreement"]["match_rate"] == [0.75] * 8  # 30 of 40 frames, not the mean of 0 and 1
     assert summary["reconstruction"]["si_sdr_db"]["mean"] == 2.0

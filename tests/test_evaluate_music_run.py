@@ -12,8 +12,11 @@ from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.evaluate import run_evaluation
 from heartcodec_lab.evaluate.results import read_jsonl
 
-FAST_TRANSCRIBER = ["transcriber.settings.max_new_tokens=6", "transcriber.settings.num_beams=1",
-                    "transcriber.settings.temperature=[0.0]"]
+FAST_TRANSCRIBER = [
+    "transcriber.settings.max_new_tokens=6",
+    "transcriber.settings.num_beams=1",
+    "transcriber.settings.temperature=[0.0]",
+]
 
 
 @pytest.fixture
@@ -27,16 +30,33 @@ def test_music_lyrics_and_depth_blocks(tmp_path, evaluate_cfg):
     save_audio(clips / "song.flac", synth_music(1.6, seed=3), 48000)
     (clips / "song.lyrics").write_text("[verse]\nHello, little star\n")
     out = tmp_path / "out"
-    summary = run_evaluation(evaluate_cfg("mode=encoders", f"input={clips}", f"output={out}", f"codec.path={RANDOM_CODEC}",
-                                  "encoders=[{name: proj, kind: projection}]",
-                                  "reference=null", "detokenize.num_steps=1", "roundtrip=false",
-                                  "lyrics.enabled=true", "codebook_depth.enabled=true", "codebook_depth.levels=[1,8]"))
+    summary = run_evaluation(
+        evaluate_cfg(
+            "mode=encoders",
+            f"input={clips}",
+            f"output={out}",
+            f"codec.path={RANDOM_CODEC}",
+            "encoders=[{name: proj, kind: projection}]",
+            "reference=null",
+            "detokenize.num_steps=1",
+            "roundtrip=false",
+            "lyrics.enabled=true",
+            "codebook_depth.enabled=true",
+            "codebook_depth.levels=[1,8]",
+        )
+    )
     record = read_jsonl(out / "items.jsonl")[0]
     music = record["music"]
     assert -1.0 <= music["chroma_similarity"] <= 1.0 and music["tempo_diff_bpm"] >= 0
     lyrics = record["lyrics"]
-    assert set(lyrics) >= {"transcript_original", "transcript_reconstruction", "wer", "cer",
-                           "wer_vs_lyrics", "original_wer_vs_lyrics"}
+    assert set(lyrics) >= {
+        "transcript_original",
+        "transcript_reconstruction",
+        "wer",
+        "cer",
+        "wer_vs_lyrics",
+        "original_wer_vs_lyrics",
+    }
     # decoding all 8 levels is the plain reconstruction (same seed); one level is a different signal
     assert record["depth"]["8"] == pytest.approx(record["reconstruction"])
     assert record["depth"]["1"]["mstft_distance"] != record["reconstruction"]["mstft_distance"]

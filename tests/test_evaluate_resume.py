@@ -53,9 +53,17 @@ def records(tmp_path) -> list[dict]:
 
 CHANGES = {
     # name: (config override, knob change, groups reported as changed)
-    "decoder": ({"detokenize": {"num_steps": 3, "guidance_scale": 1.25, "duration": 29.76, "seed": 0}}, {}, ["decoder"]),
+    "decoder": (
+        {"detokenize": {"num_steps": 3, "guidance_scale": 1.25, "duration": 29.76, "seed": 0}},
+        {},
+        ["decoder"],
+    ),
     "metrics": ({"metrics": {"log_mel": {"n_mels": 40}}}, {}, ["metrics"]),
-    "crop": ({"audio": {"extensions": ["wav"], "max_clips": None, "max_seconds": 1.5, "min_seconds": 0.1}}, {}, ["crop"]),
+    "crop": (
+        {"audio": {"extensions": ["wav"], "max_clips": None, "max_seconds": 1.5, "min_seconds": 0.1}},
+        {},
+        ["crop"],
+    ),
     "codec": ({}, {"codec": "another codec"}, ["codec"]),
     "encoder weights": ({}, {"ref_weight": 1.0}, ["encoder", "reference"]),
 }
@@ -76,8 +84,11 @@ def test_changed_setting_recomputes(tmp_path, knobs, no_report, change):
     again = records(tmp_path)
     assert calls(knobs) > 0
     assert sorted((r["clip"], r["encoder"]) for r in again) == sorted((r["clip"], r["encoder"]) for r in first)
-    changed = {r["encoder"] for r in again if r["settings"] != next(f["settings"] for f in first
-                                                                      if (f["clip"], f["encoder"]) == (r["clip"], r["encoder"]))}
+    changed = {
+        r["encoder"]
+        for r in again
+        if r["settings"] != next(f["settings"] for f in first if (f["clip"], f["encoder"]) == (r["clip"], r["encoder"]))
+    }
     assert changed == {"ref", "flip"}  # every record was made again under the new settings
     if change == "crop":  # and the results are those of the new setting: 1.5 s = 19 frames of 3840 samples
         assert summary["encoders"]["ref"]["frames"] == 19
@@ -133,8 +144,15 @@ def scorer(monkeypatch):
 
 
 def dataset_cfg(tmp_path, **over):
-    cfg = {"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
-           "codec": {"path": None}, "resume": True, "mula": {"enabled": True, "tags": "", "lyrics": ""}}
+    cfg = {
+        "output": str(tmp_path / "o"),
+        "mode": "usage",
+        "input": str(tmp_path / "ds"),
+        "codebook_size": K,
+        "codec": {"path": None},
+        "resume": True,
+        "mula": {"enabled": True, "tags": "", "lyrics": ""},
+    }
     cfg.update(over)
     return cfg
 
@@ -148,8 +166,9 @@ def test_dataset_nll_is_recomputed_when_the_tokens_or_mula_change(tmp_path, scor
     run_evaluation(dataset_cfg(tmp_path))
     assert len(scorer) == 3
     with pytest.raises(ProvenanceError, match=r"dataset_items.jsonl: 2 record\(s\) .*mula"):
-        run_evaluation(dataset_cfg(tmp_path, mula={"enabled": True, "tags": "pop", "lyrics": ""},
-                                   changed_settings="refuse"))
+        run_evaluation(
+            dataset_cfg(tmp_path, mula={"enabled": True, "tags": "pop", "lyrics": ""}, changed_settings="refuse")
+        )
     run_evaluation(dataset_cfg(tmp_path, mula={"enabled": True, "tags": "pop", "lyrics": ""}))
     assert len(scorer) == 5
     rows = [json.loads(x) for x in (tmp_path / "o" / "dataset_items.jsonl").read_text().splitlines()]
@@ -162,15 +181,23 @@ def test_dataset_of_mixed_encoders_is_refused_naming_the_files(tmp_path):
     rows = [json.loads(x) for x in meta.read_text().splitlines()]
     rows[0]["encoder"], rows[1]["encoder"] = "official-vqv12@aaaaaaaaaaaa", "projection-conv1d@bbbbbbbbbbbb"
     meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ProvenanceError, match=r"metadata.jsonl: tokens of different encoders .*"
-                                              r"official-vqv12@aaaaaaaaaaaa: 1 file\(s\) \(a\); "
-                                              r"projection-conv1d@bbbbbbbbbbbb: 1 file\(s\) \(b\)"):
+    with pytest.raises(
+        ProvenanceError,
+        match=r"metadata.jsonl: tokens of different encoders .*"
+        r"official-vqv12@aaaaaaaaaaaa: 1 file\(s\) \(a\); "
+        r"projection-conv1d@bbbbbbbbbbbb: 1 file\(s\) \(b\)",
+    ):
         run_evaluation(dataset_cfg(tmp_path, mula={"enabled": False}))
     rows[1]["encoder"] = rows[0]["encoder"]
     meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "ds" / "dataset_info.json").write_text(json.dumps({"encoder_fingerprint": "official-vqv12@cccccccccccc"}))
-    with pytest.raises(ProvenanceError, match=r"lists tokens of official-vqv12@aaaaaaaaaaaa but .*dataset_info.json "
-                                              r"names official-vqv12@cccccccccccc"):
+    (tmp_path / "ds" / "dataset_info.json").write_text(
+        json.dumps({"encoder_fingerprint": "official-vqv12@cccccccccccc"})
+    )
+    with pytest.raises(
+        ProvenanceError,
+        match=r"lists tokens of official-vqv12@aaaaaaaaaaaa but .*dataset_info.json "
+        r"names official-vqv12@cccccccccccc",
+    ):
         run_evaluation(dataset_cfg(tmp_path, mula={"enabled": False}))
 
 

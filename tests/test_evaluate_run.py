@@ -100,13 +100,21 @@ def write_clips(folder, n=2, seconds=2.0):
 
 def audio_cfg(tmp_path, out="run", **over):
     cfg = {
-        "output": str(tmp_path / out), "resume": True, "mode": "encoders", "input": str(tmp_path / "clips"),
-        "codec": {"path": None}, "codebook_size": K,
+        "output": str(tmp_path / out),
+        "resume": True,
+        "mode": "encoders",
+        "input": str(tmp_path / "clips"),
+        "codec": {"path": None},
+        "codebook_size": K,
         "audio": {"extensions": ["wav"], "max_clips": None, "max_seconds": None, "min_seconds": 0.1},
         "encoders": [{"name": "flip", "kind": "flip", "path": None}, {"name": "ref", "kind": "ref", "path": None}],
-        "reference": "ref", "reconstruction": True, "roundtrip": True, "save_reconstructions": False,
+        "reference": "ref",
+        "reconstruction": True,
+        "roundtrip": True,
+        "save_reconstructions": False,
         "detokenize": {"num_steps": 2, "guidance_scale": 1.25, "duration": 29.76, "seed": 0},
-        "mula": {"enabled": False}, "plots": {"spectrogram_clips": 1},
+        "mula": {"enabled": False},
+        "plots": {"spectrogram_clips": 1},
     }
     cfg.update(over)
     return cfg
@@ -133,8 +141,17 @@ def test_dataset_mode_counts_exactly(tmp_path):
     b = rng.integers(0, K, (8, 11)).astype(np.int16)
     make_dataset(tmp_path / "ds", {"a/song.mp3": a, "b.wav": b.T.copy()})  # one file stored [T, 8]
     out = tmp_path / "out"
-    summary = run_evaluation({"output": str(out), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
-                              "codec": {"path": None}, "resume": True, "mula": {"enabled": False}})
+    summary = run_evaluation(
+        {
+            "output": str(out),
+            "mode": "usage",
+            "input": str(tmp_path / "ds"),
+            "codebook_size": K,
+            "codec": {"path": None},
+            "resume": True,
+            "mula": {"enabled": False},
+        }
+    )
     counts = np.load(out / "counts.npy")
     expected = np.stack([np.bincount(np.concatenate([a[q], b[q]]), minlength=K) for q in range(8)])
     np.testing.assert_array_equal(counts, expected)
@@ -151,8 +168,17 @@ def test_dataset_mode_excludes_padding_without_metadata(tmp_path):
     tokens = np.full((8, 10), 7, dtype=np.int16)
     tokens[:, 6:] = 99  # padding
     make_dataset(tmp_path / "ds", {"x": tokens}, with_metadata=False)
-    run_evaluation({"output": str(tmp_path / "out"), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
-                    "pad_id": 99, "codec": {"path": None}, "resume": True})
+    run_evaluation(
+        {
+            "output": str(tmp_path / "out"),
+            "mode": "usage",
+            "input": str(tmp_path / "ds"),
+            "codebook_size": K,
+            "pad_id": 99,
+            "codec": {"path": None},
+            "resume": True,
+        }
+    )
     counts = np.load(tmp_path / "out" / "counts.npy")
     assert counts.sum() == 8 * 6 and (counts[:, 7] == 6).all()
 
@@ -164,8 +190,16 @@ def test_dataset_mode_drops_frames_padded_by_the_tokenizer(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "ds" / "metadata.jsonl").read_text().splitlines()]
     rows[0]["pad_frames"] = 1
     (tmp_path / "ds" / "metadata.jsonl").write_text(json.dumps(rows[0]) + "\n")
-    summary = run_evaluation({"output": str(tmp_path / "out"), "mode": "usage", "input": str(tmp_path / "ds"),
-                              "codebook_size": K, "codec": {"path": None}, "resume": True})
+    summary = run_evaluation(
+        {
+            "output": str(tmp_path / "out"),
+            "mode": "usage",
+            "input": str(tmp_path / "ds"),
+            "codebook_size": K,
+            "codec": {"path": None},
+            "resume": True,
+        }
+    )
     counts = np.load(tmp_path / "out" / "counts.npy")
     np.testing.assert_array_equal(counts[:, :8], 1)  # codes 0..7 once each, the repeated 7 not counted
     assert summary["dataset"]["frames"] == 8
@@ -175,15 +209,31 @@ def test_dataset_mode_drops_frames_padded_by_the_tokenizer(tmp_path):
 def test_dataset_errors_name_the_file(tmp_path):
     make_dataset(tmp_path / "ds", {"bad": np.full((8, 5), K, dtype=np.int16)})
     with pytest.raises(ValueError, match=r"bad\.npy.*outside 0\.\.15"):
-        run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"),
-                        "codebook_size": K, "codec": {"path": None}, "resume": True})
+        run_evaluation(
+            {
+                "output": str(tmp_path / "o"),
+                "mode": "usage",
+                "input": str(tmp_path / "ds"),
+                "codebook_size": K,
+                "codec": {"path": None},
+                "resume": True,
+            }
+        )
     np.save(tmp_path / "shape.npy", np.zeros((3, 5), dtype=np.int16))
     with pytest.raises(DatasetError, match=r"shape\.npy: expected tokens shaped \[8, T\] or \[T, 8\]"):
         read_tokens(tmp_path / "shape.npy")
     (tmp_path / "ds" / "metadata.jsonl").write_text('{"audio_tokens_path": "tokens/bad.npy"}\n{oops\n')
     with pytest.raises(DatasetError, match=r"metadata\.jsonl:2: not valid JSON"):
-        run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"),
-                        "codebook_size": K, "codec": {"path": None}, "resume": True})
+        run_evaluation(
+            {
+                "output": str(tmp_path / "o"),
+                "mode": "usage",
+                "input": str(tmp_path / "ds"),
+                "codebook_size": K,
+                "codec": {"path": None},
+                "resume": True,
+            }
+        )
 
 
 def test_nothing_to_do_is_an_error(tmp_path):
@@ -221,8 +271,12 @@ def test_audio_mode_known_answers(tmp_path, stand_ins):
     tokens = read_tokens(out / "tokens" / "flip" / "clip_0.wav.npy")
     assert tokens.shape == (8, 25)
     report = (out / "report.md").read_text()
-    for heading in ("## Reconstruction", "## Agreement with the reference encoder", "## Round-trip stability",
-                    "## Spectrograms"):
+    for heading in (
+        "## Reconstruction",
+        "## Agreement with the reference encoder",
+        "## Round-trip stability",
+        "## Spectrograms",
+    ):
         assert heading in report
     assert len(list((out / "plots" / "spectrograms").glob("*.png"))) == 2  # first clip, two encoders
     assert json.loads((out / "summary.json").read_text())["encoders"]["flip"]["clips"] == 2
@@ -241,7 +295,8 @@ def test_audio_mode_resumes_after_interruption(tmp_path, stand_ins):
     run_evaluation(cfg)
     records = [json.loads(x) for x in items.read_text().splitlines()]
     assert sorted((r["clip"], r["encoder"]) for r in records) == sorted(
-        (f"clip_{i}.wav", e) for i in range(2) for e in ("ref", "flip"))
+        (f"clip_{i}.wav", e) for i in range(2) for e in ("ref", "flip")
+    )
     # only clip_1 was redone: ref (encode + round trip) and flip (encode + round trip)
     assert stand_ins["ref"].calls == 2 and stand_ins["flip"].calls == 2
     second = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -267,9 +322,18 @@ def test_unknown_reference_is_an_error(tmp_path, stand_ins):
 def test_compare_mode_puts_runs_side_by_side(tmp_path, stand_ins):
     write_clips(tmp_path / "clips", n=1)
     run_evaluation(audio_cfg(tmp_path, out="a", label="recipe_a", plots={"spectrogram_clips": 0}))
-    run_evaluation(audio_cfg(tmp_path, out="b", label="recipe_b", encoders=[{"name": "ref", "kind": "ref"}],
-                             plots={"spectrogram_clips": 0}))
-    run_evaluation({"output": str(tmp_path / "cmp"), "mode": "compare", "input": [str(tmp_path / "a"), str(tmp_path / "b")]})
+    run_evaluation(
+        audio_cfg(
+            tmp_path,
+            out="b",
+            label="recipe_b",
+            encoders=[{"name": "ref", "kind": "ref"}],
+            plots={"spectrogram_clips": 0},
+        )
+    )
+    run_evaluation(
+        {"output": str(tmp_path / "cmp"), "mode": "compare", "input": [str(tmp_path / "a"), str(tmp_path / "b")]}
+    )
     report = (tmp_path / "cmp" / "report.md").read_text()
     for row in ("| recipe_a/flip |", "| recipe_a/ref |", "| recipe_b/ref |"):
         assert row in report
@@ -284,14 +348,25 @@ def test_nll_per_frame_uses_each_items_tags(tmp_path, monkeypatch):
 
     # stand-in scorer: every frame costs as many nats as the tags have characters
     monkeypatch.setattr(EvalContext, "mula", property(lambda self: object()))
-    monkeypatch.setattr(scoring, "frame_nll", lambda bundle, tokens, tags, lyrics: torch.full((tokens.shape[1],), float(len(tags))))
+    monkeypatch.setattr(
+        scoring, "frame_nll", lambda bundle, tokens, tags, lyrics: torch.full((tokens.shape[1],), float(len(tags)))
+    )
     make_dataset(tmp_path / "ds", {"a": np.zeros((8, 4), np.int16), "b": np.ones((8, 6), np.int16)})
     lines = (tmp_path / "ds" / "metadata.jsonl").read_text().splitlines()
     rows = [json.loads(x) for x in lines]
     rows[1]["tags"] = "piano, calm"
     (tmp_path / "ds" / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(tmp_path / "ds"), "codebook_size": K,
-                              "codec": {"path": None}, "resume": True, "mula": {"enabled": True}})
+    summary = run_evaluation(
+        {
+            "output": str(tmp_path / "o"),
+            "mode": "usage",
+            "input": str(tmp_path / "ds"),
+            "codebook_size": K,
+            "codec": {"path": None},
+            "resume": True,
+            "mula": {"enabled": True},
+        }
+    )
     records = [json.loads(x) for x in (tmp_path / "o" / "dataset_items.jsonl").read_text().splitlines()]
     assert [r["nll_per_frame_nats"] for r in records] == [1.0, 11.0]
     assert summary["dataset"]["nll_per_frame_nats"]["mean"] == pytest.approx(6.0)

@@ -46,14 +46,31 @@ def cfg(tmp_path, **stability):
         sig = (0.5 + 0.3 * rng.standard_normal(SR)).astype(np.float32)  # 1 s, 13 frames
         sf.write(folder / f"clip_{i}.wav", np.stack([sig, sig], 1), SR)
     return {
-        "mode": "encoders", "output": str(tmp_path / "run"), "resume": True, "input": str(folder), "codec": {"path": None},
-        "codebook_size": 2, "audio": {"extensions": ["wav"], "max_clips": None, "max_seconds": None, "min_seconds": 0.1},
-        "encoders": [{"name": "student", "kind": "student", "path": None}, {"name": "ref", "kind": "ref", "path": None}],
-        "reference": "ref", "reconstruction": False, "roundtrip": False, "music_metrics": False,
-        "mula": {"enabled": False}, "plots": {"spectrogram_clips": 0},
+        "mode": "encoders",
+        "output": str(tmp_path / "run"),
+        "resume": True,
+        "input": str(folder),
+        "codec": {"path": None},
+        "codebook_size": 2,
+        "audio": {"extensions": ["wav"], "max_clips": None, "max_seconds": None, "min_seconds": 0.1},
+        "encoders": [
+            {"name": "student", "kind": "student", "path": None},
+            {"name": "ref", "kind": "ref", "path": None},
+        ],
+        "reference": "ref",
+        "reconstruction": False,
+        "roundtrip": False,
+        "music_metrics": False,
+        "mula": {"enabled": False},
+        "plots": {"spectrogram_clips": 0},
         "detokenize": {"num_steps": 2, "guidance_scale": 1.25, "duration": 29.76, "seed": 0},
-        "stability": {"encoders": "reference", "changes": ["gain_+0.01dB", "noise_-60dB", "delay_1"], "seed": 0,
-                      "feature_error": True, **stability},
+        "stability": {
+            "encoders": "reference",
+            "changes": ["gain_+0.01dB", "noise_-60dB", "delay_1"],
+            "seed": 0,
+            "feature_error": True,
+            **stability,
+        },
     }
 
 
@@ -117,15 +134,22 @@ def test_study_report_has_the_stability_overview(tmp_path):
     def block(rates):
         return {"match_rate": rates, "match_rate_first_k": rates, "feature_change": 0.1}
 
-    evaluation = {"config": {"reference": "minicodec"}, "encoders": {
-        "minicodec": {"stability": {"noise_-60dB": block([0.96, 0.86] + [0.5] * 6),
-                                    "delay_1": block([0.6, 0.2] + [0.0] * 6)}},
-        "distill": {"agreement": {"match_rate": [0.92, 0.83] + [0.1] * 6},
-                    "feature_error": {"relative_rvq_input": 0.0123},
-                    "stability": {"delay_1": block([0.95, 0.5] + [0.0] * 6)}},
-    }}
-    cfg = OmegaConf.create({"input": "songs", "codec": {"path": None}, "official_encoder": None,
-                            "budget": {"max_steps": 3}})
+    evaluation = {
+        "config": {"reference": "minicodec"},
+        "encoders": {
+            "minicodec": {
+                "stability": {"noise_-60dB": block([0.96, 0.86] + [0.5] * 6), "delay_1": block([0.6, 0.2] + [0.0] * 6)}
+            },
+            "distill": {
+                "agreement": {"match_rate": [0.92, 0.83] + [0.1] * 6},
+                "feature_error": {"relative_rvq_input": 0.0123},
+                "stability": {"delay_1": block([0.95, 0.5] + [0.0] * 6)},
+            },
+        },
+    }
+    cfg = OmegaConf.create(
+        {"input": "songs", "codec": {"path": None}, "official_encoder": None, "budget": {"max_steps": 3}}
+    )
     report = write_study_report(out, cfg, {}, evaluation, n_train=3, n_heldout=1).read_text()
     assert "## Token stability" in report
     assert "| minicodec | reference | 96/86/50/50 | 60/20/0/0 |" in report

@@ -114,7 +114,9 @@ def test_merge_refuses_shards_of_different_encoders_naming_the_files(tmp_path, s
     message = str(err.value)
     assert "the codec RVQ differs" in message  # the seed-1 stand-in has other codebooks too
     first, second = (encoder_fingerprint(StandInEncoder(seed=s)) for s in (0, 1))
-    assert f"{first}: 2 file(s) (audio/s0.wav, audio/s2.wav) in {out}/.parts/shard-00000-of-00002/ledger.jsonl" in message
+    assert (
+        f"{first}: 2 file(s) (audio/s0.wav, audio/s2.wav) in {out}/.parts/shard-00000-of-00002/ledger.jsonl" in message
+    )
     assert f"{second}: 1 file(s) (audio/s1.wav) in {out}/.parts/shard-00001-of-00002/ledger.jsonl" in message
     assert not (out / "metadata.jsonl").exists()
 

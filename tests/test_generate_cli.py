@@ -25,8 +25,16 @@ def test_generate_then_continue(tmp_path, generate_cfg):
     lyrics = tmp_path / "song.lyrics"
     lyrics.write_text("[verse]\nla la la\n[chorus]\noh oh", encoding="utf-8")
     out, tokens = tmp_path / "out.wav", tmp_path / "out.npy"
-    run(generate_cfg("tags='pop, piano'", f"lyrics={lyrics}", f"output={out}", f"tokens_path={tokens}",
-             "max_audio_length_ms=1000", "seed=0"))
+    run(
+        generate_cfg(
+            "tags='pop, piano'",
+            f"lyrics={lyrics}",
+            f"output={out}",
+            f"tokens_path={tokens}",
+            "max_audio_length_ms=1000",
+            "seed=0",
+        )
+    )
     wav, sr = sf.read(out, always_2d=True)
     assert sr == 48000 and wav.shape == (48000, 2)  # 1 s requested: 13 frames generated, cut to 1 s
     assert np.isfinite(wav).all() and np.abs(wav).max() > 0
@@ -34,8 +42,18 @@ def test_generate_then_continue(tmp_path, generate_cfg):
     assert codes.shape == (8, 13) and codes.dtype == np.int16 and codes.max() < 8192
 
     more, more_tokens = tmp_path / "more.wav", tmp_path / "more.npy"
-    run(generate_cfg("tags=pop", "lyrics=''", f"output={more}", f"tokens_path={more_tokens}",
-             f"input={tokens}", "max_audio_length_ms=400", "seed=1", "cfg_scale=1.0"))
+    run(
+        generate_cfg(
+            "tags=pop",
+            "lyrics=''",
+            f"output={more}",
+            f"tokens_path={more_tokens}",
+            f"input={tokens}",
+            "max_audio_length_ms=400",
+            "seed=1",
+            "cfg_scale=1.0",
+        )
+    )
     wav, sr = sf.read(more, always_2d=True)
     assert sr == 48000 and wav.shape == (13 * 3840 + 400 * 48, 2)  # history + 400 ms, decoded as one piece
     continued = np.load(more_tokens)

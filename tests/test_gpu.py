@@ -20,7 +20,9 @@ from safetensors.torch import load_file
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run ./run test-gpu on a GPU machine)"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA device (run ./run test-gpu on a GPU machine)"
+    ),
 ]
 
 AUDIO_MEAN_TOL, AUDIO_MAX_TOL = 1e-3, 5e-2
@@ -35,9 +37,9 @@ def _no_tf32():
 
 
 def test_auto_resolves_to_cuda_everywhere(fixtures_dir):
-    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
-    from heartcodec_lab.mula import load_mula
+    from heartcodec_lab.codec import load_codec
     from heartcodec_lab.codec.runtime import default_dtype as resolve_default_dtype
+    from heartcodec_lab.mula import load_mula
     from heartcodec_lab.mula.loading import resolve_device as mula_device
     from heartcodec_lab.tokenize.runner import resolve_device as tokenize_device
 
@@ -57,21 +59,24 @@ def test_official_encoder_on_cuda_gives_the_reference_features_and_tokens(fixtur
     from heartcodec_lab.encoders.official import load_official_encoder, load_residual_vq
 
     tiny = fixtures_dir / "encoder-tiny"
-    encoder = load_official_encoder(cached_checkpoint(tiny), quantizer=load_residual_vq(tiny / "rvq").cuda(),
-                                    batch_chunks=2)
+    encoder = load_official_encoder(
+        cached_checkpoint(tiny), quantizer=load_residual_vq(tiny / "rvq").cuda(), batch_chunks=2
+    )
     assert next(encoder.encoder.parameters()).device.type == "cuda"
     for name, (file, frames) in RECORDINGS.items():
         audio, rate = read_pcm16(tiny / "inputs" / file)
         expected = load_file(str(tiny / "expected" / f"{name}.safetensors"))
         out = encoder.encode(audio[0] if audio.shape[0] == 1 else audio, rate)
         assert out.tokens.shape == (8, frames)
-        assert_close(out.features.cpu(), expected["query_output"].reshape(-1, 512)[:frames], VALUE_TOL, f"{name} features")
+        assert_close(
+            out.features.cpu(), expected["query_output"].reshape(-1, 512)[:frames], VALUE_TOL, f"{name} features"
+        )
         assert_tokens_match(out.tokens.cpu(), expected["tokens"], expected["margins"], name)
 
 
 def test_projection_tokenize_and_detokenize_on_cuda_equal_cpu(fixtures_dir, monkeypatch):
     import heartcodec_lab.codec.flow_matching as flow_matching
-    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
+    from heartcodec_lab.codec import load_codec
     from heartcodec_lab.data.synth import synth_music
     from heartcodec_lab.encoders import build_encoder
 
@@ -85,8 +90,10 @@ def test_projection_tokenize_and_detokenize_on_cuda_equal_cpu(fixtures_dir, monk
     monkeypatch.setattr(flow_matching.torch, "randn", randn_on_cpu)
     audio = synth_music(3.0, seed=4)
     codecs = {device: load_codec(fixtures_dir / "heartcodec-tiny", device=device) for device in ("cpu", "cuda")}
-    tokens = {device: build_encoder("projection", None, codec).to(device).tokenize(audio, 48000).cpu()
-              for device, codec in codecs.items()}
+    tokens = {
+        device: build_encoder("projection", None, codec).to(device).tokenize(audio, 48000).cpu()
+        for device, codec in codecs.items()
+    }
     assert tokens["cpu"].shape == tokens["cuda"].shape == (8, 38)
     agreement = (tokens["cpu"] == tokens["cuda"]).float().mean().item()
     assert agreement >= 0.99, f"CUDA tokens agree with the CPU's on {agreement:.1%} only"
@@ -107,9 +114,19 @@ def test_training_step_in_bf16_mixed(tmp_path):
 
     codec = load_codec(RANDOM_CODEC)  # the random tiny codec: only the projection trains
     before = {k: v.clone() for k, v in codec.state_dict().items()}
-    cfg = compose_config(["+experiment=conv1d", "debug=fast", "trainer=gpu", "trainer.max_steps=2", f"codec.path={RANDOM_CODEC}",
-                          f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
-                          "callbacks.reconstruction_preview.num_clips=0", "data.samples_per_epoch=4"])
+    cfg = compose_config(
+        [
+            "+experiment=conv1d",
+            "debug=fast",
+            "trainer=gpu",
+            "trainer.max_steps=2",
+            f"codec.path={RANDOM_CODEC}",
+            f"paths.output_dir={tmp_path}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "callbacks.reconstruction_preview.num_clips=0",
+            "data.samples_per_epoch=4",
+        ]
+    )
     assert cfg.trainer.precision == "bf16-mixed"
     summary = train(cfg, codec=codec)
     assert summary["global_step"] == 2 and summary["skipped_steps"] == 0

@@ -51,7 +51,9 @@ def violations(root: Path) -> list[str]:
                 problems.setdefault((where, "cli"), f"{where}: imports {name} (packages below cli/ never import it)")
             uses_hydra = name.split(".")[0] == "hydra" or name == f"{top}.conf" or name.startswith(f"{top}.conf.")
             if uses_hydra and sub not in HYDRA_USERS:
-                problems.setdefault((where, "hydra"), f"{where}: imports {name} (only {', '.join(HYDRA_USERS)} import Hydra)")
+                problems.setdefault(
+                    (where, "hydra"), f"{where}: imports {name} (only {', '.join(HYDRA_USERS)} import Hydra)"
+                )
     return sorted(problems.values())
 
 
@@ -75,17 +77,20 @@ def _plant(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_checker_finds_planted_violations(tmp_path):
-    pkg = _plant(tmp_path / "heartcodec_lab", {
-        "__init__.py": "",
-        "cli/__init__.py": "",
-        "cli/runner.py": "import hydra\nfrom heartcodec_lab.codec import x\n",  # allowed
-        "training/run.py": "def f():\n    from hydra.utils import instantiate\n",  # allowed
-        "tokenize/__main__.py": "from heartcodec_lab.cli.tokenize import main\n",  # allowed: an entry point
-        "codec/__init__.py": "",
-        "codec/model.py": "def load():\n    from ..cli import runner\n",  # relative, lazy: still a violation
-        "evaluate/report.py": "import hydra.utils\nfrom heartcodec_lab import cli\n",
-        "study/run.py": "from heartcodec_lab.conf import CONF_PKG\n",  # the config package registers with Hydra
-    })
+    pkg = _plant(
+        tmp_path / "heartcodec_lab",
+        {
+            "__init__.py": "",
+            "cli/__init__.py": "",
+            "cli/runner.py": "import hydra\nfrom heartcodec_lab.codec import x\n",  # allowed
+            "training/run.py": "def f():\n    from hydra.utils import instantiate\n",  # allowed
+            "tokenize/__main__.py": "from heartcodec_lab.cli.tokenize import main\n",  # allowed: an entry point
+            "codec/__init__.py": "",
+            "codec/model.py": "def load():\n    from ..cli import runner\n",  # relative, lazy: still a violation
+            "evaluate/report.py": "import hydra.utils\nfrom heartcodec_lab import cli\n",
+            "study/run.py": "from heartcodec_lab.conf import CONF_PKG\n",  # the config package registers with Hydra
+        },
+    )
     found = violations(pkg)
     assert len(found) == 4, found
     assert any("study/run.py:1: imports heartcodec_lab.conf" in f for f in found)

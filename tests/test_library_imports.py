@@ -22,8 +22,9 @@ print(len(names), ",".join(loaded) or "none")
 
 
 def test_library_packages_import_without_lightning_or_hydra():
-    out = subprocess.run([sys.executable, "-c", PROBE.format(packages=LIBRARY)], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(packages=LIBRARY)], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     count, loaded = out.stdout.split()
     assert int(count) > 40  # every module of those packages, command-line modules included

@@ -31,8 +31,18 @@ SIGMA_MIN = 1e-6  # the released solver's residual noise at t = 1
 def flow_matching() -> FlowMatching:
     """A small frozen FlowMatching (RVQ 8 x 64 codes of dim 8, 2-layer estimator) standing in for the codec's."""
     torch.manual_seed(123)
-    fm = FlowMatching(dim=DIM, codebook_size=64, codebook_dim=8, num_quantizers=8, attention_head_dim=8,
-                      in_channels=2 * 256 + DIM, num_attention_heads=2, num_layers=2, num_layers_2=1, out_channels=256)
+    fm = FlowMatching(
+        dim=DIM,
+        codebook_size=64,
+        codebook_dim=8,
+        num_quantizers=8,
+        attention_head_dim=8,
+        in_channels=2 * 256 + DIM,
+        num_attention_heads=2,
+        num_layers=2,
+        num_layers_2=1,
+        out_channels=256,
+    )
     return fm.eval().requires_grad_(False)
 
 
@@ -94,8 +104,10 @@ def test_build_losses_from_config(flow_matching):
             self.flow_matching = flow_matching
             self.quantizer = flow_matching.vq_embed
 
-    losses = build_losses({"mel": {"weight": 1.0, "n_mels": 40}, "fm": {"type": "flow", "weight": 0.0},
-                           "distill_code": {"tau": 0.5}}, codec=Codec())
+    losses = build_losses(
+        {"mel": {"weight": 1.0, "n_mels": 40}, "fm": {"type": "flow", "weight": 0.0}, "distill_code": {"tau": 0.5}},
+        codec=Codec(),
+    )
     assert list(losses.losses) == ["mel", "fm", "distill_code"]
     assert losses["mel"].mel.n_mels == 40 and losses["fm"].weight == 0.0 and losses["distill_code"].tau == 0.5
     # the frozen codec parts are not part of the loss state
@@ -111,8 +123,11 @@ def test_build_losses_from_config(flow_matching):
 # ---------------------------------------------------------------------------------------- audio losses
 
 
-@pytest.mark.parametrize("loss", [MultiScaleSTFTLoss(), MultiScaleSTFTLoss(fft_sizes=(512, 2048), w_phase=0.1), MelLoss(), HighFrequencyLoss()],
-                         ids=["stft", "stft_phase", "mel", "high_freq"])
+@pytest.mark.parametrize(
+    "loss",
+    [MultiScaleSTFTLoss(), MultiScaleSTFTLoss(fft_sizes=(512, 2048), w_phase=0.1), MelLoss(), HighFrequencyLoss()],
+    ids=["stft", "stft_phase", "mel", "high_freq"],
+)
 def test_audio_losses_zero_when_identical_positive_and_decreasing(loss):
     audio = music()
     assert loss({"audio": audio, "recon": audio.clone()}).item() == pytest.approx(0.0, abs=1e-6)
@@ -122,7 +137,9 @@ def test_audio_losses_zero_when_identical_positive_and_decreasing(loss):
     assert values[0] > values[1] > values[2] > 0
 
 
-@pytest.mark.parametrize("loss", [MultiScaleSTFTLoss(), MelLoss(), HighFrequencyLoss()], ids=["stft", "mel", "high_freq"])
+@pytest.mark.parametrize(
+    "loss", [MultiScaleSTFTLoss(), MelLoss(), HighFrequencyLoss()], ids=["stft", "mel", "high_freq"]
+)
 def test_audio_losses_reach_recon_gradient(loss):
     audio = music(1, 0.25)
     recon = (0.5 * audio).requires_grad_(True)
@@ -223,7 +240,9 @@ def test_distill_code_loss_full_accuracy_on_teacher_features(flow_matching):
     sharp = DistillCodeLoss(rvq, tau=0.01)({"features": features, "teacher_codes": teacher_codes})
     assert sharp < exact
     # moving away from the teacher's features raises the loss
-    noisy = DistillCodeLoss(rvq)({"features": features + 2 * torch.randn_like(features), "teacher_codes": teacher_codes})
+    noisy = DistillCodeLoss(rvq)(
+        {"features": features + 2 * torch.randn_like(features), "teacher_codes": teacher_codes}
+    )
     assert noisy > exact
 
 
@@ -236,7 +255,7 @@ def test_distill_code_loss_known_answer_and_gradients(flow_matching):
     # recompute layer by layer with cdist: CE of -d^2 / tau, teacher-forced residuals
     residual, books, ces = rvq.project_in(features), rvq.codebooks, []
     for q in range(8):
-        logits = -torch.cdist(residual[0], books[q]) ** 2 / 2.0
+        logits = -(torch.cdist(residual[0], books[q]) ** 2) / 2.0
         ces.append(torch.nn.functional.cross_entropy(logits, codes[0, q]))
         residual = residual - books[q][codes[0, q]]
     torch.testing.assert_close(value, torch.stack(ces).mean(), rtol=1e-4, atol=1e-4)
@@ -279,7 +298,7 @@ def test_flow_matching_loss_follows_solver_convention(flow_matching):
     loss = FlowMatchingLoss(flow_matching)
     with Recorder(flow_matching.estimator) as rec:
         value = loss({"quantized": quantized, "latents": latents})
-    (hidden, timestep, pred), = rec.calls
+    ((hidden, timestep, pred),) = rec.calls
     assert hidden.shape == (b, 2 * t, 256 + 256 + DIM) and timestep.shape == (b,)
     assert ((timestep >= 0) & (timestep < 1)).all() and timestep[0] != timestep[1]  # one t per row
     x1 = latents.transpose(1, 2)
@@ -318,7 +337,7 @@ def test_flow_matching_loss_incontext_prefix_is_given_and_not_scored(flow_matchi
     torch.manual_seed(5)
     with Recorder(flow_matching.estimator) as rec:
         value = loss({"quantized": quantized, "latents": latents})
-    (hidden, timestep, pred), = rec.calls
+    ((hidden, timestep, pred),) = rec.calls
     x1, x_t, incontext = latents.transpose(1, 2), hidden[..., :256], hidden[..., 256:512]
     given = (incontext != 0).any(-1)  # [B, 2T]
     lengths = given.sum(1)
@@ -360,10 +379,24 @@ def test_lossset_trains_projection_and_never_the_codec():
     quantized = features + (quantized_values - features).detach()  # straight-through
     teacher = features.detach() + 0.1 * torch.randn_like(features)
     _, teacher_codes = codec.quantize(teacher)
-    batch = {"features": features, "quantized": quantized, "codes": codes, "latents": latents,
-             "teacher_features": teacher, "teacher_codes": teacher_codes}
-    losses = build_losses({"flow": {"weight": 1.0}, "commitment": {"weight": 0.25}, "feature_l2": {"weight": 0.0},
-                           "distill_feature": {"weight": 1.0}, "distill_code": {"weight": 0.1}}, codec=codec)
+    batch = {
+        "features": features,
+        "quantized": quantized,
+        "codes": codes,
+        "latents": latents,
+        "teacher_features": teacher,
+        "teacher_codes": teacher_codes,
+    }
+    losses = build_losses(
+        {
+            "flow": {"weight": 1.0},
+            "commitment": {"weight": 0.25},
+            "feature_l2": {"weight": 0.0},
+            "distill_feature": {"weight": 1.0},
+            "distill_code": {"weight": 0.1},
+        },
+        codec=codec,
+    )
     total, logs = losses(batch)
     total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in proj.parameters())

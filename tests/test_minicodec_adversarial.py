@@ -31,9 +31,25 @@ from heartcodec_lab.minicodec.stage1_run import (
 )
 from heartcodec_lab.training.plain_loop import checkpoint_step
 
-TINY = {"width": 2, "batch": 2, "segment_frames": 4, "n_pieces": 2, "piece_seconds": 0.5, "eval_every": 0, "noise_steps": 1,
-            "warmup_steps": 1, "w_adv": 1.0, "disc_from_step": 1, "adv_from_step": 2, "disc_batch": 2, "disc_periods": [2, 3],
-            "disc_fft_sizes": [256], "disc_period_channels": [4, 4], "disc_stft_channels": 4, "bank": "rich"}
+TINY = {
+    "width": 2,
+    "batch": 2,
+    "segment_frames": 4,
+    "n_pieces": 2,
+    "piece_seconds": 0.5,
+    "eval_every": 0,
+    "noise_steps": 1,
+    "warmup_steps": 1,
+    "w_adv": 1.0,
+    "disc_from_step": 1,
+    "adv_from_step": 2,
+    "disc_batch": 2,
+    "disc_periods": [2, 3],
+    "disc_fft_sizes": [256],
+    "disc_period_channels": [4, 4],
+    "disc_stft_channels": 4,
+    "bank": "rich",
+}
 
 
 def tiny_disc() -> MultiDiscriminator:
@@ -168,12 +184,47 @@ def test_warm_started_stages_run_apart_and_export_together(tmp_path):
     from heartcodec_lab.minicodec.train import main
 
     run, out = tmp_path / "run", tmp_path / "export"
-    s1 = json.dumps({"freeze_encoder": True, "w_adv": 1.0, "disc_from_step": 0, "adv_from_step": 1, "noise_steps": 0,
-                     "n_pieces": 2, "piece_seconds": 0.5, "eval_every": 0, "bank": "rich"})
-    s2 = json.dumps({"level_dropout": 0.5, "n_pieces": 2, "piece_seconds": 0.5, "segment_frames": 8, "batch": 2,
-                     "eval_every": 0, "bank": "rich"})
-    common = ["--run-dir", str(run), "--threads", "1", "--init-from", str(ASSETS_DIR), "--no-progress",
-              "--stage1-steps", "2", "--stage2-steps", "2", "--stage1", s1, "--stage2", s2]
+    s1 = json.dumps(
+        {
+            "freeze_encoder": True,
+            "w_adv": 1.0,
+            "disc_from_step": 0,
+            "adv_from_step": 1,
+            "noise_steps": 0,
+            "n_pieces": 2,
+            "piece_seconds": 0.5,
+            "eval_every": 0,
+            "bank": "rich",
+        }
+    )
+    s2 = json.dumps(
+        {
+            "level_dropout": 0.5,
+            "n_pieces": 2,
+            "piece_seconds": 0.5,
+            "segment_frames": 8,
+            "batch": 2,
+            "eval_every": 0,
+            "bank": "rich",
+        }
+    )
+    common = [
+        "--run-dir",
+        str(run),
+        "--threads",
+        "1",
+        "--init-from",
+        str(ASSETS_DIR),
+        "--no-progress",
+        "--stage1-steps",
+        "2",
+        "--stage2-steps",
+        "2",
+        "--stage1",
+        s1,
+        "--stage2",
+        s2,
+    ]
     with pytest.raises(SystemExit, match="stage 2 needs a finished stage 1"):
         main([*common, "--stages", "2"])
     assert main([*common, "--stages", "2", "--latents-from", "init"]) == 0
@@ -183,4 +234,7 @@ def test_warm_started_stages_run_apart_and_export_together(tmp_path):
     new_sm, old_sm = new.scalar_model.state_dict(), old.scalar_model.state_dict()
     assert all(torch.equal(new_sm[k], old_sm[k]) for k in new_sm if k.startswith("encoder."))
     assert any(not torch.equal(new_sm[k], old_sm[k]) for k in new_sm if k.startswith("decoder."))
-    assert build_encoder("minicodec", str(out / "encoder"), new).tokenize(torch.zeros(2, 3840 * 4), 48000).shape == (8, 5)
+    assert build_encoder("minicodec", str(out / "encoder"), new).tokenize(torch.zeros(2, 3840 * 4), 48000).shape == (
+        8,
+        5,
+    )

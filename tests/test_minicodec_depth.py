@@ -36,8 +36,9 @@ def test_quantizer_dropout_decodes_rows_from_their_first_k_levels():
     per_level = rvq.get_codes_from_indices(codes)  # [8, B, T, codebook_dim]
     seen = set()
     for row in range(16):
-        matches = [k for k in range(1, 9)
-                   if torch.allclose(out[row], rvq.project_out(per_level[:k, row].sum(0)), atol=1e-5)]
+        matches = [
+            k for k in range(1, 9) if torch.allclose(out[row], rvq.project_out(per_level[:k, row].sum(0)), atol=1e-5)
+        ]
         assert len(matches) == 1, (row, matches)  # each row is exactly one depth's output
         seen.add(matches[0])
     assert len(seen) >= 4  # depths are drawn per row

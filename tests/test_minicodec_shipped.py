@@ -32,7 +32,9 @@ def clip():
 
 
 def test_shipped_files_are_small_and_in_the_released_layout():
-    files = sorted(p.name for p in shipped_codec_dir().iterdir()) + sorted(p.name for p in shipped_encoder_dir().iterdir())
+    files = sorted(p.name for p in shipped_codec_dir().iterdir()) + sorted(
+        p.name for p in shipped_encoder_dir().iterdir()
+    )
     assert files == ["config.json", "model.safetensors", "projection.safetensors", "projection_config.json"]
     total = sum(p.stat().st_size for d in (shipped_codec_dir(), shipped_encoder_dir()) for p in d.iterdir())
     assert total < 20 * 2**20

@@ -12,12 +12,12 @@ from heartcodec_lab.codec.model import HeartCodec
 from heartcodec_lab.codec.quantizer import nearest_codes
 from heartcodec_lab.codec.scalar_model import ScalarModel
 from heartcodec_lab.encoders import build_encoder
+from heartcodec_lab.encoders.projection import Conv1dProjection
 from heartcodec_lab.minicodec.config import mini_config
 from heartcodec_lab.minicodec.data import SegmentSampler, render_piece
 from heartcodec_lab.minicodec.export import export_minicodec
 from heartcodec_lab.minicodec.stage1 import Stage1Loss, autoencode, lsuv_init
 from heartcodec_lab.minicodec.stage2 import Stage2Loss
-from heartcodec_lab.encoders.projection import Conv1dProjection
 from heartcodec_lab.training.plain_loop import run_loop
 
 TINY = dict(width=2, codebook_dim=4, heads=1, head_dim=8, layers=1, layers_2=1)
@@ -113,8 +113,9 @@ def _train(run_dir, steps):
         recon, pre = autoencode(model, audio, "noise")
         return loss_fn(recon, audio, pre)
 
-    run_loop("stage1", run_dir, steps, step, {"model": model}, {"main": opt}, {}, sampler, progress=False,
-             checkpoint_every=1)
+    run_loop(
+        "stage1", run_dir, steps, step, {"model": model}, {"main": opt}, {}, sampler, progress=False, checkpoint_every=1
+    )
     return model
 
 

@@ -25,7 +25,9 @@ def tiny(fixtures_dir):
 @pytest.fixture(scope="module")
 def greedy(tiny):
     """Greedy frames ``[8, 6]`` of the tiny fixture model, without and with guidance."""
-    return {c: generate_tokens(tiny, TAGS, LYRICS, replace(GREEDY, cfg_scale=c), progress=False).tokens for c in (1.0, 1.5)}
+    return {
+        c: generate_tokens(tiny, TAGS, LYRICS, replace(GREEDY, cfg_scale=c), progress=False).tokens for c in (1.0, 1.5)
+    }
 
 
 @pytest.fixture(scope="module")

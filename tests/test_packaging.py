@@ -6,11 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,12 +51,25 @@ def test_built_wheel_contains_configs_and_every_package(tmp_path):
     # Build from a copy of the files git knows, so stale build/ or egg-info folders cannot fill in what
     # the package configuration forgets.
     src = tmp_path / "src"
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     for rel in filter(None, listed.stdout.splitlines()):
         if (ROOT / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, src / rel)
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(tmp_path),
+        str(src),
+    ]
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True)
     (wheel,) = tmp_path.glob("heartcodec_lab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -76,13 +89,23 @@ def test_built_wheel_contains_configs_and_every_package(tmp_path):
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     probe = "import heartcodec_lab.conf as c; print(c.CONF_DIR)"
-    where = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True, check=True
+    )
     assert Path(where.stdout.strip()) == site / "heartcodec_lab" / "conf"
-    job = subprocess.run([sys.executable, "-m", "heartcodec_lab.tokenize", "--cfg", "job"], cwd=elsewhere, env=env,
-                         capture_output=True, text=True, timeout=120)
+    job = subprocess.run(
+        [sys.executable, "-m", "heartcodec_lab.tokenize", "--cfg", "job"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert job.returncode == 0, job.stderr
     assert "codec:" in job.stdout and "encoder:" in job.stdout
-    assets = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "heartcodec_lab" / "assets").rglob("*") if p.is_file())
+    assets = sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "heartcodec_lab" / "assets").rglob("*") if p.is_file()
+    )
     assert assets and all(a in names for a in assets), "shipped weights missing from the wheel"
     pages = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "heartcodec_lab" / "listen" / "static").iterdir())
     assert pages and all(p in names for p in pages), "the listening test's pages missing from the wheel"
@@ -90,6 +113,8 @@ def test_built_wheel_contains_configs_and_every_package(tmp_path):
 
 @pytest.mark.parametrize("module", ["heartcodec_lab.tokenize", "heartcodec_lab.evaluate"])
 def test_jobs_run_as_modules_from_any_folder(module, tmp_path):
-    out = subprocess.run([sys.executable, "-m", module, "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "codec:" in out.stdout

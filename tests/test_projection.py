@@ -147,8 +147,12 @@ def test_projection_config_is_json_and_rebuilds(kind):
 def test_frame_count_matches_official_encoder(seconds, fast_codec):
     enc = load_projection_encoder(None, fast_codec)
     n48, n24 = round(seconds * SR), round(seconds * 24000)
-    official = num_token_frames(n24, OfficialEncoder.native_sample_rate, OfficialEncoder.frames_per_chunk,
-                                OfficialEncoder.chunk_samples / OfficialEncoder.native_sample_rate)
+    official = num_token_frames(
+        n24,
+        OfficialEncoder.native_sample_rate,
+        OfficialEncoder.frames_per_chunk,
+        OfficialEncoder.chunk_samples / OfficialEncoder.native_sample_rate,
+    )
     assert enc.num_frames(n48, SR) == official
     released_rule = int(n24 / 24000 * 12.5) + 1  # capped by what the zero-padded chunks give
     assert official == min(released_rule, math.ceil(round(seconds / 29.76, 9)) * 372)
@@ -251,9 +255,11 @@ def test_load_projection_encoder_checks_codec(tmp_path, codec):
 
     save_projection(tmp_path / "other", build_projection("linear"), {"kind": "released", "sha256": {"m": "abc"}})
     # another codec than the one it was trained against: refused, naming the config and both codecs
-    with pytest.raises(ProjectionCheckpointError,
-                       match=r"other/projection_config.json: .*trained against codec released \(m sha256 abc\) "
-                             r"but would run with codec embedded-tiny seed 20260123.*allow_codec_mismatch=true"):
+    with pytest.raises(
+        ProjectionCheckpointError,
+        match=r"other/projection_config.json: .*trained against codec released \(m sha256 abc\) "
+        r"but would run with codec embedded-tiny seed 20260123.*allow_codec_mismatch=true",
+    ):
         load_projection_encoder(tmp_path / "other", codec)
     with pytest.warns(UserWarning, match="trained against codec"):
         forced = load_projection_encoder(tmp_path / "other", codec, allow_codec_mismatch=True)
@@ -289,11 +295,18 @@ CORRUPTIONS = {
     "unknown kind": (lambda d: _edit_config(d, kind="rnn"), "unknown projection kind 'rnn'"),
     "bad kwargs": (lambda d: _edit_config(d, kwargs={"hidden_dim": 8, "colour": 1}), "bad arguments"),
     "architecture": (lambda d: _edit_config(d, kwargs={"hidden_dim": 16, "num_layers": 2}), "has shape"),
-    "changed weights": (lambda d: (d / WEIGHTS_NAME).write_bytes((d / WEIGHTS_NAME).read_bytes()[:-4] + b"\0\0\0\0"),
-                        "sha256 differs"),
-    "not safetensors": (lambda d: ((d / WEIGHTS_NAME).write_bytes(b"PK\x03\x04 pickle zip"), _edit_config(d, weights_sha256=None)),
-                        "not a readable safetensors"),
-    "extra tensor": (lambda d: _rewrite_weights(d, lambda s: s.update(extra=torch.zeros(1))), "unexpected keys \\['extra'\\]"),
+    "changed weights": (
+        lambda d: (d / WEIGHTS_NAME).write_bytes((d / WEIGHTS_NAME).read_bytes()[:-4] + b"\0\0\0\0"),
+        "sha256 differs",
+    ),
+    "not safetensors": (
+        lambda d: ((d / WEIGHTS_NAME).write_bytes(b"PK\x03\x04 pickle zip"), _edit_config(d, weights_sha256=None)),
+        "not a readable safetensors",
+    ),
+    "extra tensor": (
+        lambda d: _rewrite_weights(d, lambda s: s.update(extra=torch.zeros(1))),
+        "unexpected keys \\['extra'\\]",
+    ),
     "missing tensor": (lambda d: _rewrite_weights(d, lambda s: s.pop("mlp.0.bias")), "missing keys \\['mlp.0.bias'\\]"),
 }
 

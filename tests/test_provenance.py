@@ -36,15 +36,25 @@ def one_line(capsys, prog: str) -> str:
 
 # -- the rule itself ----------------------------------------------------------------------------
 def test_mixed_components_are_refused_naming_the_missing_setting():
-    parts = [Component("codec", "codec.path", "/ckpt/HeartCodec-oss"), Component("encoder", "encoder.path", None),
-             Component("teacher", "teacher.path", None, fix="teacher.kind=official teacher.path=...")]
-    with pytest.raises(ProvenanceError, match=r"^encoder, teacher would be embedded .* codec.path=/ckpt/HeartCodec-oss; "
-                                              r"set encoder.path=..., teacher.kind=official teacher.path=... "
-                                              r"\(or allow_embedded=true"):
+    parts = [
+        Component("codec", "codec.path", "/ckpt/HeartCodec-oss"),
+        Component("encoder", "encoder.path", None),
+        Component("teacher", "teacher.path", None, fix="teacher.kind=official teacher.path=..."),
+    ]
+    with pytest.raises(
+        ProvenanceError,
+        match=r"^encoder, teacher would be embedded .* codec.path=/ckpt/HeartCodec-oss; "
+        r"set encoder.path=..., teacher.kind=official teacher.path=... "
+        r"\(or allow_embedded=true",
+    ):
         check_components(parts)
     forced = check_components(parts, allow_embedded=True)
-    assert forced.as_dict() == {"embedded": ["encoder", "teacher"], "models": {"encoder": "random", "teacher": "random"},
-                                "checkpoints": {"codec": "/ckpt/HeartCodec-oss"}, "allow_embedded": True}
+    assert forced.as_dict() == {
+        "embedded": ["encoder", "teacher"],
+        "models": {"encoder": "random", "teacher": "random"},
+        "checkpoints": {"codec": "/ckpt/HeartCodec-oss"},
+        "allow_embedded": True,
+    }
     assert "EMBEDDED components" in forced.headline() and "allow_embedded=true" in forced.headline()
 
 
@@ -62,8 +72,14 @@ def test_tokenize_refuses_embedded_encoder_next_to_real_codec(tmp_path, monkeypa
     src = tmp_path / "in"
     write(src / "a.wav", tone(0.5, 48000), 48000)
     out = tmp_path / "out"
-    code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input={src}", f"output={out}",
-                    f"codec.path={fixtures_dir / 'heartcodec-tiny'}")
+    code = run_main(
+        monkeypatch,
+        cli.main,
+        "heartcodec-tokenize",
+        f"input={src}",
+        f"output={out}",
+        f"codec.path={fixtures_dir / 'heartcodec-tiny'}",
+    )
     assert code == 2
     err = one_line(capsys, "heartcodec-tokenize")
     # the default encoder is the miniature's: the message names the switch to a real one
@@ -78,9 +94,17 @@ def test_tokenize_checkpoint_mismatch_is_one_line(tmp_path, monkeypatch, capsys,
 
     src = tmp_path / "in"
     write(src / "a.wav", tone(0.5, 48000), 48000)
-    code = run_main(monkeypatch, cli.main, "heartcodec-tokenize", f"input={src}", f"output={tmp_path / 'o'}",
-                    f"codec.path={fixtures_dir / 'heartcodec-tiny'}", "encoder=official", "allow_embedded=true",
-                    "num_workers=0")
+    code = run_main(
+        monkeypatch,
+        cli.main,
+        "heartcodec-tokenize",
+        f"input={src}",
+        f"output={tmp_path / 'o'}",
+        f"codec.path={fixtures_dir / 'heartcodec-tiny'}",
+        "encoder=official",
+        "allow_embedded=true",
+        "num_workers=0",
+    )
     assert code == 2
     err = one_line(capsys, "heartcodec-tokenize")
     assert "emits 512-d features but the codec's quantizer takes 64-d" in err
@@ -99,22 +123,40 @@ def test_distill_with_real_codec_refuses_the_embedded_teacher(tmp_path, monkeypa
     from heartcodec_lab.cli import train as cli
 
     out = tmp_path / "run"
-    code = run_main(monkeypatch, cli.main, "heartcodec-train", "+experiment=distill", "codec.path=/ckpt/HeartCodec-oss",
-                    f"paths.output_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}")
+    code = run_main(
+        monkeypatch,
+        cli.main,
+        "heartcodec-train",
+        "+experiment=distill",
+        "codec.path=/ckpt/HeartCodec-oss",
+        f"paths.output_dir={out}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
     assert code == 2
     err = one_line(capsys, "heartcodec-train")
-    assert "teacher would be embedded" in err and "set teacher=official teacher.path=<HeartCodec-oss-encoder folder>" in err
+    assert (
+        "teacher would be embedded" in err
+        and "set teacher=official teacher.path=<HeartCodec-oss-encoder folder>" in err
+    )
     assert not out.exists()
 
 
 def test_random_projection_teacher_names_the_kind_to_change():
     from heartcodec_lab.training.run import compose_config, run_provenance
 
-    cfg = compose_config(["+experiment=distill", "codec.path=/ckpt/HeartCodec-oss", "teacher.kind=random_projection",
-                          "paths.output_dir=unused"])
+    cfg = compose_config(
+        [
+            "+experiment=distill",
+            "codec.path=/ckpt/HeartCodec-oss",
+            "teacher.kind=random_projection",
+            "paths.output_dir=unused",
+        ]
+    )
     with pytest.raises(ProvenanceError, match="set teacher=official teacher.path=..."):
         run_provenance(cfg)
-    cfg = compose_config(["+experiment=distill", "paths.output_dir=unused"])  # the default: the miniature and its encoder
+    cfg = compose_config(
+        ["+experiment=distill", "paths.output_dir=unused"]
+    )  # the default: the miniature and its encoder
     assert run_provenance(cfg).models == {"codec": "miniature", "teacher": "miniature"}
 
 
@@ -123,8 +165,15 @@ def test_evaluate_refuses_embedded_encoders_next_to_real_codec(tmp_path, monkeyp
 
     (tmp_path / "clips").mkdir()
     monkeypatch.chdir(tmp_path)
-    code = run_main(monkeypatch, main, "heartcodec-evaluate", "mode=encoders", f"input={tmp_path / 'clips'}",
-                    f"output={tmp_path / 'eval'}", "codec.path=/ckpt/HeartCodec-oss")
+    code = run_main(
+        monkeypatch,
+        main,
+        "heartcodec-evaluate",
+        "mode=encoders",
+        f"input={tmp_path / 'clips'}",
+        f"output={tmp_path / 'eval'}",
+        "codec.path=/ckpt/HeartCodec-oss",
+    )
     assert code == 2
     err = one_line(capsys, "heartcodec-evaluate")
     assert "encoder 'minicodec' would be embedded" in err
@@ -138,34 +187,49 @@ def test_evaluate_refuses_real_mula_on_tokens_of_embedded_models(tmp_path):
     ds.mkdir()
     (ds / "dataset_info.json").write_text(json.dumps({"provenance": {"embedded": ["codec", "encoder"]}}))
     with pytest.raises(ProvenanceError, match="dataset tokens would be embedded .* made with embedded codec, encoder"):
-        run_evaluation({"output": str(tmp_path / "o"), "mode": "usage", "input": str(ds), "codec": {"path": None},
-                        "mula": {"enabled": True, "path": "/ckpt/HeartMuLa-oss-3B"}})
+        run_evaluation(
+            {
+                "output": str(tmp_path / "o"),
+                "mode": "usage",
+                "input": str(ds),
+                "codec": {"path": None},
+                "mula": {"enabled": True, "path": "/ckpt/HeartMuLa-oss-3B"},
+            }
+        )
 
 
 def test_generate_refuses_embedded_codec_next_to_real_mula(monkeypatch, capsys, tmp_path):
     from heartcodec_lab.cli import generate as cli
 
-    code = run_main(monkeypatch, cli.main, "heartcodec-generate", "mula.path=/ckpt/HeartMuLa-oss-3B",
-                    f"output={tmp_path / 'x.wav'}")
+    code = run_main(
+        monkeypatch, cli.main, "heartcodec-generate", "mula.path=/ckpt/HeartMuLa-oss-3B", f"output={tmp_path / 'x.wav'}"
+    )
     assert code == 2
     err = one_line(capsys, "heartcodec-generate")
     assert "codec would be embedded" in err and "set codec.path=..." in err
     # continuing from audio also needs the encoder
-    code = run_main(monkeypatch, cli.main, "heartcodec-generate", "mula.path=/m", "codec.path=/c",
-                    f"input={tmp_path / 'clip.wav'}")
+    code = run_main(
+        monkeypatch, cli.main, "heartcodec-generate", "mula.path=/m", "codec.path=/c", f"input={tmp_path / 'clip.wav'}"
+    )
     assert code == 2 and "set encoder=official encoder.path=" in one_line(capsys, "heartcodec-generate")
 
 
 def test_reconstruct_refuses_embedded_encoder(tmp_path, capsys):
+    import torch
     from conftest import compose_config
 
     from heartcodec_lab.audio import save_audio
     from heartcodec_lab.cli.reconstruct import run
 
-    import torch
-
     save_audio(tmp_path / "in.wav", torch.zeros(1, 4800), 48000)
-    assert run(compose_config("reconstruct", f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", "codec.path=/ckpt/c")) == 2
+    assert (
+        run(
+            compose_config(
+                "reconstruct", f"input={tmp_path / 'in.wav'}", f"output={tmp_path / 'o.wav'}", "codec.path=/ckpt/c"
+            )
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "set encoder=official encoder.path=" in err
     assert not (tmp_path / "o.wav").exists()
@@ -177,8 +241,12 @@ def test_dataset_records_embedded_components(tmp_path):
     write(src / "a.wav", tone(0.5, 48000), 48000)
     assert tokenize_run(job_config(src, tmp_path / "out"), encoder=StandInEncoder()) == 0
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
-    assert info["provenance"] == {"embedded": ["codec", "encoder"], "models": {"codec": "miniature", "encoder": "random"},
-                                  "checkpoints": {}, "allow_embedded": False}
+    assert info["provenance"] == {
+        "embedded": ["codec", "encoder"],
+        "models": {"codec": "miniature", "encoder": "random"},
+        "checkpoints": {},
+        "allow_embedded": False,
+    }
     assert info["rvq_fingerprint"].startswith("rvq@")
     row = json.loads((tmp_path / "out" / "metadata.jsonl").read_text().splitlines()[0])
     assert row["embedded"] == "codec,encoder"
@@ -189,14 +257,22 @@ def test_projection_trained_on_embedded_parts_counts_as_embedded(tmp_path):
     from heartcodec_lab.provenance import encoder_component
 
     trained = {"embedded": ["codec"], "checkpoints": {}, "allow_embedded": False}
-    save_projection(tmp_path / "toy", build_projection("linear", hidden_dim=8), {"kind": "embedded-tiny"},
-                    provenance=trained)
-    save_projection(tmp_path / "real", build_projection("linear", hidden_dim=8), {"kind": "checkpoint"},
-                    provenance={"embedded": [], "checkpoints": {"codec": "/c"}, "allow_embedded": False})
+    save_projection(
+        tmp_path / "toy", build_projection("linear", hidden_dim=8), {"kind": "embedded-tiny"}, provenance=trained
+    )
+    save_projection(
+        tmp_path / "real",
+        build_projection("linear", hidden_dim=8),
+        {"kind": "checkpoint"},
+        provenance={"embedded": [], "checkpoints": {"codec": "/c"}, "allow_embedded": False},
+    )
     toy = encoder_component("encoder", "encoder.path", "projection", tmp_path / "toy")
     assert toy.embedded and not encoder_component("encoder", "encoder.path", "projection", tmp_path / "real").embedded
-    with pytest.raises(ProvenanceError, match=r"encoder.path=<a projection trained on checkpoints> \(.*toy was "
-                                              r"trained with embedded codec\)"):
+    with pytest.raises(
+        ProvenanceError,
+        match=r"encoder.path=<a projection trained on checkpoints> \(.*toy was "
+        r"trained with embedded codec\)",
+    ):
         check_components([Component("codec", "codec.path", "/ckpt/c"), toy])
     # next to the embedded codec it trained with, it is simply part of an embedded run
     assert check_components([Component("codec", "codec.path", None), toy]).embedded == ["codec", "encoder"]

@@ -30,20 +30,27 @@ VERSION = "4.10.1"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.simpletuner,
-    pytest.mark.skipif(os.environ.get("HEARTCODEC_TEST_SIMPLETUNER") != "1",
-                       reason="opt-in: set HEARTCODEC_TEST_SIMPLETUNER=1 (or run ./run test-simpletuner)"),
+    pytest.mark.skipif(
+        os.environ.get("HEARTCODEC_TEST_SIMPLETUNER") != "1",
+        reason="opt-in: set HEARTCODEC_TEST_SIMPLETUNER=1 (or run ./run test-simpletuner)",
+    ),
 ]
 
 
 def find_python312() -> str | None:
-    candidates = [os.environ.get("HEARTCODEC_SIMPLETUNER_PYTHON"), shutil.which("python3.13"), shutil.which("python3.12")]
+    candidates = [
+        os.environ.get("HEARTCODEC_SIMPLETUNER_PYTHON"),
+        shutil.which("python3.13"),
+        shutil.which("python3.12"),
+    ]
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python")), reverse=True)
     if shutil.which("uv"):
         found = subprocess.run(["uv", "python", "find", ">=3.12"], capture_output=True, text=True)
         candidates.append(found.stdout.strip() if found.returncode == 0 else None)
     for python in filter(None, candidates):
-        probe = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info >= (3, 12))"], capture_output=True, text=True
+        )
         if probe.stdout.strip() == "True":
             return python
     return None
@@ -53,8 +60,11 @@ def installed_version(venv: Path) -> str | None:
     python = venv / "bin" / "python"
     if not python.is_file():
         return None
-    probe = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('simpletuner'))"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('simpletuner'))"],
+        capture_output=True,
+        text=True,
+    )
     return probe.stdout.strip() if probe.returncode == 0 else None
 
 
@@ -66,7 +76,9 @@ def simpletuner_python() -> Path:
         if python is None:
             pytest.skip("SimpleTuner needs Python >= 3.12 and none was found (set HEARTCODEC_SIMPLETUNER_PYTHON)")
         subprocess.run([python, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"simpletuner=={VERSION}"], check=True, timeout=7200)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", f"simpletuner=={VERSION}"], check=True, timeout=7200
+        )
         assert installed_version(venv) == VERSION
     return venv / "bin" / "python"
 
@@ -80,8 +92,14 @@ def test_simpletuner_reads_the_dataset_and_collates_its_tokens(simpletuner_pytho
     out = tmp_path / "seen.json"
     driver = Path(__file__).with_name("simpletuner_driver.py")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run([str(simpletuner_python), str(driver), str(dataset), str(fixtures_dir), str(out)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1800)
+    proc = subprocess.run(
+        [str(simpletuner_python), str(driver), str(dataset), str(fixtures_dir), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     seen = json.loads(out.read_text())
     rows = sorted(read_jsonl(dataset / "metadata.jsonl"), key=lambda r: r["file_name"])

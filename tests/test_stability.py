@@ -130,8 +130,10 @@ def test_relative_feature_error_in_the_rvq_input_space(encoder):
 
 
 def test_format_against_ceiling():
-    assert format_against_ceiling([0.92, 0.5, 0.83], {"q0": 0.98, "q1": 0.6, "q2": 0.86}, levels=[2]) == \
-        "q2: 83 % of a ceiling of 86 %"
+    assert (
+        format_against_ceiling([0.92, 0.5, 0.83], {"q0": 0.98, "q1": 0.6, "q2": 0.86}, levels=[2])
+        == "q2: 83 % of a ceiling of 86 %"
+    )
     assert format_against_ceiling({"q0": 0.05}, [0.0601]) == "q0: 5.0 % of a ceiling of 6.0 %"
 
 

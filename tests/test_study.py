@@ -12,10 +12,19 @@ from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.study import run_study, split_folder
 from heartcodec_lab.study.report import encode_speed, write_study_report
 
-_TRAIN = ["debug=fast", "callbacks.reconstruction_preview.num_clips=0", "data.samples_per_epoch=2",
-          "data.crop_seconds=0.32", "data.num_val_clips=1"]
-TINY_BUDGET = ["budget.max_steps=1", "budget.overrides=[" + ",".join(f"'{o}'" for o in _TRAIN) + "]",
-               "evaluate.detokenize.num_steps=1", "evaluate.plots.spectrogram_clips=0"]
+_TRAIN = [
+    "debug=fast",
+    "callbacks.reconstruction_preview.num_clips=0",
+    "data.samples_per_epoch=2",
+    "data.crop_seconds=0.32",
+    "data.num_val_clips=1",
+]
+TINY_BUDGET = [
+    "budget.max_steps=1",
+    "budget.overrides=[" + ",".join(f"'{o}'" for o in _TRAIN) + "]",
+    "evaluate.detokenize.num_steps=1",
+    "evaluate.plots.spectrogram_clips=0",
+]
 
 
 @pytest.fixture
@@ -32,7 +41,9 @@ def test_split_is_deterministic_and_keeps_sidecars(songs, tmp_path):
     train, heldout = split_folder(songs, tmp_path / "study", 0.25, [".wav"])
     assert [p.name for p in heldout] == ["s3.wav"] and [p.name for p in train] == ["s0.wav", "s1.wav", "s2.wav"]
     assert (tmp_path / "study" / "heldout" / "s3.lyrics").read_text().startswith("[verse]")
-    manifest = [json.loads(line)["path"] for line in (tmp_path / "study" / "splits" / "train.jsonl").read_text().splitlines()]
+    manifest = [
+        json.loads(line)["path"] for line in (tmp_path / "study" / "splits" / "train.jsonl").read_text().splitlines()
+    ]
     assert [p.rsplit("/", 1)[1] for p in manifest] == ["s0.wav", "s1.wav", "s2.wav"]
     lonely = tmp_path / "lonely"
     lonely.mkdir()
@@ -44,22 +55,44 @@ def test_split_is_deterministic_and_keeps_sidecars(songs, tmp_path):
 def test_compare_step_writes_the_report(tmp_path):
     out = tmp_path / "study"
     (out / "eval").mkdir(parents=True)
-    items = [{"clip": "a", "encoder": "official", "duration_s": 2.0, "seconds_encode": 1.0},
-             {"clip": "a", "encoder": "conv1d", "duration_s": 2.0, "seconds_encode": 0.25}]
+    items = [
+        {"clip": "a", "encoder": "official", "duration_s": 2.0, "seconds_encode": 1.0},
+        {"clip": "a", "encoder": "conv1d", "duration_s": 2.0, "seconds_encode": 0.25},
+    ]
     (out / "eval" / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
     assert encode_speed(items) == {"official": 2.0, "conv1d": 8.0}
-    evaluation = {"encoders": {
-        "official": {"reconstruction": {"mstft_distance": {"mean": 1.5}}},
-        "conv1d": {"agreement": {"match_rate": [0.5, 0.25] + [0.0] * 6}, "music": {"chroma_similarity": {"mean": 0.9}}},
-    }}
-    cfg = OmegaConf.create({"mode": "encoders", "input": "songs", "codec": {"path": None}, "official_encoder": None,
-                            "budget": {"max_steps": 3}})
-    trained = {"conv1d": {"global_step": 3, "seconds": 1.0, "metrics": {"train/loss/total": 0.5},
-                          "projection_export": "x/projection"}}
+    evaluation = {
+        "encoders": {
+            "official": {"reconstruction": {"mstft_distance": {"mean": 1.5}}},
+            "conv1d": {
+                "agreement": {"match_rate": [0.5, 0.25] + [0.0] * 6},
+                "music": {"chroma_similarity": {"mean": 0.9}},
+            },
+        }
+    }
+    cfg = OmegaConf.create(
+        {
+            "mode": "encoders",
+            "input": "songs",
+            "codec": {"path": None},
+            "official_encoder": None,
+            "budget": {"max_steps": 3},
+        }
+    )
+    trained = {
+        "conv1d": {
+            "global_step": 3,
+            "seconds": 1.0,
+            "metrics": {"train/loss/total": 0.5},
+            "projection_export": "x/projection",
+        }
+    }
     report = write_study_report(out, cfg, trained, evaluation, n_train=3, n_heldout=1).read_text()
     row = next(line for line in report.splitlines() if line.startswith("| conv1d | 0.5 |"))
     assert "| 0.09375 |" in row and "| 0.9 |" in row and row.endswith("| 8 |")  # mean match = 0.75 / 8
-    assert (out / "plots" / "agreement_per_quantizer.png").is_file() and (out / "plots" / "tokenize_speed.png").is_file()
+    assert (out / "plots" / "agreement_per_quantizer.png").is_file() and (
+        out / "plots" / "tokenize_speed.png"
+    ).is_file()
 
 
 @pytest.mark.slow

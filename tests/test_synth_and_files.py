@@ -41,7 +41,10 @@ def test_write_synth_folder_and_discovery(tmp_path):
     (tmp_path / "music" / "readme.md").write_text("x")
     found = find_audio_files(tmp_path / "music")
     assert [p.relative_to(tmp_path / "music").as_posix() for p in found] == [
-        "song_000.flac", "song_001.flac", "sub/b.WAV"]
+        "song_000.flac",
+        "song_001.flac",
+        "sub/b.WAV",
+    ]
     items = items_from_folder(tmp_path / "music")
     assert items[0].tags and "instrumental" in items[0].tags and items[0].lyrics is None
     with pytest.raises(FileNotFoundError, match="input folder not found"):
@@ -58,8 +61,11 @@ def test_sidecars(tmp_path):
 
 def test_manifests_jsonl_and_csv(tmp_path):
     (tmp_path / "m.jsonl").write_text(
-        json.dumps({"path": "a.wav", "tags": "rock", "lyrics": "[verse]\nla"}) + "\n\n"
-        + json.dumps({"path": "/abs/b.wav", "bpm": 120}) + "\n")
+        json.dumps({"path": "a.wav", "tags": "rock", "lyrics": "[verse]\nla"})
+        + "\n\n"
+        + json.dumps({"path": "/abs/b.wav", "bpm": 120})
+        + "\n"
+    )
     items = read_manifest(tmp_path / "m.jsonl")
     assert items[0].path == tmp_path / "a.wav" and items[0].tags == "rock" and items[0].lyrics == "[verse]\nla"
     assert str(items[1].path) == "/abs/b.wav" and items[1].tags is None and items[1].extra == {"bpm": 120}

@@ -13,28 +13,34 @@ from heartcodec_lab.data.text import normalize_lyrics, normalize_tags
 from heartcodec_lab.tokenize.runner import run
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("Pop, Piano", "pop,piano"),
-    ("  Pop ,Piano,,  pop , PIANO,", "pop,piano"),  # spaces around commas, empty items, repeats (any case)
-    ("Hip  Hop,\tLo-Fi\nchill\r\nSAD", "hip hop,lo-fi,chill,sad"),  # inner runs of spaces, line breaks
-    ("<tag>Rock, Indie</tag>", "rock,indie"),
-    ("<TAG>jazz", "jazz"),
-    ("electronic", "electronic"),
-    (", ,\n", ""),
-    ("", ""),
-    (None, ""),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("Pop, Piano", "pop,piano"),
+        ("  Pop ,Piano,,  pop , PIANO,", "pop,piano"),  # spaces around commas, empty items, repeats (any case)
+        ("Hip  Hop,\tLo-Fi\nchill\r\nSAD", "hip hop,lo-fi,chill,sad"),  # inner runs of spaces, line breaks
+        ("<tag>Rock, Indie</tag>", "rock,indie"),
+        ("<TAG>jazz", "jazz"),
+        ("electronic", "electronic"),
+        (", ,\n", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
 def test_tags_known_answers(raw, expected):
     assert normalize_tags(raw) == expected
     assert normalize_tags(normalize_tags(raw)) == normalize_tags(raw)  # idempotent
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("[Verse]\r\nLa la  \r\n\r\n[Chorus]\nOh oh\t\n\n", "[Verse]\nLa la\n\n[Chorus]\nOh oh"),
-    ("\n\n[Intro]\n[Instrumental]\n", "[Intro]\n[Instrumental]"),
-    ("Just one line", "Just one line"),
-    ("   \n ", ""),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("[Verse]\r\nLa la  \r\n\r\n[Chorus]\nOh oh\t\n\n", "[Verse]\nLa la\n\n[Chorus]\nOh oh"),
+        ("\n\n[Intro]\n[Instrumental]\n", "[Intro]\n[Instrumental]"),
+        ("Just one line", "Just one line"),
+        ("   \n ", ""),
+    ],
+)
 def test_lyrics_keep_markers_and_case(raw, expected):
     assert normalize_lyrics(raw) == expected
 

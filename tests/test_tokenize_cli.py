@@ -12,8 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from test_tokenize_support import read_jsonl, tone, write
 
 from heartcodec_lab.audio import load_audio
-from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.cli import tokenize as cli
+from heartcodec_lab.codec import RANDOM_CODEC
 from heartcodec_lab.tokenize.simpletuner import check_dataset
 
 
@@ -39,8 +39,9 @@ def tokenize_and_compare(tmp_path, monkeypatch, kind: str, codec_path: str | Non
     (src / "clip.txt").write_text("test tone")
     (src / "notes.mp3").write_text("not audio")
     out = tmp_path / "out"
-    code = run_cli(monkeypatch, f"input={src}", f"output={out}", "num_workers=0", "progress=false",
-                   "device=cpu", *extra)
+    code = run_cli(
+        monkeypatch, f"input={src}", f"output={out}", "num_workers=0", "progress=false", "device=cpu", *extra
+    )
     assert code == 0
     rows = read_jsonl(out / "metadata.jsonl")
     assert [r["file_name"] for r in rows] == ["audio/clip.wav"]
@@ -60,13 +61,16 @@ def test_cli_defaults_to_the_miniature_codec_and_its_true_encoder(tmp_path, monk
 
 
 def test_cli_with_embedded_projection_encoder(tmp_path, monkeypatch):
-    tokenize_and_compare(tmp_path, monkeypatch, "projection", RANDOM_CODEC, f"codec.path={RANDOM_CODEC}",
-                         "encoder=projection")
+    tokenize_and_compare(
+        tmp_path, monkeypatch, "projection", RANDOM_CODEC, f"codec.path={RANDOM_CODEC}", "encoder=projection"
+    )
 
 
 @pytest.mark.slow
 def test_cli_with_embedded_official_encoder(tmp_path, monkeypatch):
-    tokenize_and_compare(tmp_path, monkeypatch, "official", RANDOM_CODEC, f"codec.path={RANDOM_CODEC}", "encoder=official")
+    tokenize_and_compare(
+        tmp_path, monkeypatch, "official", RANDOM_CODEC, f"codec.path={RANDOM_CODEC}", "encoder=official"
+    )
 
 
 def test_cli_bad_input_fails_fast_with_a_clear_message(tmp_path, monkeypatch, capsys):

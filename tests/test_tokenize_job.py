@@ -7,8 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_tokenize_support import (StandInEncoder, job_config, make_bad_corpus, make_music_folder, read_jsonl,
-                                   snapshot, tone, write)
+from test_tokenize_support import (
+    StandInEncoder,
+    job_config,
+    make_bad_corpus,
+    make_music_folder,
+    read_jsonl,
+    snapshot,
+    tone,
+    write,
+)
 
 from heartcodec_lab.audio import load_audio
 from heartcodec_lab.tokenize.records import RECORD_FIELDS
@@ -55,8 +63,11 @@ def test_layout_and_records(dataset, encoder):
     by = {r["file_name"]: r for r in rows}
     song = by["audio/album/song.flac"]
     # tags in the released convention, the text as given kept beside them; lyrics keep their markers
-    assert (song["tags"], song["tags_raw"], song["lyrics"]) == ("pop,piano,upbeat", "pop, piano, upbeat",
-                                                                "[Verse]\nla la la")
+    assert (song["tags"], song["tags_raw"], song["lyrics"]) == (
+        "pop,piano,upbeat",
+        "pop, piano, upbeat",
+        "[Verse]\nla la la",
+    )
     assert by["audio/song.mp3"]["tags_raw"] is None and r["embedded"] == "codec,encoder"
     assert not song["default_tags"] and not song["instrumental"]
     assert by["audio/song.mp3"]["tags"] == "music" and by["audio/song.mp3"]["lyrics"] == "[Instrumental]"
@@ -121,7 +132,11 @@ def test_changed_audio_is_redone_and_edited_tags_refreshed(tmp_path, encoder):
     a, b = rows
     assert a["audio_sha256"] != first["audio/a.wav"]["audio_sha256"] and a["frames"] == 25  # 2 s = one full chunk
     assert np.load(out / a["audio_tokens_path"]).shape == (8, 25)
-    assert b["tags"] == "jazz,brass" and not b["default_tags"] and b["audio_sha256"] == first["audio/b.wav"]["audio_sha256"]
+    assert (
+        b["tags"] == "jazz,brass"
+        and not b["default_tags"]
+        and b["audio_sha256"] == first["audio/b.wav"]["audio_sha256"]
+    )
     assert sum(calls) == 1  # only a.wav's single chunk was encoded again
 
 
@@ -130,8 +145,11 @@ def test_manifest_input(tmp_path, encoder):
     write(data / "x" / "one.wav", tone(1.0, 48000, 2, seed=1), 48000)
     write(data / "two.flac", tone(1.2, 44100, 1, seed=2), 44100)
     (data / "two.txt").write_text("ambient")
-    rows = [{"path": "x/one.wav", "tags": "rock", "lyrics": "hello"}, {"path": str(data / "two.flac")},
-            {"path": "missing.wav", "tags": "t"}]
+    rows = [
+        {"path": "x/one.wav", "tags": "rock", "lyrics": "hello"},
+        {"path": str(data / "two.flac")},
+        {"path": "missing.wav", "tags": "t"},
+    ]
     manifest = data / "list.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"

@@ -25,8 +25,16 @@ def make_dataset(tmp_path):
     (out / "tokens" / "a").mkdir(parents=True)
     np.save(out / "tokens" / "a" / "song.wav.npy", np.random.default_rng(0).integers(0, 8192, (8, 9)).astype(np.int16))
     os.symlink(music, out / "audio", target_is_directory=True)
-    row = {"file_name": "audio/a/song.wav", "audio_tokens_path": "tokens/a/song.wav.npy", "tags": "pop",
-           "lyrics": "[Instrumental]", "sample_rate": 48000, "duration_s": 0.1, "channels": 2, "num_samples": 4800}
+    row = {
+        "file_name": "audio/a/song.wav",
+        "audio_tokens_path": "tokens/a/song.wav.npy",
+        "tags": "pop",
+        "lyrics": "[Instrumental]",
+        "sample_rate": 48000,
+        "duration_s": 0.1,
+        "channels": 2,
+        "num_samples": 4800,
+    }
     (out / "metadata.jsonl").write_text(json.dumps(row) + "\n")
     (out / "multidatabackend.json").write_text(json.dumps(multidatabackend(out.resolve(), "my-id"), indent=2))
     check_dataset(out)

@@ -89,8 +89,12 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
 
     out = tmp_path / "out"
     kills = ["before_rename:2", "after_rename:2", "torn_line:2", "after_rename:1", "in_finalize:1"]
-    proc = subprocess.run([sys.executable, "-c", DRIVER.format(tests=str(TESTS)), str(src), str(out), *kills],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER.format(tests=str(TESTS)), str(src), str(out), *kills],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0 and "all killed" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     # the last child died inside finalize: metadata.jsonl written, failures.jsonl not
     assert (out / "metadata.jsonl").is_file() and not (out / "failures.jsonl").exists()

@@ -9,8 +9,8 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from test_tokenize_support import StandInEncoder, job_config, snapshot, tone, write
 
-from heartcodec_lab.tokenize.inputs import collect_inputs, select_shard
 from heartcodec_lab.cli import tokenize_merge as merge
+from heartcodec_lab.tokenize.inputs import collect_inputs, select_shard
 from heartcodec_lab.tokenize.runner import run
 
 
@@ -72,18 +72,30 @@ def test_shards_into_one_folder_then_merge_equal_single_run(corpus, single, tmp_
     assert merge_cli(monkeypatch, f"output={out}") == 0
     assert without_shards(snapshot(out)) == without_shards(snapshot(single))
     assert json.loads((out / "dataset_info.json").read_text())["shards"] == [
-        "shard-00000-of-00002", "shard-00001-of-00002"]
+        "shard-00000-of-00002",
+        "shard-00001-of-00002",
+    ]
 
 
 @pytest.mark.slow  # two spawned interpreters importing torch + encoders: ~20 s idle, minutes on a busy box
 def test_fabric_two_cpu_processes_match_single_process(corpus, single, tmp_path):
     out = tmp_path / "out"
-    cfg = job_config(corpus, out, **{"launcher.enabled": True, "launcher.accelerator": "cpu", "launcher.devices": 2,
-                                      "launcher.strategy": "ddp_spawn"})
+    cfg = job_config(
+        corpus,
+        out,
+        **{
+            "launcher.enabled": True,
+            "launcher.accelerator": "cpu",
+            "launcher.devices": 2,
+            "launcher.strategy": "ddp_spawn",
+        },
+    )
     assert run(cfg, encoder=StandInEncoder()) == 0
     assert without_shards(snapshot(out)) == without_shards(snapshot(single))
     assert json.loads((out / "dataset_info.json").read_text())["shards"] == [
-        "shard-00000-of-00002", "shard-00001-of-00002"]
+        "shard-00000-of-00002",
+        "shard-00001-of-00002",
+    ]
 
 
 def test_merge_of_an_empty_folder_fails_clearly(tmp_path, monkeypatch, capsys):

@@ -50,14 +50,18 @@ def test_parquet_backend_view(dataset):
         assert pq["identifier_includes_extension"]
         keyed[key] = table.loc[key]  # every discovered file has its row
     assert sorted(keyed) == sorted(table.index)
-    for key, row in keyed.items():
+    for row in keyed.values():
         caption, lyrics = row[pq["caption_column"]], row[pq["lyrics_column"]]
         assert isinstance(caption, str) and caption.strip()
         assert isinstance(lyrics, str) and lyrics.strip()  # empty lyrics would be dropped, then refused
         tokens = load_tokens_like_simpletuner(os.path.join(root, row["audio_tokens_path"]))
         assert tokens.shape == (row["frames"], 8)
-        for col in ("audio_sample_rate_column", "audio_duration_column", "audio_channels_column",
-                    "audio_num_samples_column"):
+        for col in (
+            "audio_sample_rate_column",
+            "audio_duration_column",
+            "audio_channels_column",
+            "audio_num_samples_column",
+        ):
             assert pq[col] in row.index
 
 
@@ -71,13 +75,16 @@ def test_instrumental_and_default_tags(dataset):
     assert arr.shape == (8, 9) and np.array_equal(arr[:, 8], arr[:, 7]) and clip["pad_frames"] == 1
 
 
-@pytest.mark.parametrize("array,problem", [
-    (np.zeros((8, 8), np.int16), "ambiguous"),
-    (np.zeros((8, 20), np.float32), "integers"),
-    (np.zeros((8, 20, 1), np.int16), "2-D"),
-    (np.full((8, 20), 8192, np.int16), "outside"),
-    (np.zeros((7, 20), np.int16), "no dimension"),
-])
+@pytest.mark.parametrize(
+    "array,problem",
+    [
+        (np.zeros((8, 8), np.int16), "ambiguous"),
+        (np.zeros((8, 20), np.float32), "integers"),
+        (np.zeros((8, 20, 1), np.int16), "2-D"),
+        (np.full((8, 20), 8192, np.int16), "outside"),
+        (np.zeros((7, 20), np.int16), "no dimension"),
+    ],
+)
 def test_loader_rejects_what_simpletuner_rejects(tmp_path, array, problem):
     np.save(tmp_path / "t.npy", array)
     with pytest.raises(SimpleTunerCheckError, match=problem):
@@ -88,7 +95,9 @@ def test_loader_accepts_both_layouts(tmp_path):
     codes = np.arange(8 * 20).reshape(8, 20).astype(np.int16)
     np.save(tmp_path / "a.npy", codes)
     np.save(tmp_path / "b.npy", codes.T)
-    assert np.array_equal(load_tokens_like_simpletuner(tmp_path / "a.npy"), load_tokens_like_simpletuner(tmp_path / "b.npy"))
+    assert np.array_equal(
+        load_tokens_like_simpletuner(tmp_path / "a.npy"), load_tokens_like_simpletuner(tmp_path / "b.npy")
+    )
 
 
 def test_check_dataset_names_the_bad_row(dataset, tmp_path):

@@ -12,8 +12,10 @@ from heartcodec_lab.tokenize.inputs import InputFile
 from heartcodec_lab.tokenize.pipeline import tokenize_stream
 
 
-@pytest.mark.parametrize("sr_in,sr_out", [(44100, 24000), (48000, 24000), (22050, 48000), (44100, 48000),
-                                          (32000, 24000), (11025, 24000), (24000, 24000)])
+@pytest.mark.parametrize(
+    "sr_in,sr_out",
+    [(44100, 24000), (48000, 24000), (22050, 48000), (44100, 48000), (32000, 24000), (11025, 24000), (24000, 24000)],
+)
 def test_block_resampler_equals_whole_file_resampling(sr_in, sr_out):
     x = torch.randn(2, sr_in * 3 + 123, generator=torch.Generator().manual_seed(sr_in))
     whole = resample(x, sr_in, sr_out)
@@ -52,13 +54,17 @@ def test_stream_chunks_equal_prepare_of_whole_file(tmp_path, sr, channels, secon
     flat = torch.cat(chunks, dim=-1)
     assert flat.shape[-1] % enc.chunk_samples == 0 and len(chunks) == -(-native.shape[-1] // enc.chunk_samples)
     torch.testing.assert_close(flat[:, : native.shape[-1]], native, atol=1e-6, rtol=0)
-    assert flat[:, native.shape[-1]:].abs().max().item() == 0 if flat.shape[-1] > native.shape[-1] else True
+    assert flat[:, native.shape[-1] :].abs().max().item() == 0 if flat.shape[-1] > native.shape[-1] else True
 
 
 def test_streamed_tokens_equal_encode_of_whole_audio(tmp_path):
     enc = StandInEncoder(batch_chunks=3)
-    specs = {"mono44.wav": (7.1, 44100, 1), "st48.flac": (2.0, 48000, 2), "st22.ogg": (3.3, 22050, 2),
-             "tiny.wav": (0.2, 32000, 2)}
+    specs = {
+        "mono44.wav": (7.1, 44100, 1),
+        "st48.flac": (2.0, 48000, 2),
+        "st22.ogg": (3.3, 22050, 2),
+        "tiny.wav": (0.2, 32000, 2),
+    }
     items = []
     for i, (name, (sec, sr, ch)) in enumerate(specs.items()):
         p = write(tmp_path / name, tone(sec, sr, ch, seed=i), sr)
@@ -110,8 +116,9 @@ def test_final_chunk_takes_the_encoders_shortcut_with_the_same_tokens(tmp_path):
 
 def test_worker_processes_give_the_same_tokens(tmp_path):
     enc = StandInEncoder()
-    items = [InputFile(write(tmp_path / f"{i}.wav", tone(1.0 + i, 44100, 2, seed=i), 44100), f"{i}.wav")
-             for i in range(3)]
+    items = [
+        InputFile(write(tmp_path / f"{i}.wav", tone(1.0 + i, 44100, 2, seed=i), 44100), f"{i}.wav") for i in range(3)
+    ]
     inline = {r.item.rel: r.tokens for r in tokenize_stream(enc, items, num_workers=0)}
     workers = {r.item.rel: r.tokens for r in tokenize_stream(enc, items, num_workers=2, batch_chunks=2)}
     assert inline.keys() == workers.keys()
@@ -129,8 +136,12 @@ def test_peak_memory_does_not_grow_with_file_length():
 
     peaks = {}
     for minutes in (1, 15):
-        proc = subprocess.run([sys.executable, "-m", "heartcodec_lab.audio.memory_probe", str(minutes)],
-                              capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [sys.executable, "-m", "heartcodec_lab.audio.memory_probe", str(minutes)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         assert result["chunks"] == -(-minutes * 60 * 24000 // 714240)

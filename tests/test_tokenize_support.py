@@ -35,7 +35,9 @@ class StandInEncoder(AudioEncoder):
 
     def encode_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         b = chunks.shape[0]
-        frames = chunks.reshape(b, 2, self.frames_per_chunk, 1920).permute(0, 2, 1, 3).reshape(b, self.frames_per_chunk, -1)
+        frames = (
+            chunks.reshape(b, 2, self.frames_per_chunk, 1920).permute(0, 2, 1, 3).reshape(b, self.frames_per_chunk, -1)
+        )
         return frames @ self.proj
 
     def describe(self) -> dict:
@@ -47,7 +49,9 @@ def job_config(input_dir=None, output_dir=None, **overrides):
     raw = OmegaConf.load(REPO / "conf" / "tokenize.yaml")
     raw.pop("defaults")
     raw.pop("hydra", None)
-    cfg = OmegaConf.merge(raw, {"codec": {"path": None}, "encoder": {"kind": "official", "path": None, "batch_chunks": 1}})
+    cfg = OmegaConf.merge(
+        raw, {"codec": {"path": None}, "encoder": {"kind": "official", "path": None, "batch_chunks": 1}}
+    )
     cfg.input = str(input_dir) if input_dir else None
     cfg.output = str(output_dir)
     cfg.progress = False
@@ -109,8 +113,16 @@ def make_bad_corpus(root: Path) -> dict:
     write(root / "nan.wav", nan, 48000, subtype="FLOAT")
     write(root / "short.wav", tone(0.05, 48000, 2), 48000)  # 50 ms < one 80 ms frame
     write(root / "zero_frames.wav", np.zeros((0, 2), np.float32), 48000)
-    return {"empty.wav": "read", "text.mp3": "read", "garbage.flac": "read", "truncated.wav": "read",
-            "truncated.flac": "read", "nan.wav": "check", "short.wav": "check", "zero_frames.wav": "check"}
+    return {
+        "empty.wav": "read",
+        "text.mp3": "read",
+        "garbage.flac": "read",
+        "truncated.wav": "read",
+        "truncated.flac": "read",
+        "nan.wav": "check",
+        "short.wav": "check",
+        "zero_frames.wav": "check",
+    }
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -17,11 +17,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.timeout(300)
 def test_train_py_prints_each_message_once_and_a_step_bar(tmp_path):
-    cmd = [sys.executable, str(ROOT / "train.py"), "+experiment=demo", "debug=fast", "trainer.max_steps=2", "codec.path=embedded:random",
-           "trainer.enable_progress_bar=true", "callbacks.reconstruction_preview.num_clips=0", "~logger",
-           f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"]
-    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=280,
-                         env={**__import__("os").environ, "COLUMNS": "160", "PYTHONWARNINGS": ""})
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "+experiment=demo",
+        "debug=fast",
+        "trainer.max_steps=2",
+        "codec.path=embedded:random",
+        "trainer.enable_progress_bar=true",
+        "callbacks.reconstruction_preview.num_clips=0",
+        "~logger",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    out = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={**__import__("os").environ, "COLUMNS": "160", "PYTHONWARNINGS": ""},
+    )
     assert out.returncode == 0, out.stderr
     printed = out.stdout + out.stderr
     assert printed.count("GPU available") == 1, printed

@@ -9,7 +9,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from heartcodec_lab.training.datamodule import AudioDataModule, ResumableSampler
 from heartcodec_lab.data.datasets import (
     FixedClipDataset,
     RandomCropDataset,
@@ -17,6 +16,7 @@ from heartcodec_lab.data.datasets import (
     read_segment,
     synth_folder,
 )
+from heartcodec_lab.training.datamodule import AudioDataModule, ResumableSampler
 
 
 def _write(path, audio: np.ndarray, sr: int):
@@ -90,15 +90,16 @@ def test_fixed_clips_do_not_change(tmp_path):
     assert len(ds) == 2
     x = ds[1]["audio"]
     assert torch.equal(x, ds[1]["audio"])
-    expected = torch.from_numpy(_tone(4.0, 48000, 501))[:, 96000:96000 + x.shape[-1]]
+    expected = torch.from_numpy(_tone(4.0, 48000, 501))[:, 96000 : 96000 + x.shape[-1]]
     assert torch.allclose(x, expected, atol=1e-4)
 
 
 def test_datamodule_folder_manifest_and_holdout(tmp_path):
     root = tmp_path / "songs"
     files = [_write(root / f"a/s{i}.flac", _tone(1.5, 48000, 220 + 10 * i), 48000) for i in range(5)]
-    dm = AudioDataModule(train_dir=str(root), crop_seconds=0.32, val_seconds=0.32, num_val_clips=2, batch_size=2,
-                         samples_per_epoch=6)
+    dm = AudioDataModule(
+        train_dir=str(root), crop_seconds=0.32, val_seconds=0.32, num_val_clips=2, batch_size=2, samples_per_epoch=6
+    )
     dm.setup("fit")
     assert [p.name for p in dm.val_set.files] == ["s3.flac", "s4.flac"]
     assert len(dm.train_set.files) == 3

@@ -13,11 +13,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_ddp_two_cpu_processes_train_in_lockstep(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, str(REPO / "train.py"), "+experiment=distill", "debug=fast", "trainer=ddp",
-           "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=2", "data.samples_per_epoch=8",
-           "callbacks.reconstruction_preview.num_clips=0", f"paths.output_dir={out}",
-           "codec.path=embedded:random", "teacher=official",  # plumbing: the random tiny models
-           f"paths.cache_dir={tmp_path / 'cache'}"]
+    cmd = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "+experiment=distill",
+        "debug=fast",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_steps=2",
+        "data.samples_per_epoch=8",
+        "callbacks.reconstruction_preview.num_clips=0",
+        f"paths.output_dir={out}",
+        "codec.path=embedded:random",
+        "teacher=official",  # plumbing: the random tiny models
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     # cwd: Hydra's own run folder (outputs/...) lands in tmp_path, for both processes
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

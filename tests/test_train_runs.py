@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from heartcodec_lab.cli.export import main as export_main
 from heartcodec_lab.codec import RANDOM_CODEC, load_codec
 from heartcodec_lab.conf import group_options
-from heartcodec_lab.training.export import export_checkpoint
-from heartcodec_lab.cli.export import main as export_main
 from heartcodec_lab.encoders.projection import LinearProjection, load_projection, load_projection_encoder
 from heartcodec_lab.losses import BatchLoss, LossSet
+from heartcodec_lab.training.export import export_checkpoint
 from heartcodec_lab.training.module import ProjectionTrainingModule
 from heartcodec_lab.training.run import compose_config, train
 
@@ -45,8 +45,17 @@ def _cfg(experiment: str, out, cache, *extra: str):
     # debug=fast is merged after the experiment: its sizes (2 samples per epoch, ...) hold for every recipe
     # plumbing: the random tiny codec (distill: the hidden random teacher, as the minicodec one fits only the miniature)
     pinned = [f"codec.path={RANDOM_CODEC}"] + (["teacher=random_projection"] if _distills(experiment) else [])
-    return compose_config([f"+experiment={experiment}", "debug=fast", f"paths.output_dir={out}",
-                           f"paths.cache_dir={cache}", "callbacks.reconstruction_preview.num_clips=0", *pinned, *extra])
+    return compose_config(
+        [
+            f"+experiment={experiment}",
+            "debug=fast",
+            f"paths.output_dir={out}",
+            f"paths.cache_dir={cache}",
+            "callbacks.reconstruction_preview.num_clips=0",
+            *pinned,
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -73,7 +82,10 @@ def test_every_experiment_runs_a_step(name, codec, cache_dir, tmp_path):
         assert "train/loss/consistency" in metrics and "train/loss/consistency/same_q0" in metrics
     embedded = ["codec", "teacher"] if _distills(name) else ["codec"]
     assert run_summary["provenance"]["embedded"] == embedded
-    assert json.loads((tmp_path / "projection" / "projection_config.json").read_text())["provenance"]["embedded"] == embedded
+    assert (
+        json.loads((tmp_path / "projection" / "projection_config.json").read_text())["provenance"]["embedded"]
+        == embedded
+    )
 
 
 def _tb_tags(folder):
@@ -90,9 +102,18 @@ def test_frozen_codec_is_bit_identical_after_training(codec, cache_dir, tmp_path
     assert len(rvq_buffers) >= 4 * 8
     # the demo recipe exercises the ScalarModel encoder and decoder, the RVQ, the FlowMatching
     # estimator (flow loss) and detokenize (the preview)
-    summary = train(_cfg("demo", tmp_path, cache_dir, "trainer.max_steps=2", "data.samples_per_epoch=4",
-                         "callbacks.reconstruction_preview.num_clips=1",
-                         "detokenize.num_steps=1"), codec=codec)
+    summary = train(
+        _cfg(
+            "demo",
+            tmp_path,
+            cache_dir,
+            "trainer.max_steps=2",
+            "data.samples_per_epoch=4",
+            "callbacks.reconstruction_preview.num_clips=1",
+            "detokenize.num_steps=1",
+        ),
+        codec=codec,
+    )
     assert summary["global_step"] == 2
     after = codec.state_dict()
     assert set(after) == set(before)
@@ -104,8 +125,17 @@ def test_frozen_codec_is_bit_identical_after_training(codec, cache_dir, tmp_path
     # logs: losses, lr, gradient norm, per-quantizer usage, skipped steps, previews
     tags = _tb_tags(tmp_path / "tensorboard")
     scalars = set(tags["scalars"])
-    for tag in ["train/loss/total", "train/loss/stft", "train/loss/flow", "train/lr", "train/grad_norm",
-                "train/skipped_steps", "train/codes/used_q0", "train/codes/perplexity_q7", "val/loss/total"]:
+    for tag in [
+        "train/loss/total",
+        "train/loss/stft",
+        "train/loss/flow",
+        "train/lr",
+        "train/grad_norm",
+        "train/skipped_steps",
+        "train/codes/used_q0",
+        "train/codes/perplexity_q7",
+        "val/loss/total",
+    ]:
         assert tag in scalars, tag
     assert "reconstruction/clip0" in tags["audio"]
     assert "spectrogram/clip0" in tags["images"]
@@ -120,12 +150,22 @@ def test_resume_is_exact_and_checkpoint_exports(codec, cache_dir, tmp_path):
     # 3 batches per epoch: the interruption at step 2 is mid-epoch. The flow loss draws noise.
     common = ["data.samples_per_epoch=6", "model.optim.total_steps=4", "+trainer.limit_val_batches=0", "~logger"]
     straight = train(_cfg("flow", tmp_path / "a", cache_dir, "trainer.max_steps=4", *common), codec=codec)
-    train(_cfg("flow", tmp_path / "b", cache_dir, "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=1",
-               *common), codec=codec)
+    train(
+        _cfg(
+            "flow",
+            tmp_path / "b",
+            cache_dir,
+            "trainer.max_steps=2",
+            "callbacks.model_checkpoint.every_n_train_steps=1",
+            *common,
+        ),
+        codec=codec,
+    )
     ckpt = tmp_path / "b" / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True, map_location="cpu")["heartcodec_lab"]["batches_seen"] == 2
-    resumed = train(_cfg("flow", tmp_path / "c", cache_dir, "trainer.max_steps=4", f"ckpt_path={ckpt}", *common),
-                    codec=codec)
+    resumed = train(
+        _cfg("flow", tmp_path / "c", cache_dir, "trainer.max_steps=4", f"ckpt_path={ckpt}", *common), codec=codec
+    )
     assert resumed["global_step"] == straight["global_step"] == 4
     assert resumed["batches_seen"] == 4
     assert resumed["projection_sha256_per_rank"] == straight["projection_sha256_per_rank"]
@@ -135,8 +175,12 @@ def test_resume_is_exact_and_checkpoint_exports(codec, cache_dir, tmp_path):
     exported, config = load_projection(tmp_path / "exported")
     own, _ = load_projection(tmp_path / "a" / "projection")
     assert config["kind"] == "conv1d" and config["extra"]["global_step"] == 4
-    assert config["provenance"] == {"embedded": ["codec"], "models": {"codec": "random"}, "checkpoints": {},
-                                    "allow_embedded": False}
+    assert config["provenance"] == {
+        "embedded": ["codec"],
+        "models": {"codec": "random"},
+        "checkpoints": {},
+        "allow_embedded": False,
+    }
     for k, v in own.state_dict().items():
         assert torch.equal(v, exported.state_dict()[k]), k
     assert export_checkpoint(ckpt, tmp_path / "early").is_dir()
@@ -193,22 +237,36 @@ def _audio_loader(n: int, samples: int = 7680):
 def _module(codec, nan_loss=(), nan_grad=(), **kw):
     ref = []
     projection = LinearProjection(latent_dim=codec.config.latent_hidden_dim, hidden_dim=32, out_dim=codec.config.dim)
-    module = ProjectionTrainingModule(codec, projection, LossSet([_Scripted(ref, set(nan_loss), set(nan_grad))]),
-                                      optim={"lr": 1e-2, "warmup_steps": 0}, **kw)
+    module = ProjectionTrainingModule(
+        codec,
+        projection,
+        LossSet([_Scripted(ref, set(nan_loss), set(nan_grad))]),
+        optim={"lr": 1e-2, "warmup_steps": 0},
+        **kw,
+    )
     ref.append(module)
     return module
 
 
 def _trainer(steps, callbacks=()):
     # validation off on purpose (limit_val_batches=0 with a loader given, so Lightning does not warn it is missing)
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks),
-                      limit_val_batches=0)
+    return pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+        limit_val_batches=0,
+    )
 
 
 # Lightning 2.6's CombinedLoader builds torch pytree LeafSpecs the way torch 2.14 deprecates (its code, not ours;
 # train() hides library deprecations the same way, training/console.py)
-LIGHTNING_LEAFSPEC = pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning")
+LIGHTNING_LEAFSPEC = pytest.mark.filterwarnings(
+    "ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning"
+)
 
 
 @LIGHTNING_LEAFSPEC

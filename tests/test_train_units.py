@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from heartcodec_lab.conf import group_options
 from heartcodec_lab.cli.export import main as export_main
-from heartcodec_lab.training.export import ExportError, export_checkpoint
+from heartcodec_lab.conf import group_options
 from heartcodec_lab.training.adapter import LatentAdapter
+from heartcodec_lab.training.export import ExportError, export_checkpoint
 from heartcodec_lab.training.run import compose_config
 from heartcodec_lab.training.schedule import WarmupCosine
 
@@ -61,8 +61,9 @@ def test_every_experiment_composes(name, tmp_path):
         assert real.trainer.max_steps >= 100_000
     if name in ("distill", "stable"):
         assert cfg.teacher == {"kind": "minicodec", "path": None}  # the miniature's true encoder
-        assert compose_config(["+experiment=distill", "teacher=random_projection",
-                               f"paths.output_dir={tmp_path}"]).teacher == {"kind": "random_projection", "seed": 1234}
+        assert compose_config(
+            ["+experiment=distill", "teacher=random_projection", f"paths.output_dir={tmp_path}"]
+        ).teacher == {"kind": "random_projection", "seed": 1234}
 
 
 def test_train_yaml_does_not_default_an_experiment(tmp_path):

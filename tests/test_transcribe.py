@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from heartcodec_lab.audio import save_audio
-from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.cli.transcribe import run
+from heartcodec_lab.data.synth import synth_music
 from heartcodec_lab.transcribe import WHISPER_SAMPLE_RATE, TranscriberLoadError, TranscribeSettings, load_transcriber
 from heartcodec_lab.transcribe.embedded import build_embedded_transcriber
 
@@ -32,9 +32,16 @@ def saved_whisper(tmp_path_factory) -> Path:
 
 def test_default_settings_are_heartlibs():
     kwargs = TranscribeSettings().generate_kwargs()
-    assert kwargs == {"max_new_tokens": 256, "num_beams": 2, "task": "transcribe", "condition_on_prev_tokens": False,
-                      "compression_ratio_threshold": 1.8, "temperature": (0.0, 0.1, 0.2, 0.4),
-                      "logprob_threshold": -1.0, "no_speech_threshold": 0.4}
+    assert kwargs == {
+        "max_new_tokens": 256,
+        "num_beams": 2,
+        "task": "transcribe",
+        "condition_on_prev_tokens": False,
+        "compression_ratio_threshold": 1.8,
+        "temperature": (0.0, 0.1, 0.2, 0.4),
+        "logprob_threshold": -1.0,
+        "no_speech_threshold": 0.4,
+    }
     assert TranscribeSettings().chunk_length_s == 30.0
     with pytest.raises(ValueError, match="num_beam"):
         TranscribeSettings.from_dict({"num_beam": 3})
@@ -52,8 +59,10 @@ def test_same_text_as_transformers_pipeline(saved_whisper):
 
     reference = pipeline("automatic-speech-recognition", model=str(saved_whisper), chunk_length_s=30, device="cpu")
     torch.manual_seed(0)
-    expected = reference({"raw": audio.mean(0).numpy(), "sampling_rate": WHISPER_SAMPLE_RATE},
-                         generate_kwargs=ours.settings.generate_kwargs())["text"].strip()
+    expected = reference(
+        {"raw": audio.mean(0).numpy(), "sampling_rate": WHISPER_SAMPLE_RATE},
+        generate_kwargs=ours.settings.generate_kwargs(),
+    )["text"].strip()
     assert text == expected
     assert len(text) > 0
 
@@ -89,6 +98,7 @@ def transcribe_cfg(compose):
     def make(**values):
         overrides = [f"{k}={v}" for k, v in values.items()]
         return compose("transcribe", *overrides, *(f"transcriber.settings.{k}={v}" for k, v in FAST.items()))
+
     return make
 
 
@@ -118,8 +128,9 @@ def test_command_writes_jsonl_resumes_and_records_bad_files(tmp_path, transcribe
     assert counts == {"done": 2, "skipped": 0, "failed": 1}
     # transformers gets the length bound the way Whisper expects it: no per-chunk warning about
     # max_new_tokens next to max_length (nor its own suppress-token workaround, nor chunking)
-    assert not any(w in m for m in kept.messages for w in ("max_new_tokens", "generation_config", "chunk_length_s")), \
+    assert not any(w in m for m in kept.messages for w in ("max_new_tokens", "generation_config", "chunk_length_s")), (
         kept.messages
+    )
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["file"] for r in records] == ["a.wav", "album/b.flac"]
     assert all(isinstance(r["text"], str) and r["duration_s"] > 0.9 for r in records)

@@ -71,8 +71,18 @@ def _ffprobe(path: Path) -> dict:
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         raise AudioError(path, "m4a/AAC needs ffmpeg/ffprobe, which is not installed")
-    cmd = [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-           "stream=sample_rate,channels:format=duration", "-of", "default=nw=1", str(path)]
+    cmd = [
+        ffprobe,
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=sample_rate,channels:format=duration",
+        "-of",
+        "default=nw=1",
+        str(path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, check=False, text=True)
     fields = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     if proc.returncode != 0 or "sample_rate" not in fields:

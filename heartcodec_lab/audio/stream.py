@@ -60,8 +60,11 @@ def stream_chunks(
         if not torch.isfinite(block).all():
             bad = int((~torch.isfinite(block)).sum())
             at = info.num_samples + int((~torch.isfinite(block)).any(0).nonzero()[0])
-            raise AudioError(path, f"contains non-finite samples (NaN/Inf), first at {at / info.sample_rate:.3f} s "
-                             f"({bad} in that block)", stage="check")
+            raise AudioError(
+                path,
+                f"contains non-finite samples (NaN/Inf), first at {at / info.sample_rate:.3f} s ({bad} in that block)",
+                stage="check",
+            )
         if resampler is None:
             resampler = BlockResampler(info.sample_rate, native_rate)
         info.num_samples += block.shape[-1]
@@ -71,8 +74,11 @@ def stream_chunks(
     if info.num_samples == 0 or resampler is None:
         raise AudioError(path, "contains no samples", stage="check")
     if info.num_samples < TOKEN_FRAME_SECONDS * info.sample_rate:
-        raise AudioError(path, f"too short: {info.num_samples / info.sample_rate * 1000:.1f} ms is under one "
-                         f"80 ms token frame", stage="check")
+        raise AudioError(
+            path,
+            f"too short: {info.num_samples / info.sample_rate * 1000:.1f} ms is under one 80 ms token frame",
+            stage="check",
+        )
     for chunk in chunker.add(resampler.flush()):
         info.native_samples += chunk_samples
         yield chunk
@@ -93,7 +99,7 @@ class _Chunker:
             self.length += piece.shape[-1]
         while self.length >= self.n:
             joined = torch.cat(self.pending, dim=-1)
-            self.pending, self.length = [joined[:, self.n:]], joined.shape[-1] - self.n
+            self.pending, self.length = [joined[:, self.n :]], joined.shape[-1] - self.n
             yield joined[:, : self.n].contiguous()
 
     def padded_rest(self) -> torch.Tensor:
@@ -119,8 +125,9 @@ def _soundfile_blocks(path: Path, info: ChunkStream, block_seconds: float) -> It
                 data = f.read(blocksize, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as err:
                 at = info.num_samples / info.sample_rate
-                raise AudioError(path, f"decoding failed after {at:.2f} s, file damaged or truncated "
-                                 f"({_clean(err)})") from err
+                raise AudioError(
+                    path, f"decoding failed after {at:.2f} s, file damaged or truncated ({_clean(err)})"
+                ) from err
             if len(data) == 0:
                 return
             yield torch.from_numpy(np.ascontiguousarray(data.T))

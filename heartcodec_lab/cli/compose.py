@@ -70,12 +70,16 @@ def explain(err: BaseException) -> str:
         if isinstance(cause, MissingConfigException):
             group, _, name = str(cause.missing_cfg_file or "").rpartition("/")
             options = ", ".join(cause.options or []) or "none"
-            return (f"no {group or 'config'} option '{name}'; choose from: {options}" if group
-                    else " ".join(str(cause).split("Config search path")[0].split()))
+            return (
+                f"no {group or 'config'} option '{name}'; choose from: {options}"
+                if group
+                else " ".join(str(cause).split("Config search path")[0].split())
+            )
         if isinstance(cause, OverrideParseException):
             return f"cannot read the override: {' '.join(str(cause).split('See https')[0].split())}"
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError, ValidationError, MissingMandatoryValue)) or (
-                isinstance(cause, OmegaConfBaseException) and "not in struct" in str(cause)):
+            isinstance(cause, OmegaConfBaseException) and "not in struct" in str(cause)
+        ):
             return _explain_omegaconf(cause)
     return " ".join(str(err).split())
 

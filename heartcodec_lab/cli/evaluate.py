@@ -26,9 +26,14 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 #: the old spellings (until 0.2): a folder key chose the mode, now `mode=` does
-RENAMED = {"out_dir": "output", "dataset_dir": ("input", "mode=usage"), "audio_dir": ("input", "mode=encoders"),
-           "songs_dir": ("input", "mode=adherence"), "compare": ("input", "mode=compare"),
-           "estimate_dir": ("estimate", "mode=pairs")}
+RENAMED = {
+    "out_dir": "output",
+    "dataset_dir": ("input", "mode=usage"),
+    "audio_dir": ("input", "mode=encoders"),
+    "songs_dir": ("input", "mode=adherence"),
+    "compare": ("input", "mode=compare"),
+    "estimate_dir": ("estimate", "mode=pairs"),
+}
 COMMAND = Command("heartcodec-evaluate", "evaluate", _evaluate, errors=_errors(), renamed=RENAMED)
 
 

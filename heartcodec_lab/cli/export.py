@@ -12,8 +12,21 @@ from omegaconf import DictConfig
 from heartcodec_lab.cli.runner import Command, run_command
 from heartcodec_lab.cli.vocabulary import REMOVED_IN
 
-_HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
-                           "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
+_HYDRA_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-name",
+    "-cn",
+    "--config-path",
+    "-cp",
+    "--config-dir",
+    "-cd",
+    "--info",
+    "-i",
+    "--experimental-rerun",
+}
 
 
 def positional_to_overrides(args: list[str]) -> list[str]:
@@ -28,8 +41,11 @@ def positional_to_overrides(args: list[str]) -> list[str]:
             out.append(arg)
         after_flag = arg in _HYDRA_FLAGS_WITH_VALUE
     if positional or "--trust-pickle" in args:
-        print(f"heartcodec-export-projection: note: 'CKPT OUTDIR --trust-pickle' is now "
-              f"'input=CKPT output=OUTDIR trust_pickle=true'; the old spelling goes in {REMOVED_IN}", file=sys.stderr)
+        print(
+            f"heartcodec-export-projection: note: 'CKPT OUTDIR --trust-pickle' is now "
+            f"'input=CKPT output=OUTDIR trust_pickle=true'; the old spelling goes in {REMOVED_IN}",
+            file=sys.stderr,
+        )
     return [f"{key}={value}" for key, value in zip(("input", "output"), positional)] + out
 
 

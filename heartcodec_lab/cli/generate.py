@@ -68,11 +68,12 @@ def generation_provenance(cfg: DictConfig):
     """HeartMuLa, codec and (when continuing from audio) the encoder: all checkpoints or all embedded."""
     from heartcodec_lab.provenance import Component, check_components, codec_component, encoder_component
 
-    components = [Component("HeartMuLa", "mula.path", cfg.mula.get("path")),
-                  codec_component(cfg.codec.get("path"))]
+    components = [Component("HeartMuLa", "mula.path", cfg.mula.get("path")), codec_component(cfg.codec.get("path"))]
     source = cfg.get("input")
     if source and Path(str(source)).suffix.lower() != ".npy":
-        components.append(encoder_component("encoder", "encoder.path", cfg.encoder.get("kind"), cfg.encoder.get("path")))
+        components.append(
+            encoder_component("encoder", "encoder.path", cfg.encoder.get("kind"), cfg.encoder.get("path"))
+        )
     return check_components(components, bool(cfg.get("allow_embedded", False)))
 
 
@@ -111,7 +112,13 @@ def run(cfg: DictConfig) -> Path:
     cancel = threading.Event()
     with _ctrl_c_cancels(cancel):
         result = generate_tokens(
-            bundle, tags, lyrics, gen_cfg, history=history, cancel=cancel, progress=bool(cfg.progress),
+            bundle,
+            tags,
+            lyrics,
+            gen_cfg,
+            history=history,
+            cancel=cancel,
+            progress=bool(cfg.progress),
             seed=cfg.seed,
         )
     log.info("generated %d frames (%s)", result.new_frames, result.stop_reason)
@@ -165,8 +172,13 @@ def _generate(cfg: DictConfig) -> None:
     run(cfg)
 
 
-COMMAND = Command("heartcodec-generate", "generate", _generate, rewrite=quote_free_text,
-                  renamed={"save_path": "output", "continue_from": "input"})
+COMMAND = Command(
+    "heartcodec-generate",
+    "generate",
+    _generate,
+    rewrite=quote_free_text,
+    renamed={"save_path": "output", "continue_from": "input"},
+)
 
 
 def main(argv: list[str] | None = None) -> None:

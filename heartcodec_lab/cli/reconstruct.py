@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -129,9 +130,13 @@ def run(cfg) -> int:
             torch.set_num_threads(int(cfg.threads))
         from heartcodec_lab.provenance import check_components, codec_component, encoder_component
 
-        provenance = check_components([codec_component(cfg.codec.path),
-                                       encoder_component("encoder", "encoder.path", cfg.encoder.kind, cfg.encoder.path)],
-                                      bool(cfg.get("allow_embedded", False)))
+        provenance = check_components(
+            [
+                codec_component(cfg.codec.path),
+                encoder_component("encoder", "encoder.path", cfg.encoder.kind, cfg.encoder.path),
+            ],
+            bool(cfg.get("allow_embedded", False)),
+        )
         if provenance.embedded:
             print(provenance.headline())
         from heartcodec_lab.codec import (  # heavy imports only once the input is known good
@@ -144,8 +149,9 @@ def run(cfg) -> int:
         codec = load_codec(cfg.codec.path, device=cfg.codec.device, dtype=dtype)
         extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
         extra["precision"] = cfg.encoder.get("precision")
-        encoder = build_encoder(cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks),
-                                **extra)
+        encoder = build_encoder(
+            cfg.encoder.kind, cfg.encoder.path, codec, batch_chunks=int(cfg.encoder.batch_chunks), **extra
+        )
         load_seconds = time.perf_counter() - start
         settings = DetokenizeSettings.from_mapping(cfg.detokenize)
         print(f"heartcodec-reconstruct: {settings.apply_precision(codec)}")  # what precision and solver, and why

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from omegaconf import DictConfig
 
@@ -53,8 +53,18 @@ def user_error_types(extra: tuple[type[BaseException], ...] = ()) -> tuple[type[
     from heartcodec_lab.mula.loading import MulaLoadError
     from heartcodec_lab.provenance import ProvenanceError
 
-    return (ProvenanceError, CheckpointError, ConfigError, EncoderCheckpointError, ProjectionCheckpointError,
-            MulaLoadError, AudioError, FileNotFoundError, NotADirectoryError, *extra)
+    return (
+        ProvenanceError,
+        CheckpointError,
+        ConfigError,
+        EncoderCheckpointError,
+        ProjectionCheckpointError,
+        MulaLoadError,
+        AudioError,
+        FileNotFoundError,
+        NotADirectoryError,
+        *extra,
+    )
 
 
 def refuse(prog: str, message: object) -> None:
@@ -87,8 +97,13 @@ def header(command: Command, args: list[str], user_keys: set[str]) -> str:
     chosen = [a.split("=", 1)[1] for a in args if a.startswith("scale=")]
     if chosen:
         paths = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "codec.path"]
-        why = ("set on the command line" if "scale" in user_keys
-               else f"codec.path={paths[-1]}" if paths else "codec.path=null: the embedded miniature")
+        why = (
+            "set on the command line"
+            if "scale" in user_keys
+            else f"codec.path={paths[-1]}"
+            if paths
+            else "codec.path=null: the embedded miniature"
+        )
         text += f", scale {chosen[-1]} ({why})"
     return text
 

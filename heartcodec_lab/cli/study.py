@@ -18,8 +18,9 @@ def _study(cfg: DictConfig) -> None:
     log.info("report: %s", run_study(cfg))
 
 
-COMMAND = Command("heartcodec-study", "study", _study, errors=(ValueError,),
-                  renamed={"audio_dir": "input", "out_dir": "output"})
+COMMAND = Command(
+    "heartcodec-study", "study", _study, errors=(ValueError,), renamed={"audio_dir": "input", "out_dir": "output"}
+)
 
 
 def main(argv: list[str] | None = None) -> None:

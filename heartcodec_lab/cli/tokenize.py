@@ -13,8 +13,13 @@ def _tokenize(cfg: DictConfig) -> int:
     return run(cfg)
 
 
-COMMAND = Command("heartcodec-tokenize", "tokenize", _tokenize, errors=(ValueError,),
-                  renamed={"input_dir": "input", "input_manifest": "input", "output_dir": "output"})
+COMMAND = Command(
+    "heartcodec-tokenize",
+    "tokenize",
+    _tokenize,
+    errors=(ValueError,),
+    renamed={"input_dir": "input", "input_manifest": "input", "output_dir": "output"},
+)
 
 
 def main(argv: list[str] | None = None) -> None:

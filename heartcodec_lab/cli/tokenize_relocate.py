@@ -11,8 +11,10 @@ def _relocate(cfg: DictConfig) -> int:
     from heartcodec_lab.tokenize.relocate import relocate
 
     result = relocate(cfg.output, cfg.get("audio_root"))
-    print(f"{result['dataset_dir']}: multidatabackend.json now points here (was {', '.join(result['previous_dirs'])}); "
-          f"{result['links_changed']} audio link(s) re-pointed; {result['unresolved_audio']} audio file(s) unresolved")
+    print(
+        f"{result['dataset_dir']}: multidatabackend.json now points here (was {', '.join(result['previous_dirs'])}); "
+        f"{result['links_changed']} audio link(s) re-pointed; {result['unresolved_audio']} audio file(s) unresolved"
+    )
     return 1 if result["unresolved_audio"] else 0
 
 
@@ -22,8 +24,9 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (RelocateError,)
 
 
-COMMAND = Command("heartcodec-tokenize-relocate", "tokenize_relocate", _relocate, errors=_errors(),
-                  renamed={"dataset_dir": "output"})
+COMMAND = Command(
+    "heartcodec-tokenize-relocate", "tokenize_relocate", _relocate, errors=_errors(), renamed={"dataset_dir": "output"}
+)
 
 
 def main(argv: list[str] | None = None) -> None:

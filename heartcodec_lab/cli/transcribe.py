@@ -28,10 +28,14 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     transcriber = transcriber_from_config(cfg.transcriber)
-    counts = transcribe_files(transcriber, cfg.input, cfg.output, extensions=cfg.extensions,
-                              resume=bool(cfg.resume))
-    log.info("%s: %d transcribed, %d already done, %d failed", cfg.output, counts["done"], counts["skipped"],
-             counts["failed"])
+    counts = transcribe_files(transcriber, cfg.input, cfg.output, extensions=cfg.extensions, resume=bool(cfg.resume))
+    log.info(
+        "%s: %d transcribed, %d already done, %d failed",
+        cfg.output,
+        counts["done"],
+        counts["skipped"],
+        counts["failed"],
+    )
     return counts
 
 

@@ -8,12 +8,12 @@ overrides the old spelling implied, such as an evaluation mode). They keep worki
 from __future__ import annotations
 
 import sys
-from typing import Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
 
 #: the release that drops the old spellings
 REMOVED_IN = "0.2"
 
-Renamed = Mapping[str, Union[str, Sequence[str]]]
+Renamed = Mapping[str, str | Sequence[str]]
 
 
 def _split(arg: str) -> tuple[str, str, str, str]:
@@ -46,8 +46,7 @@ def rename_deprecated(prog: str, args: list[str], renamed: Renamed, stream=None)
         if head not in noted:
             noted.add(head)
             also = f" (and {' '.join(implied_here)})" if implied_here else ""
-            print(f"{prog}: note: '{head}=' is now '{new}='{also}; the old spelling goes in {REMOVED_IN}",
-                  file=stream)
+            print(f"{prog}: note: '{head}=' is now '{new}='{also}; the old spelling goes in {REMOVED_IN}", file=stream)
         out.append(f"{prefix}{new}{rest}{value}")
         for extra in implied_here:
             key = extra.split("=", 1)[0]

@@ -133,7 +133,6 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
 
     from heartcodec_lab.codec.weights import skip_weight_init
 
-
     modeling, configuration = import_released(src)
     tiny_codec = build_codec(True) if tiny else None
     ours_config = tiny_codec.config if tiny else full_config()
@@ -149,8 +148,15 @@ def build_released(src: str, tiny: bool, parts=("flow_matching", "scalar_model")
     return _freeze(model)
 
 
-def case_inputs(case: str, codec, seconds: float, steps: int = 10, impl: str = "ours", solver: str = "euler",
-                time_power: float = 1.0):
+def case_inputs(
+    case: str,
+    codec,
+    seconds: float,
+    steps: int = 10,
+    impl: str = "ours",
+    solver: str = "euler",
+    time_power: float = 1.0,
+):
     """Deterministic inputs of one case; returns ``(callable, audio_seconds)``.
 
     The callable takes a ``warmup`` flag: True runs a tiny input first (lazy
@@ -251,7 +257,11 @@ def case_flops(case: str, seconds: float, steps: int, tiny: bool) -> int:
             return estimator()
         if case == "rvq":  # distances to 8 codebooks of 8192 x 32 plus the projections
             frames = int(seconds * cfg.codes_per_second)
-            return 2 * frames * (cfg.num_quantizers * cfg.codebook_size * cfg.codebook_dim + 2 * cfg.dim * cfg.codebook_dim)
+            return (
+                2
+                * frames
+                * (cfg.num_quantizers * cfg.codebook_size * cfg.codebook_dim + 2 * cfg.dim * cfg.codebook_dim)
+            )
         if case == "detokenize":
             windows = len(WindowPlan.for_length(int(seconds * cfg.codes_per_second)).starts)
             return windows * (steps * estimator() + decode(ESTIMATOR_FRAMES, 2))

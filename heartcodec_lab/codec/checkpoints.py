@@ -29,8 +29,10 @@ from torch import nn
 _TRUE = {"1", "true", "yes", "on"}
 _LISTED = 8  # problems named in one error line
 # org/name[@revision][/sub/folder]; names as the Hub allows them (letters, digits, - _ .)
-_HUB_ID = re.compile(r"^(?P<org>[A-Za-z0-9][\w.-]*)/(?P<name>[A-Za-z0-9][\w.-]*?)"
-                     r"(?:@(?P<revision>[\w.-]+))?(?:/(?P<subfolder>[^@]+?))?/?$")
+_HUB_ID = re.compile(
+    r"^(?P<org>[A-Za-z0-9][\w.-]*)/(?P<name>[A-Za-z0-9][\w.-]*?)"
+    r"(?:@(?P<revision>[\w.-]+))?(?:/(?P<subfolder>[^@]+?))?/?$"
+)
 
 
 class CheckpointError(ValueError):
@@ -60,11 +62,12 @@ def embedded_codec_name(path) -> str | None:
         return DEFAULT_EMBEDDED
     if not text.startswith(EMBEDDED_PREFIX):
         return None
-    name = text[len(EMBEDDED_PREFIX):]
+    name = text[len(EMBEDDED_PREFIX) :]
     if name not in EMBEDDED_CODECS:
         known = ", ".join(EMBEDDED_PREFIX + n for n in EMBEDDED_CODECS)
-        raise CheckpointError(f"codec.path={text}: unknown built-in codec; known: {known} "
-                              f"(a folder of that name: write ./{text})")
+        raise CheckpointError(
+            f"codec.path={text}: unknown built-in codec; known: {known} (a folder of that name: write ./{text})"
+        )
     return name
 
 
@@ -110,8 +113,12 @@ def hub_offline() -> bool:
 def snapshot_folder(ref: HubRef) -> Path:
     """The cached snapshot of ``ref`` (downloaded first unless offline); CheckpointError when unavailable."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     cache, offline = hub_cache_dir(), hub_offline()
     where = f"not a local path, and Hugging Face Hub repo {ref.repo_id}" + (f"@{ref.revision}" if ref.revision else "")
@@ -119,17 +126,23 @@ def snapshot_folder(ref: HubRef) -> Path:
         folder = snapshot_download(ref.repo_id, revision=ref.revision, cache_dir=cache, local_files_only=offline)
     except (LocalEntryNotFoundError, FileNotFoundError):
         how = "offline (HF_HUB_OFFLINE=1)" if offline else "and the Hub could not be reached"
-        raise CheckpointError(f"{ref}: {where} is not in the cache {cache}, {how}; "
-                              f"download it once with `hf download {ref.repo_id}` or set HF_HOME") from None
+        raise CheckpointError(
+            f"{ref}: {where} is not in the cache {cache}, {how}; "
+            f"download it once with `hf download {ref.repo_id}` or set HF_HOME"
+        ) from None
     except GatedRepoError:
-        raise CheckpointError(f"{ref}: {where} is gated: accept its terms on the Hub and log in (`hf auth login`)") from None
+        raise CheckpointError(
+            f"{ref}: {where} is gated: accept its terms on the Hub and log in (`hf auth login`)"
+        ) from None
     except RevisionNotFoundError:
         raise CheckpointError(f"{ref}: {where} has no revision {ref.revision!r}") from None
     except RepositoryNotFoundError:
         raise CheckpointError(f"{ref}: {where} does not exist (or is private: `hf auth login`)") from None
     except Exception as err:  # network and HTTP failures: one line, whatever the library wrote
         message = " ".join(str(err).split())[:300]
-        raise CheckpointError(f"{ref}: could not fetch Hugging Face Hub repo {ref.repo_id} ({type(err).__name__}: {message})") from None
+        raise CheckpointError(
+            f"{ref}: could not fetch Hugging Face Hub repo {ref.repo_id} ({type(err).__name__}: {message})"
+        ) from None
     return Path(folder)
 
 
@@ -150,12 +163,18 @@ def locate_checkpoint(path: str | Path, what: str = "checkpoint") -> Path:
         return folder
     target = folder / ref.subfolder
     if not target.exists():
-        raise CheckpointError(f"{ref}: no {ref.subfolder!r} in Hugging Face Hub repo {ref.repo_id} ({what}; snapshot {folder})")
+        raise CheckpointError(
+            f"{ref}: no {ref.subfolder!r} in Hugging Face Hub repo {ref.repo_id} ({what}; snapshot {folder})"
+        )
     return target
 
 
-def check_state(found: Mapping[str, Sequence[int]], expected: Mapping[str, Sequence[int]], where: str | Path,
-                same_shape: Callable[[str, list, list], bool] | None = None) -> None:
+def check_state(
+    found: Mapping[str, Sequence[int]],
+    expected: Mapping[str, Sequence[int]],
+    where: str | Path,
+    same_shape: Callable[[str, list, list], bool] | None = None,
+) -> None:
     """Key names and shapes of a checkpoint against a model's; one CheckpointError line listing what differs.
 
     ``found`` / ``expected``: key -> shape. ``same_shape(key, got, want)`` may accept a known

@@ -10,10 +10,10 @@ estimator: :mod:`heartcodec_lab.codec.precision`; None in Python leaves the code
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Mapping
-
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
@@ -43,7 +43,7 @@ class DetokenizeSettings:
             object.__setattr__(self, "precision", check_precision(self.precision))
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> "DetokenizeSettings":
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> DetokenizeSettings:
         """From a config node / dict; unknown keys are an error (a typo must not fall back to a default)."""
         values = dict(values or {})
         known = {f.name for f in fields(cls)}
@@ -71,9 +71,11 @@ class DetokenizeSettings:
         if self.precision is not None and hasattr(codec, "set_precision"):
             choice = codec.set_precision(self.precision)
         what = str(choice) if choice is not None else f"estimator: {getattr(codec, 'precision', 'fp32')} (as loaded)"
-        line = (f"detokenize: {what}; ScalarModel, RVQ and conditioning fp32; solver {self.solver}, "
-                f"{self.num_steps} steps (time grid power {self.time_power:g}) = "
-                f"{evaluations(self.solver, self.num_steps)} guided estimator calls per window")
+        line = (
+            f"detokenize: {what}; ScalarModel, RVQ and conditioning fp32; solver {self.solver}, "
+            f"{self.num_steps} steps (time grid power {self.time_power:g}) = "
+            f"{evaluations(self.solver, self.num_steps)} guided estimator calls per window"
+        )
         if getattr(codec, "_precision_header", None) != line:  # once per codec and setting, not per call
             log.info(line)
             try:
@@ -105,9 +107,14 @@ class DetokenizeSettings:
             depth["solver"] = self.solver
         if self.time_power != 1.0:
             depth["time_power"] = self.time_power
-        wav = codec.detokenize(codes.to(device=device, dtype=torch.long), duration=self.duration,
-                               num_steps=self.num_steps, guidance_scale=self.guidance_scale, disable_progress=True,
-                               **depth)
+        wav = codec.detokenize(
+            codes.to(device=device, dtype=torch.long),
+            duration=self.duration,
+            num_steps=self.num_steps,
+            guidance_scale=self.guidance_scale,
+            disable_progress=True,
+            **depth,
+        )
         return wav.detach().float().cpu()
 
 

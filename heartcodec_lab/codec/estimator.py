@@ -277,9 +277,17 @@ class FlowEstimator(nn.Module):
             raise ValueError(f"timestep has {t.shape[0]} values for a batch of {hidden_states.shape[0]}")
 
         s = self.proj_in(hidden_states)
-        s = self._stage(s, t, self.adaln_single, self.transformer_blocks, self.norm_out,
-                        self.scale_shift_table, self.head_dims[0])
+        s = self._stage(
+            s, t, self.adaln_single, self.transformer_blocks, self.norm_out, self.scale_shift_table, self.head_dims[0]
+        )
         x = self.connection_proj(torch.cat([hidden_states, s], dim=-1))
-        x = self._stage(x, t, self.adaln_single_2, self.transformer_blocks_2, self.norm_out_2,
-                        self.scale_shift_table_2, self.head_dims[1])
+        x = self._stage(
+            x,
+            t,
+            self.adaln_single_2,
+            self.transformer_blocks_2,
+            self.norm_out_2,
+            self.scale_shift_table_2,
+            self.head_dims[1],
+        )
         return self.proj_out(x)

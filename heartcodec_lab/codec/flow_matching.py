@@ -20,7 +20,7 @@ the solution must continue) and zeros elsewhere.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from rich.progress import track
@@ -105,7 +105,7 @@ class FlowMatching(nn.Module):
         self.codebook_size = codebook_size
         self.vq_embed.eval()
 
-    def train(self, mode: bool = True) -> "FlowMatching":
+    def train(self, mode: bool = True) -> FlowMatching:
         super().train(mode)
         self.vq_embed.eval()  # EMA codebook updates would silently change the tokens' meaning
         return self
@@ -203,8 +203,14 @@ class FlowMatching(nn.Module):
         steps = range(1, len(t_span))
         if not disable_progress:
             steps = track(steps, description="flow-matching steps")
-        return integrate(lambda state, t: self.guided_velocity(state, incontext_x, mu, t, guidance_scale),
-                         x, t_span, solver, pin, steps)
+        return integrate(
+            lambda state, t: self.guided_velocity(state, incontext_x, mu, t, guidance_scale),
+            x,
+            t_span,
+            solver,
+            pin,
+            steps,
+        )
 
     @torch.inference_mode()
     def inference_codes(

@@ -150,7 +150,9 @@ def configure_precision(dtype: torch.dtype, allow_low_precision: bool, allow_tf3
             "in half precision both flip decisions, so results drift from float32"
         )
         if not allow_low_precision:
-            raise ValueError(f"refusing to run HeartCodec in {dtype}: {why}. Pass allow_low_precision=True to force it.")
+            raise ValueError(
+                f"refusing to run HeartCodec in {dtype}: {why}. Pass allow_low_precision=True to force it."
+            )
         warnings.warn(f"HeartCodec forced to {dtype} (the RVQ and conditioning stay float32): {why}", stacklevel=3)
     elif dtype != torch.float32:
         raise ValueError(f"unsupported HeartCodec dtype {dtype}; use torch.float32")
@@ -210,8 +212,10 @@ def load_codec(
 
         folder = shipped_codec_dir()
         if not (folder / "config.json").is_file():
-            raise CheckpointError(f"{folder}: the miniature codec's weights are not in this installation "
-                                  f"(codec.path={RANDOM_CODEC} builds the random tiny codec)")
+            raise CheckpointError(
+                f"{folder}: the miniature codec's weights are not in this installation "
+                f"(codec.path={RANDOM_CODEC} builds the random tiny codec)"
+            )
     else:
         folder = _resolve_folder(path)
     config = HeartCodecConfig.from_json(folder / "config.json")

@@ -15,9 +15,9 @@ same seed the output matches the reference implementation.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -55,7 +55,7 @@ class WindowPlan:
         return window, hop
 
     @classmethod
-    def for_length(cls, num_codes: int, duration: float = WINDOW_SECONDS, codes_per_second: float = 12.5) -> "WindowPlan":
+    def for_length(cls, num_codes: int, duration: float = WINDOW_SECONDS, codes_per_second: float = 12.5) -> WindowPlan:
         window, hop = cls.sizes(duration, codes_per_second)
         overlap = window - hop
         length = max(num_codes, window)
@@ -228,17 +228,27 @@ class HeartCodec(nn.Module):
             prompt, n_context = torch.cat([tail, fill], 1), context_frames
             del latents
 
-    def generate_latents(self, codes: torch.Tensor, duration: float = WINDOW_SECONDS, num_steps: int = 10,
-                         guidance_scale: float = 1.25, disable_progress: bool = True,
-                         num_quantizers: int | None = None, solver: str = "euler",
-                         time_power: float = 1.0) -> list[torch.Tensor]:
+    def generate_latents(
+        self,
+        codes: torch.Tensor,
+        duration: float = WINDOW_SECONDS,
+        num_steps: int = 10,
+        guidance_scale: float = 1.25,
+        disable_progress: bool = True,
+        num_quantizers: int | None = None,
+        solver: str = "euler",
+        time_power: float = 1.0,
+    ) -> list[torch.Tensor]:
         """Codes ``[8, T]`` -> one latent tensor ``[1, 2 * window, 256]`` per window (random: uses the global RNG).
 
         Holds every window; :meth:`detokenize` streams them instead. ``num_quantizers=k``
         conditions on the first k residual levels only (None: all 8).
         """
-        return list(self.iter_window_latents(codes, duration, num_steps, guidance_scale, disable_progress,
-                                             num_quantizers, solver, time_power))
+        return list(
+            self.iter_window_latents(
+                codes, duration, num_steps, guidance_scale, disable_progress, num_quantizers, solver, time_power
+            )
+        )
 
     @torch.inference_mode()
     def decode_latents(self, latents: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
@@ -294,8 +304,9 @@ class HeartCodec(nn.Module):
         # duration separately, which agrees for 29.76 s but misaligns windows for other lengths).
         window, hop = (n * self.samples_per_code for n in WindowPlan.sizes(duration, self.codes_per_second))
         mix = _CrossFade(num_codes * self.samples_per_code, window, hop)
-        windows = self.iter_window_latents(codes, duration, num_steps, guidance_scale, disable_progress,
-                                           num_quantizers, solver, time_power)
+        windows = self.iter_window_latents(
+            codes, duration, num_steps, guidance_scale, disable_progress, num_quantizers, solver, time_power
+        )
         for i, latents in enumerate(windows):
             needed = mix.samples_used(i)
             if needed > 0:
@@ -324,8 +335,10 @@ class HeartCodec(nn.Module):
             return PrecisionChoice("estimator", str(name), forced, "the codec was loaded with a forced low dtype")
         choice = resolve_precision(name, "estimator", self.device)
         if choice.dtype == torch.float32 and self.precision == "bf16":
-            raise ValueError("this codec's estimator weights were narrowed to bf16; reload the codec for fp32 "
-                             "(bf16 weights cannot be widened back bit for bit)")
+            raise ValueError(
+                "this codec's estimator weights were narrowed to bf16; reload the codec for fp32 "
+                "(bf16 weights cannot be widened back bit for bit)"
+            )
         if choice.dtype == torch.bfloat16:
             self.flow_matching.estimator.to(torch.bfloat16)
         self.precision_choice = choice

@@ -73,7 +73,6 @@ def nearest_codes(rvq: nn.Module, features: torch.Tensor) -> tuple[torch.Tensor,
     return quantized, indices.transpose(1, 2).long()
 
 
-
 def straight_through(rvq: nn.Module, features: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
     """``quantized`` (the RVQ output for ``features [B, T, dim]``) with gradients to ``features``.
 

@@ -32,7 +32,7 @@ at a time (do not share a model between threads).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -88,10 +88,14 @@ def quantize_latent(x: torch.Tensor) -> torch.Tensor:
 class PaddedConv1d(nn.Conv1d):
     """Conv1d on ``[B, C, T]``; causal = all padding on the left, so output t sees inputs <= t."""
 
-    def __init__(self, n_in: int, n_out: int, kernel_size: int, stride: int = 1, dilation: int = 1, causal: bool = True):
+    def __init__(
+        self, n_in: int, n_out: int, kernel_size: int, stride: int = 1, dilation: int = 1, causal: bool = True
+    ):
         reach = dilation * (kernel_size - 1)
         # Non-causal convs use the built-in symmetric padding (no extra copy of the input).
-        super().__init__(n_in, n_out, kernel_size, stride=stride, dilation=dilation, padding=0 if causal else reach // 2)
+        super().__init__(
+            n_in, n_out, kernel_size, stride=stride, dilation=dilation, padding=0 if causal else reach // 2
+        )
         self.left_pad = reach if causal else 0
         self.carry: _Carry | None = None  # set while streaming
 
@@ -228,9 +232,7 @@ class ScalarModel(nn.Module):
         self.block_frames = DEFAULT_BLOCK_FRAMES  # streamed decode block (0 = one pass)
         self.encode_block_frames: int | None = None  # streamed encode block; None = auto (see encode)
 
-        encoder: list[nn.Module] = [
-            weight_norm(PaddedConv1d(c.num_bands, width, c.default_kernel_size, causal=True))
-        ]
+        encoder: list[nn.Module] = [weight_norm(PaddedConv1d(c.num_bands, width, c.default_kernel_size, causal=True))]
         if c.num_samples > 1:
             encoder.append(PreProcessor(width, c.num_samples, c.default_kernel_size, causal=True))
         for i, (stride, k) in enumerate(zip(c.downsample_factors, c.downsample_kernel_sizes)):
@@ -245,7 +247,9 @@ class ScalarModel(nn.Module):
         ]
         for i, (stride, k) in enumerate(zip(c.upsample_factors, c.upsample_kernel_sizes)):
             decoder.append(
-                ResDecoderBlock(width * 2 ** (n_up - i), width * 2 ** (n_up - i - 1), stride, k, c.res_kernel_size, True)
+                ResDecoderBlock(
+                    width * 2 ** (n_up - i), width * 2 ** (n_up - i - 1), stride, k, c.res_kernel_size, True
+                )
             )
         if c.num_samples > 1:
             decoder.append(PostProcessor(width, c.num_samples, c.default_kernel_size, causal=True))
@@ -288,7 +292,9 @@ class ScalarModel(nn.Module):
         Both give the same numbers (bit-identical in the tests).
         """
         if wav.dim() != 3 or wav.shape[1] != self.encoder[0].in_channels:
-            raise ValueError(f"ScalarModel.encode expects [B, {self.encoder[0].in_channels}, S], got {tuple(wav.shape)}")
+            raise ValueError(
+                f"ScalarModel.encode expects [B, {self.encoder[0].in_channels}, S], got {tuple(wav.shape)}"
+            )
         if block_frames is None:
             block_frames = self.encode_block_frames
         if block_frames is None:

@@ -38,5 +38,6 @@ def read_token_file(path: str | Path, codebook_size: int | None = None, allow_em
     tokens = array.astype(np.int64)
     if codebook_size is not None and tokens.size and (tokens.min() < 0 or tokens.max() >= codebook_size):
         raise TokenFileError(
-            f"{path}: codes must lie in [0, {codebook_size}), got [{int(tokens.min())}, {int(tokens.max())}]")
+            f"{path}: codes must lie in [0, {codebook_size}), got [{int(tokens.min())}, {int(tokens.max())}]"
+        )
     return tokens

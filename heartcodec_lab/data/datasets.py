@@ -39,8 +39,9 @@ def _as_two_channels(audio: torch.Tensor, channels: str, path: Path) -> torch.Te
     return to_stereo(audio, source=str(path))
 
 
-def read_segment(path: Path, start_s: float, num_samples: int, sample_rate: int = SAMPLE_RATE,
-                 channels: str = "stereo") -> torch.Tensor:
+def read_segment(
+    path: Path, start_s: float, num_samples: int, sample_rate: int = SAMPLE_RATE, channels: str = "stereo"
+) -> torch.Tensor:
     """``num_samples`` of ``path`` from ``start_s`` seconds on, as float32 ``[2, num_samples]`` at ``sample_rate``.
 
     Reads only the segment when libsndfile can seek in the file; otherwise decodes the whole file
@@ -93,8 +94,15 @@ class RandomCropDataset(Dataset):
     files), but any non-negative index is valid: the sampler hands out global sample numbers.
     """
 
-    def __init__(self, files: list[Path], crop_seconds: float, samples_per_epoch: int, seed: int = 0,
-                 sample_rate: int = SAMPLE_RATE, channels: str = "stereo"):
+    def __init__(
+        self,
+        files: list[Path],
+        crop_seconds: float,
+        samples_per_epoch: int,
+        seed: int = 0,
+        sample_rate: int = SAMPLE_RATE,
+        channels: str = "stereo",
+    ):
         if not files:
             raise ValueError("RandomCropDataset needs at least one audio file")
         if samples_per_epoch < 1:
@@ -131,8 +139,15 @@ class FixedClipDataset(Dataset):
     Files shorter than ``offset + clip`` are cropped from the start (and zero-padded if needed).
     """
 
-    def __init__(self, files: list[Path], clip_seconds: float, num_clips: int, offset_seconds: float = 0.0,
-                 sample_rate: int = SAMPLE_RATE, channels: str = "stereo"):
+    def __init__(
+        self,
+        files: list[Path],
+        clip_seconds: float,
+        num_clips: int,
+        offset_seconds: float = 0.0,
+        sample_rate: int = SAMPLE_RATE,
+        channels: str = "stereo",
+    ):
         if not files:
             raise ValueError("FixedClipDataset needs at least one audio file")
         self.files = [Path(f) for f in files[:num_clips]]

@@ -27,8 +27,10 @@ def find_audio_files(root: str | Path, extensions: tuple[str, ...] | None = None
         raise FileNotFoundError(f"{root}: input folder not found")
     exts = set(audio_extensions(extensions))
     found = [
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in exts
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in exts
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
@@ -75,8 +77,7 @@ def read_manifest(path: str | Path) -> list[AudioItem]:
 def items_from_folder(root: str | Path, extensions: tuple[str, ...] | None = None) -> list[AudioItem]:
     """Audio files under ``root`` with tags from ``<name>.txt`` and lyrics from ``<name>.lyrics``."""
     return [
-        AudioItem(p, sidecar_text(p, ".txt"), sidecar_text(p, ".lyrics"))
-        for p in find_audio_files(root, extensions)
+        AudioItem(p, sidecar_text(p, ".txt"), sidecar_text(p, ".lyrics")) for p in find_audio_files(root, extensions)
     ]
 
 

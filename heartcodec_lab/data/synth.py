@@ -91,8 +91,9 @@ def compose(seconds: float, seed: int) -> tuple[list[Note], dict[int, tuple[int,
     return notes, programs
 
 
-def render(notes: list[Note], programs: dict[int, tuple[int, int]], seconds: float,
-           sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def render(
+    notes: list[Note], programs: dict[int, tuple[int, int]], seconds: float, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """Render notes to float32 ``[2, round(seconds * sample_rate)]``."""
     import tinysoundfont
 
@@ -137,8 +138,9 @@ def synth_music(seconds: float, seed: int, sample_rate: int = SAMPLE_RATE, peak:
     return torch.from_numpy(audio)
 
 
-def write_synth_folder(directory: str | Path, n: int, seconds: float, seed: int = 0,
-                       sample_rate: int = SAMPLE_RATE, ext: str = ".flac") -> list[Path]:
+def write_synth_folder(
+    directory: str | Path, n: int, seconds: float, seed: int = 0, sample_rate: int = SAMPLE_RATE, ext: str = ".flac"
+) -> list[Path]:
     """Write ``n`` pieces ``song_000.flac``... (seeds ``seed``, ``seed+1``...) with tag sidecars; returns paths."""
     from heartcodec_lab.audio import save_audio
 

@@ -13,14 +13,15 @@ from pathlib import Path
 
 from torch import nn
 
-from .projection import ProjectionEncoder
-
 from heartcodec_lab.codec.checkpoints import CheckpointError
 from heartcodec_lab.codec.miniature import shipped_encoder_dir
 
+from .projection import ProjectionEncoder
 
-def load_minicodec_encoder(path: str | Path | None, codec: nn.Module, batch_chunks: int = 1,
-                           allow_codec_mismatch: bool = False) -> ProjectionEncoder:
+
+def load_minicodec_encoder(
+    path: str | Path | None, codec: nn.Module, batch_chunks: int = 1, allow_codec_mismatch: bool = False
+) -> ProjectionEncoder:
     """The true encoder from ``path`` (None: the one shipped in the package) for ``codec``.
 
     Its tokens only mean something to the codec it was trained with: with another ``codec`` (the
@@ -37,10 +38,12 @@ def load_minicodec_encoder(path: str | Path | None, codec: nn.Module, batch_chun
         if codec_identity(trained) != codec_identity(codec.describe()):
             used = codec.describe()
             where = used.get("path") or used.get("kind", "another codec")
-            message = (f"encoder.kind=minicodec: {folder} is the true encoder of the miniature codec (codec.path=null) "
-                       f"but the codec here is {where}; set encoder=official encoder.path=<HeartCodec-oss-encoder folder> "
-                       f"for a released codec, encoder=official for codec.path=embedded:random "
-                       f"(or encoder.allow_codec_mismatch=true to force it)")
+            message = (
+                f"encoder.kind=minicodec: {folder} is the true encoder of the miniature codec (codec.path=null) "
+                f"but the codec here is {where}; set encoder=official encoder.path=<HeartCodec-oss-encoder folder> "
+                f"for a released codec, encoder=official for codec.path=embedded:random "
+                f"(or encoder.allow_codec_mismatch=true to force it)"
+            )
             if not allow_codec_mismatch:
                 raise CheckpointError(message)
             warnings.warn(message, stacklevel=2)

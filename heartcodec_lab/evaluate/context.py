@@ -105,8 +105,12 @@ class EvalContext:
         from heartcodec_lab.audio import load_audio
         from heartcodec_lab.data.files import sidecar_text
 
-        audio, _ = load_audio(path, sample_rate=self.sample_rate, channels="stereo",
-                              min_seconds=float(cfg.audio.get("min_seconds") or 0.0))
+        audio, _ = load_audio(
+            path,
+            sample_rate=self.sample_rate,
+            channels="stereo",
+            min_seconds=float(cfg.audio.get("min_seconds") or 0.0),
+        )
         if cfg.audio.get("max_seconds"):
             audio = audio[..., : int(float(cfg.audio.max_seconds) * self.sample_rate)]
         tags = sidecar_text(path, ".txt") or (cfg.mula.get("tags") or "")
@@ -127,8 +131,9 @@ class EvalContext:
             from heartcodec_lab.mula import load_mula
 
             m = self.cfg.mula
-            self._mula = load_mula(m.get("path"), device=m.get("device", "auto"), dtype=m.get("dtype"),
-                                   version=m.get("version"))
+            self._mula = load_mula(
+                m.get("path"), device=m.get("device", "auto"), dtype=m.get("dtype"), version=m.get("version")
+            )
         return self._mula
 
     def frame_nll(self, tokens, tags: str, lyrics: str) -> torch.Tensor:

@@ -8,14 +8,13 @@ and ``dataset_info.json``. Without ``metadata.jsonl`` every ``tokens/**/*.npy`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from heartcodec_lab.codec.token_files import TokenFileError, read_token_file
-
 
 
 class DatasetError(ValueError):

@@ -56,8 +56,9 @@ class MusicMetrics:
 
             t = self.cfg.transcriber
             settings = OmegaConf.to_container(t.get("settings") or OmegaConf.create({}), resolve=True)
-            self._transcriber = load_transcriber(t.get("path"), device=t.get("device", "cpu"),
-                                                 dtype=t.get("dtype"), settings=settings)
+            self._transcriber = load_transcriber(
+                t.get("path"), device=t.get("device", "cpu"), dtype=t.get("dtype"), settings=settings
+            )
         return self._transcriber
 
     def describe(self) -> dict:
@@ -81,8 +82,9 @@ class MusicMetrics:
             record.update({f"original_{k}_vs_lyrics": v for k, v in error_rates(lyrics, original).items()})
         return record
 
-    def clip_blocks(self, clip: str, audio: torch.Tensor, recon: torch.Tensor, tokens: torch.Tensor,
-                    lyrics: str) -> dict:
+    def clip_blocks(
+        self, clip: str, audio: torch.Tensor, recon: torch.Tensor, tokens: torch.Tensor, lyrics: str
+    ) -> dict:
         """The ``music`` / ``lyrics`` / ``depth`` blocks for one clip's reconstruction ``recon``."""
         blocks: dict = {}
         if self.music:
@@ -109,8 +111,12 @@ def summarize_music(records: list[dict]) -> dict:
     depth = [r["depth"] for r in records if r.get("depth")]
     if depth:
         levels = sorted({int(k) for d in depth for k in d})
-        out["depth"] = {str(k): {m: describe_values([d[str(k)].get(m) for d in depth if str(k) in d])
-                                 for m in RECONSTRUCTION_METRICS} for k in levels}
+        out["depth"] = {
+            str(k): {
+                m: describe_values([d[str(k)].get(m) for d in depth if str(k) in d]) for m in RECONSTRUCTION_METRICS
+            }
+            for k in levels
+        }
     return out
 
 
@@ -138,5 +144,8 @@ def evaluate_songs(cfg: DictConfig, ctx, out: Path, metrics: MusicMetrics) -> di
             continue
         records.append({"song": song, "lyrics": lyrics, "transcript": transcript, **error_rates(lyrics, transcript)})
     done = records.records
-    return {"dir": str(root.resolve()), "songs": len(done),
-            **{m: describe_values([r.get(m) for r in done]) for m in ADHERENCE_METRICS}}
+    return {
+        "dir": str(root.resolve()),
+        "songs": len(done),
+        **{m: describe_values([r.get(m) for r in done]) for m in ADHERENCE_METRICS},
+    }

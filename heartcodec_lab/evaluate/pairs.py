@@ -57,10 +57,18 @@ def evaluate_pairs(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
             log.warning("skipping %s", err)
             failures.append({"clip": clip, "stage": "read", "error": str(err)})
             continue
-        items.append({"clip": clip, "encoder": name, "estimate": estimate_path.relative_to(root).as_posix(),
-                      "duration_s": original.shape[-1] / sr, "reconstruction": ctx.metrics(original, estimate)})
+        items.append(
+            {
+                "clip": clip,
+                "encoder": name,
+                "estimate": estimate_path.relative_to(root).as_posix(),
+                "duration_s": original.shape[-1] / sr,
+                "reconstruction": ctx.metrics(original, estimate),
+            }
+        )
         if index < int(cfg.plots.spectrogram_clips):
             slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{clip}__{name}")
-            plots.spectrogram_comparison({"original": original, name: estimate}, sr,
-                                         out / "plots" / "spectrograms" / f"{slug}.png", title=clip)
+            plots.spectrogram_comparison(
+                {"original": original, name: estimate}, sr, out / "plots" / "spectrograms" / f"{slug}.png", title=clip
+            )
     return {name: {"kind": "audio", "path": str(root.resolve()), **summarize_encoder(items.records)}}

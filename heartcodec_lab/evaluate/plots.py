@@ -42,8 +42,13 @@ def usage_histogram(counts: np.ndarray, path: str | Path | None = None, title: s
     fig = Figure(figsize=(11, 0.45 * n_q + 1.6))
     ax = fig.subplots()
     fig.subplots_adjust(left=0.16, right=0.98, bottom=0.2, top=0.88)
-    image = ax.imshow(np.log10(counts + 1.0), aspect="auto", interpolation="nearest", cmap="viridis",
-                      extent=(-0.5, k - 0.5, n_q - 0.5, -0.5))
+    image = ax.imshow(
+        np.log10(counts + 1.0),
+        aspect="auto",
+        interpolation="nearest",
+        cmap="viridis",
+        extent=(-0.5, k - 0.5, n_q - 0.5, -0.5),
+    )
     used = (counts > 0).sum(1)
     ax.set_yticks(range(n_q), [f"q{q} ({used[q]}/{k} used)" for q in range(n_q)], fontsize=8)
     ax.set_xlabel("code index")
@@ -87,8 +92,13 @@ def spectrogram_comparison(
     for ax, (label, spec) in zip(axes, specs.items()):
         seconds = panels[label].shape[-1] / sample_rate
         image = ax.imshow(
-            spec, origin="lower", aspect="auto", vmin=top - 90, vmax=top,
-            extent=(0, seconds, 0, sample_rate / 2000), cmap="magma",
+            spec,
+            origin="lower",
+            aspect="auto",
+            vmin=top - 90,
+            vmax=top,
+            extent=(0, seconds, 0, sample_rate / 2000),
+            cmap="magma",
         )
         ax.set_title(label, fontsize=9)
         ax.set_ylabel("kHz", fontsize=8)
@@ -99,9 +109,7 @@ def spectrogram_comparison(
     return _save(fig, path)
 
 
-def metric_distributions(
-    values: dict[str, dict[str, list[float]]], path: str | Path | None = None
-) -> Figure:
+def metric_distributions(values: dict[str, dict[str, list[float]]], path: str | Path | None = None) -> Figure:
     """Box plots per metric: ``metric -> {label -> values}`` (one box per encoder/run)."""
     metrics = list(values)
     fig, axes = _grid(len(metrics), cols=min(3, max(1, len(metrics))), size=(4.2, 3.0))

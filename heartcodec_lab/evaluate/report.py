@@ -41,8 +41,12 @@ class RunData:
             raise FileNotFoundError(f"{summary_path}: not an evaluation run folder (no summary.json)")
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         counts = path / "counts.npy"
-        run = cls(path=path, summary=summary, items=read_jsonl(path / "items.jsonl"),
-                  dataset_counts=np.load(counts) if counts.is_file() else None)
+        run = cls(
+            path=path,
+            summary=summary,
+            items=read_jsonl(path / "items.jsonl"),
+            dataset_counts=np.load(counts) if counts.is_file() else None,
+        )
         for name in summary.get("encoders", {}):
             p = path / f"counts_{name}.npy"
             if p.is_file():
@@ -77,21 +81,27 @@ def _usage_section(runs: list[RunData], out: Path) -> list[str]:
         dataset = run.summary.get("dataset")
         if dataset:
             label = f"{prefix}dataset"
-            rows.append([label, _fmt(dataset["files"]), _fmt(dataset["usage"]["tokens_per_quantizer"])]
-                        + [_fmt(dataset["usage"]["mean"][k]) for k in USAGE_KEYS])
+            rows.append(
+                [label, _fmt(dataset["files"]), _fmt(dataset["usage"]["tokens_per_quantizer"])]
+                + [_fmt(dataset["usage"]["mean"][k]) for k in USAGE_KEYS]
+            )
             if run.dataset_counts is not None:
                 curves[label] = run.dataset_counts
         for name, block in run.summary.get("encoders", {}).items():
             if block.get("usage"):
-                rows.append([f"{prefix}{name}", _fmt(block["clips"]), _fmt(block["usage"]["tokens_per_quantizer"])]
-                            + [_fmt(block["usage"]["mean"][k]) for k in USAGE_KEYS])
+                rows.append(
+                    [f"{prefix}{name}", _fmt(block["clips"]), _fmt(block["usage"]["tokens_per_quantizer"])]
+                    + [_fmt(block["usage"]["mean"][k]) for k in USAGE_KEYS]
+                )
             if name in run.encoder_counts:
                 curves[f"{prefix}{name}"] = run.encoder_counts[name]
     if not rows:
         return parts
     parts.append("## Codebook usage\n")
-    parts.append("Exact code counts (padding excluded); entropy in bits, normalized by log2(codebook size) "
-                 "(13 bits for 8192 codes); perplexity = 2^entropy. Means over the 8 quantizers:\n")
+    parts.append(
+        "Exact code counts (padding excluded); entropy in bits, normalized by log2(codebook size) "
+        "(13 bits for 8192 codes); perplexity = 2^entropy. Means over the 8 quantizers:\n"
+    )
     parts.append(markdown_table(["source", "files/clips", "tokens per quantizer", *USAGE_KEYS], rows))
     for run in runs:
         dataset = run.summary.get("dataset")
@@ -107,7 +117,9 @@ def _usage_section(runs: list[RunData], out: Path) -> list[str]:
             parts.append(f"![usage histogram](plots/{name})\n")
     if curves:
         plots.rank_frequency_plot(curves, out / "plots" / "rank_frequency.png")
-        parts.append("Rank-frequency curves (a flat curve means even usage):\n\n![rank-frequency](plots/rank_frequency.png)\n")
+        parts.append(
+            "Rank-frequency curves (a flat curve means even usage):\n\n![rank-frequency](plots/rank_frequency.png)\n"
+        )
     return parts
 
 
@@ -122,10 +134,13 @@ def _reconstruction_section(runs: list[RunData], out: Path) -> list[str]:
     for label, run, name, block in _rows(runs):
         if not block.get("reconstruction"):
             continue
-        rows.append([label, _fmt(block["clips"])] + [_mean_std(block["reconstruction"][m]) for m in RECONSTRUCTION_METRICS])
+        rows.append(
+            [label, _fmt(block["clips"])] + [_mean_std(block["reconstruction"][m]) for m in RECONSTRUCTION_METRICS]
+        )
         for m in RECONSTRUCTION_METRICS:
             distributions[m][label] = [
-                r["reconstruction"][m] for r in run.items
+                r["reconstruction"][m]
+                for r in run.items
                 if r["encoder"] == name and r.get("reconstruction") and r["reconstruction"].get(m) is not None
             ]
     if not rows:
@@ -133,11 +148,13 @@ def _reconstruction_section(runs: list[RunData], out: Path) -> list[str]:
     first = runs[0].summary
     params = first.get("metric_params", {})
     parts = ["## Reconstruction through detokenize\n"]
-    parts.append(f"Decoder settings: `{json.dumps(first.get('detokenize', {}))}`. Metric parameters: "
-                 f"multi-resolution STFT `{json.dumps(params.get('mstft', {}))}` (auraloss, spectral convergence + "
-                 f"log-magnitude L1); log-mel `{json.dumps(params.get('log_mel', {}))}` (torchaudio, natural log); "
-                 "SI-SDR zero-mean per channel; loudness ITU-R BS.1770 (torchaudio); shimmer = 5-7 kHz band energy "
-                 "of the reconstruction over the original's. Mean ± std over clips:\n")
+    parts.append(
+        f"Decoder settings: `{json.dumps(first.get('detokenize', {}))}`. Metric parameters: "
+        f"multi-resolution STFT `{json.dumps(params.get('mstft', {}))}` (auraloss, spectral convergence + "
+        f"log-magnitude L1); log-mel `{json.dumps(params.get('log_mel', {}))}` (torchaudio, natural log); "
+        "SI-SDR zero-mean per channel; loudness ITU-R BS.1770 (torchaudio); shimmer = 5-7 kHz band energy "
+        "of the reconstruction over the original's. Mean ± std over clips:\n"
+    )
     header = ["encoder", "clips"] + [f"{m} ({BETTER[m]})" for m in RECONSTRUCTION_METRICS]
     parts.append(markdown_table(header, rows))
     plots.metric_distributions(distributions, out / "plots" / "metric_distributions.png")
@@ -176,9 +193,11 @@ def _nll_section(runs: list[RunData]) -> list[str]:
             rows.append([label, _fmt(s["n"]), _mean_std(s), _fmt(s["median"])])
     if not rows:
         return []
-    return ["## HeartMuLa likelihood\n", "Negative log-likelihood of the tokens per 80 ms frame "
-            "(sum over the 8 codebooks, nats; lower is better):\n",
-            markdown_table(["source", "items", "nll_per_frame_nats (mean ± std)", "median"], rows)]
+    return [
+        "## HeartMuLa likelihood\n",
+        "Negative log-likelihood of the tokens per 80 ms frame (sum over the 8 codebooks, nats; lower is better):\n",
+        markdown_table(["source", "items", "nll_per_frame_nats (mean ± std)", "median"], rows),
+    ]
 
 
 def _spectrogram_section(runs: list[RunData], out: Path) -> list[str]:
@@ -220,23 +239,34 @@ def write_report(out: str | Path, runs: list[RunData], title: str = "Evaluation"
     ``heartcodec-listen`` test folder when ``listening_test`` is given; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"# {title}\n", *_provenance_lines(runs),
-             f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n"]
-    run_rows = [[r.label, f"`{r.path}`", r.summary.get("created", "n/a"), _codec_identity(r.summary.get("codec", {}))]
-                for r in runs]
+    parts = [
+        f"# {title}\n",
+        *_provenance_lines(runs),
+        f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n",
+    ]
+    run_rows = [
+        [r.label, f"`{r.path}`", r.summary.get("created", "n/a"), _codec_identity(r.summary.get("codec", {}))]
+        for r in runs
+    ]
     parts.append(markdown_table(["run", "folder", "created", "codec"], run_rows))
     reference = {r.summary.get("config", {}).get("reference") for r in runs} - {None}
     parts += _usage_section(runs, out)
     parts += _reconstruction_section(runs, out)
     parts += music_sections(runs, out)
     parts += _agreement_section(
-        runs, "agreement", "Agreement with the reference encoder",
+        runs,
+        "agreement",
+        "Agreement with the reference encoder",
         f"Tokens of each encoder compared with those of the reference (`{', '.join(sorted(reference)) or 'n/a'}`) "
-        "on the same clips.")
+        "on the same clips.",
+    )
     parts += stability_sections(runs)
     parts += _agreement_section(
-        runs, "roundtrip", "Round-trip stability",
-        "Tokens -> detokenize -> audio -> the same encoder -> tokens, compared with the first tokens.")
+        runs,
+        "roundtrip",
+        "Round-trip stability",
+        "Tokens -> detokenize -> audio -> the same encoder -> tokens, compared with the first tokens.",
+    )
     parts += _nll_section(runs)
     parts += _spectrogram_section(runs, out)
     if listening_test:

@@ -15,9 +15,15 @@ def stability_rows(stability: dict) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of one encoder's summed stability block: a row per change, percent per level."""
     q = max(len(b["match_rate"]) for b in stability.values())
     header = ["change", *[f"q{i} %" for i in range(q)], f"all {q} %", "feature change %"]
-    rows = [[name, *[f"{100 * r:.1f}" for r in b["match_rate"]], f"{100 * b['match_rate_first_k'][-1]:.1f}",
-             "n/a" if b.get("feature_change") is None else f"{100 * b['feature_change']:.2f}"]
-            for name, b in stability.items()]
+    rows = [
+        [
+            name,
+            *[f"{100 * r:.1f}" for r in b["match_rate"]],
+            f"{100 * b['match_rate_first_k'][-1]:.1f}",
+            "n/a" if b.get("feature_change") is None else f"{100 * b['feature_change']:.2f}",
+        ]
+        for name, b in stability.items()
+    ]
     return header, rows
 
 
@@ -50,11 +56,13 @@ def stability_sections(runs) -> list[str]:
         reference = run.summary.get("config", {}).get("reference")
         if not parts:
             parts.append("## Token stability\n")
-            parts.append("Each encoder against itself after changes nobody hears (see docs/stability.md): share of "
-                         "frames whose code at each level is unchanged (delays compare frames aligned to the "
-                         "moved content), and the relative RMS change of the features in the RVQ's input space. "
-                         "Deep levels of real encoders flip under such changes, so no encoder can agree with "
-                         "a reference more often than the reference agrees with itself.\n")
+            parts.append(
+                "Each encoder against itself after changes nobody hears (see docs/stability.md): share of "
+                "frames whose code at each level is unchanged (delays compare frames aligned to the "
+                "moved content), and the relative RMS change of the features in the RVQ's input space. "
+                "Deep levels of real encoders flip under such changes, so no encoder can agree with "
+                "a reference more often than the reference agrees with itself.\n"
+            )
         for note_name, why in (params.get("skipped") or {}).items():
             parts.append(f"Skipped `{note_name}`: {why}.\n")
         for name, stability in measured.items():
@@ -63,8 +71,10 @@ def stability_sections(runs) -> list[str]:
             parts.append(_table(header, rows))
         lines = ceiling_lines(encoders, reference, prefix)
         if lines:
-            parts.append(f"Agreement with the reference `{reference}` beside its ceiling (its own agreement under "
-                         f"`{params.get('ceiling_change', CEILING_CHANGE)}`):\n")
+            parts.append(
+                f"Agreement with the reference `{reference}` beside its ceiling (its own agreement under "
+                f"`{params.get('ceiling_change', CEILING_CHANGE)}`):\n"
+            )
             parts += lines + ["\n"]
     return parts
 
@@ -80,16 +90,27 @@ def stability_overview(encoders: dict, reference: str | None, levels: int = 4) -
     rows = []
     for name, stability in measured.items():
         error = (encoders[name].get("feature_error") or {}).get("relative_rvq_input")
-        cells = ["/".join(f"{100 * r:.0f}" for r in stability[c]["match_rate"][:levels]) if c in stability else "n/a"
-                 for c in changes]
-        rows.append([name, "reference" if name == reference else ("n/a" if error is None else f"{100 * error:.2f}"),
-                     *cells])
-    parts = ["## Token stability\n",
-             (f"Each encoder against itself after changes nobody hears (docs/stability.md): percent of frames whose "
-              f"code is unchanged at levels q0/q1/.../q{levels - 1}; feature error: relative RMS distance to the "
-              "reference's features in the RVQ's input space.\n"), _table(header, rows)]
+        cells = [
+            "/".join(f"{100 * r:.0f}" for r in stability[c]["match_rate"][:levels]) if c in stability else "n/a"
+            for c in changes
+        ]
+        rows.append(
+            [name, "reference" if name == reference else ("n/a" if error is None else f"{100 * error:.2f}"), *cells]
+        )
+    parts = [
+        "## Token stability\n",
+        (
+            f"Each encoder against itself after changes nobody hears (docs/stability.md): percent of frames whose "
+            f"code is unchanged at levels q0/q1/.../q{levels - 1}; feature error: relative RMS distance to the "
+            "reference's features in the RVQ's input space.\n"
+        ),
+        _table(header, rows),
+    ]
     lines = ceiling_lines(encoders, reference)
     if lines:
-        parts += [f"Agreement with the reference beside its ceiling (its own agreement under `{CEILING_CHANGE}`):\n",
-                  *lines, "\n"]
+        parts += [
+            f"Agreement with the reference beside its ceiling (its own agreement under `{CEILING_CHANGE}`):\n",
+            *lines,
+            "\n",
+        ]
     return parts

@@ -31,7 +31,6 @@ from heartcodec_lab.evaluate.metrics.agreement import match_counts
 from heartcodec_lab.evaluate.music import MusicMetrics, evaluate_songs, summarize_music
 from heartcodec_lab.evaluate.report import RunData, write_report
 from heartcodec_lab.evaluate.results import JsonlLog, write_json
-from heartcodec_lab.evaluate.stability_eval import StabilityEval
 from heartcodec_lab.evaluate.settings import (
     audio_settings,
     check_dataset_encoders,
@@ -40,6 +39,7 @@ from heartcodec_lab.evaluate.settings import (
     mula_settings,
     settle_stale,
 )
+from heartcodec_lab.evaluate.stability_eval import StabilityEval
 from heartcodec_lab.evaluate.summary import describe_values, summarize_encoder, summarize_usage
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,10 @@ def evaluate_dataset(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
     expected = {}
     for item in items:
         stat = item.tokens_path.stat()
-        expected[item.key] = {"tokens": digest([item.meta.get("encoder"), stat.st_size, stat.st_mtime_ns]),
-                              "mula": mula}
+        expected[item.key] = {
+            "tokens": digest([item.meta.get("encoder"), stat.st_size, stat.st_mtime_ns]),
+            "mula": mula,
+        }
     settle_stale(records, expected, "item", cfg.get("changed_settings") or "recompute")
     files = frames = 0
     for item in items:
@@ -82,8 +84,12 @@ def evaluate_dataset(cfg: DictConfig, ctx: EvalContext, out: Path) -> dict:
         frames += tokens.shape[1]
         if records.done(item=item.key):
             continue
-        record = {"item": item.key, "file_name": item.meta.get("file_name"), "frames": int(tokens.shape[1]),
-                  "settings": expected[item.key]}
+        record = {
+            "item": item.key,
+            "file_name": item.meta.get("file_name"),
+            "frames": int(tokens.shape[1]),
+            "settings": expected[item.key],
+        }
         if ctx.mula_enabled:
             nll = ctx.frame_nll(tokens, item.meta.get("tags") or "", item.meta.get("lyrics") or "")
             record["nll_per_frame_nats"] = float(nll.mean())
@@ -134,7 +140,9 @@ class AudioEvaluation:
         self.settings = {s["name"]: audio_settings(self.cfg, self.ctx, s, reference) for s in self.specs}
         for name, settings in self.settings.items():  # None (nothing measured) keys like older records
             settings["stability"] = digest(self.stability.settings(name)) if self.stability.settings(name) else None
-        for record in settle_stale(self.items, self.settings, "encoder", self.cfg.get("changed_settings") or "recompute"):
+        for record in settle_stale(
+            self.items, self.settings, "encoder", self.cfg.get("changed_settings") or "recompute"
+        ):
             self.tokens_path(record["encoder"], record["clip"]).unlink(missing_ok=True)
 
     def run(self) -> dict:
@@ -160,8 +168,9 @@ class AudioEvaluation:
                         reference_tokens = self._reference_tokens(spec, clip, audio)
                     continue
                 log.info("[%d/%d] %s with %s", index + 1, len(files), clip, name)
-                record, tokens = self.evaluate_clip(spec, clip, audio, tags, lyrics, reference_tokens,
-                                                    plot=index < spectrogram_clips)
+                record, tokens = self.evaluate_clip(
+                    spec, clip, audio, tags, lyrics, reference_tokens, plot=index < spectrogram_clips
+                )
                 if name == self.reference:
                     reference_tokens = tokens
                 self.items.append(record)
@@ -183,13 +192,22 @@ class AudioEvaluation:
         path = self.tokens_path(name, clip)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, tokens.numpy().astype(np.int16))
-        record = {"clip": clip, "encoder": name, "frames": int(tokens.shape[1]), "settings": self.settings[name],
-                  "duration_s": audio.shape[-1] / sr, "seconds_encode": time.perf_counter() - start}
+        record = {
+            "clip": clip,
+            "encoder": name,
+            "frames": int(tokens.shape[1]),
+            "settings": self.settings[name],
+            "duration_s": audio.shape[-1] / sr,
+            "seconds_encode": time.perf_counter() - start,
+        }
         if reference_tokens is not None and name != self.reference:
             record["agreement"] = match_counts(tokens, reference_tokens)
         reference = next((s for s in self.specs if s["name"] == self.reference), None)
-        record.update(self.stability.clip_blocks(name, encoder, clip, audio, sr, encoded,
-                                                 reference and (lambda: ctx.encoder(reference))))
+        record.update(
+            self.stability.clip_blocks(
+                name, encoder, clip, audio, sr, encoded, reference and (lambda: ctx.encoder(reference))
+            )
+        )
         if cfg.reconstruction or cfg.roundtrip:
             t0 = time.perf_counter()
             recon = ctx.detokenize(tokens)[..., : audio.shape[-1]]
@@ -199,8 +217,10 @@ class AudioEvaluation:
                 record.update(self.music.clip_blocks(clip, audio, recon, tokens, lyrics))
             if plot:
                 plots.spectrogram_comparison(
-                    {"original": audio, f"{name} reconstruction": recon}, sr,
-                    self.out / "plots" / "spectrograms" / f"{_slug(clip)}__{_slug(name)}.png", title=clip,
+                    {"original": audio, f"{name} reconstruction": recon},
+                    sr,
+                    self.out / "plots" / "spectrograms" / f"{_slug(clip)}__{_slug(name)}.png",
+                    title=clip,
                 )
             if cfg.get("save_reconstructions"):
                 from heartcodec_lab.audio import save_audio
@@ -219,8 +239,12 @@ class AudioEvaluation:
         for spec in self.specs:
             name = spec["name"]
             records = [r for r in self.items.records if r["encoder"] == name and r["clip"] in clips]
-            block = {"kind": spec.get("kind"), "path": spec.get("path"), **summarize_encoder(records),
-                     **summarize_music(records)}
+            block = {
+                "kind": spec.get("kind"),
+                "path": spec.get("path"),
+                **summarize_encoder(records),
+                **summarize_music(records),
+            }
             token_files = [self.tokens_path(name, r["clip"]) for r in records]
             token_files = [p for p in token_files if p.is_file()]
             if token_files:
@@ -235,9 +259,13 @@ class AudioEvaluation:
 
 
 #: the evaluation modes (conf/mode/) and what each reads as ``input``
-MODE_INPUTS = {"usage": "a tokenized dataset folder", "encoders": "a folder of audio",
-               "pairs": "a folder of audio, with estimate=FOLDER", "adherence": "a folder of generated songs",
-               "compare": "a list of finished evaluation folders"}
+MODE_INPUTS = {
+    "usage": "a tokenized dataset folder",
+    "encoders": "a folder of audio",
+    "pairs": "a folder of audio, with estimate=FOLDER",
+    "adherence": "a folder of generated songs",
+    "compare": "a list of finished evaluation folders",
+}
 MODES = tuple(MODE_INPUTS)
 
 
@@ -253,8 +281,7 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if mode == "compare":
         runs = [RunData.load(p) for p in (cfg.input if OmegaConf.is_list(cfg.input) else [cfg.input])]
-        write_report(out, runs, title=cfg.get("title") or "Comparison",
-                     listening_test=cfg.get("listening_test"))
+        write_report(out, runs, title=cfg.get("title") or "Comparison", listening_test=cfg.get("listening_test"))
         return {"compare": [str(r.path) for r in runs]}
     # refuse embedded models next to checkpoints before any work
     provenance = evaluation_provenance(cfg, read_dataset_info(cfg.input) if mode == "usage" else None)
@@ -289,6 +316,10 @@ def run_evaluation(cfg: DictConfig | dict) -> dict:
     if ctx.mula_enabled:
         summary["mula"] = ctx.mula_description()
     write_json(out / "summary.json", summary)
-    write_report(out, [RunData.load(out)], title=cfg.get("title") or f"Evaluation: {summary['label']}",
-                 listening_test=cfg.get("listening_test"))
+    write_report(
+        out,
+        [RunData.load(out)],
+        title=cfg.get("title") or f"Evaluation: {summary['label']}",
+        listening_test=cfg.get("listening_test"),
+    )
     return summary

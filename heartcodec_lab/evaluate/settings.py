@@ -17,9 +17,17 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from heartcodec_lab.encoders.fingerprint import strip_locations, encoder_fingerprint
-from heartcodec_lab.provenance import (MINIATURE, RANDOM, Component, Provenance, ProvenanceError, check_components,
-                                       codec_component, encoder_component)
+from heartcodec_lab.encoders.fingerprint import encoder_fingerprint, strip_locations
+from heartcodec_lab.provenance import (
+    MINIATURE,
+    RANDOM,
+    Component,
+    Provenance,
+    ProvenanceError,
+    check_components,
+    codec_component,
+    encoder_component,
+)
 
 log = logging.getLogger(__name__)
 CHANGED_SETTINGS = ("recompute", "refuse")
@@ -36,7 +44,9 @@ def digest(value) -> str:
 def decoder_settings(detokenize) -> dict:
     """The detokenize settings that key records; ``compile: false`` is left out so records made
     before the option existed keep their key."""
-    values = OmegaConf.to_container(detokenize, resolve=True) if isinstance(detokenize, DictConfig) else dict(detokenize)
+    values = (
+        OmegaConf.to_container(detokenize, resolve=True) if isinstance(detokenize, DictConfig) else dict(detokenize)
+    )
     if not values.get("compile", False):
         values.pop("compile", None)
     return values
@@ -49,8 +59,9 @@ def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> 
     if mode in ("encoders", "pairs"):
         components.append(codec_component(cfg.codec.get("path")))
         for i, spec in enumerate(cfg.encoders):
-            components.append(encoder_component(f"encoder '{spec['name']}'", f"encoders.{i}.path", spec.get("kind"),
-                                                spec.get("path")))
+            components.append(
+                encoder_component(f"encoder '{spec['name']}'", f"encoders.{i}.path", spec.get("kind"), spec.get("path"))
+            )
     mula = cfg.get("mula") or {}
     if mula.get("enabled") or (mula.get("enabled") is None and mula.get("path")):
         components.append(Component("HeartMuLa", "mula.path", mula.get("path")))
@@ -61,11 +72,16 @@ def evaluation_provenance(cfg: DictConfig, dataset_info: dict | None = None) -> 
     if mode == "usage" and made_by is not None:
         made = Provenance.from_dict(made_by)
         embedded = made.embedded
-        components.append(Component(
-            "dataset tokens", "input", None if embedded else cfg.input,
-            fix=f"input=<a dataset tokenized from checkpoints> ({cfg.input} was made with embedded "
+        components.append(
+            Component(
+                "dataset tokens",
+                "input",
+                None if embedded else cfg.input,
+                fix=f"input=<a dataset tokenized from checkpoints> ({cfg.input} was made with embedded "
                 f"{', '.join(embedded)})",
-            model=MINIATURE if embedded and all(made.models.get(n) == MINIATURE for n in embedded) else RANDOM))
+                model=MINIATURE if embedded and all(made.models.get(n) == MINIATURE for n in embedded) else RANDOM,
+            )
+        )
     return check_components(components, bool(cfg.get("allow_embedded", False)))
 
 
@@ -76,11 +92,18 @@ def audio_settings(cfg: DictConfig, ctx, spec: dict, reference_spec: dict | None
         "encoder": digest([spec.get("kind"), encoder_fingerprint(encoder)]),
         "codec": digest(ctx.codec.describe() if hasattr(ctx.codec, "describe") else repr(type(ctx.codec))),
         "decoder": digest(decoder_settings(cfg.detokenize)),
-        "metrics": digest({"metrics": cfg.get("metrics"), "reconstruction": bool(cfg.reconstruction),
-                           "roundtrip": bool(cfg.roundtrip), "sample_rate": ctx.sample_rate,
-                           "music_metrics": cfg.get("music_metrics"), "lyrics": cfg.get("lyrics"),
-                           "codebook_depth": cfg.get("codebook_depth"),
-                           "transcriber": cfg.get("transcriber") if (cfg.get("lyrics") or {}).get("enabled") else None}),
+        "metrics": digest(
+            {
+                "metrics": cfg.get("metrics"),
+                "reconstruction": bool(cfg.reconstruction),
+                "roundtrip": bool(cfg.roundtrip),
+                "sample_rate": ctx.sample_rate,
+                "music_metrics": cfg.get("music_metrics"),
+                "lyrics": cfg.get("lyrics"),
+                "codebook_depth": cfg.get("codebook_depth"),
+                "transcriber": cfg.get("transcriber") if (cfg.get("lyrics") or {}).get("enabled") else None,
+            }
+        ),
         "crop": digest({"max_seconds": cfg.audio.get("max_seconds"), "min_seconds": cfg.audio.get("min_seconds")}),
         "reference": None,
         "mula": mula_settings(cfg, ctx),
@@ -96,8 +119,14 @@ def mula_settings(cfg: DictConfig, ctx) -> str | None:
         return None
     m, bundle = cfg.mula, ctx.mula
     describe = getattr(bundle, "describe", None)
-    return digest({"model": describe() if describe else repr(type(bundle)), "dtype": str(getattr(bundle, "dtype", None)),
-                   "tags": m.get("tags"), "lyrics": m.get("lyrics")})
+    return digest(
+        {
+            "model": describe() if describe else repr(type(bundle)),
+            "dtype": str(getattr(bundle, "dtype", None)),
+            "tags": m.get("tags"),
+            "lyrics": m.get("lyrics"),
+        }
+    )
 
 
 def _changed(old: dict | None, new: dict) -> list[str]:
@@ -129,7 +158,8 @@ def settle_stale(log_file, expected: dict[str, dict], group_field: str, mode: st
     if mode == "refuse":
         raise ProvenanceError(
             f"{log_file.path}: {len(stale)} record(s) were made with other settings ({what} changed); "
-            "rerun with changed_settings=recompute to redo them, resume=false to start over, or another output")
+            "rerun with changed_settings=recompute to redo them, resume=false to start over, or another output"
+        )
     log.warning("%s: recomputing %d record(s) made with other settings (%s changed)", log_file.path, len(stale), what)
     log_file.drop(stale)
     return stale
@@ -143,11 +173,17 @@ def check_dataset_encoders(dataset_dir: str | Path, rows: list[dict], info: dict
         by_encoder.setdefault(str(row.get("encoder")), []).append(str(row.get("file_name") or row["audio_tokens_path"]))
     by_encoder.pop("None", None)
     if len(by_encoder) > 1:
-        listed = "; ".join(f"{fp}: {len(n)} file(s) ({', '.join(n[:3])}{', ...' if len(n) > 3 else ''})"
-                           for fp, n in sorted(by_encoder.items()))
-        raise ProvenanceError(f"{root / 'metadata.jsonl'}: tokens of different encoders or codec RVQs in one "
-                              f"dataset ({listed}); evaluate each encoder's tokens as its own dataset")
+        listed = "; ".join(
+            f"{fp}: {len(n)} file(s) ({', '.join(n[:3])}{', ...' if len(n) > 3 else ''})"
+            for fp, n in sorted(by_encoder.items())
+        )
+        raise ProvenanceError(
+            f"{root / 'metadata.jsonl'}: tokens of different encoders or codec RVQs in one "
+            f"dataset ({listed}); evaluate each encoder's tokens as its own dataset"
+        )
     recorded = info.get("encoder_fingerprint")
     if by_encoder and recorded and next(iter(by_encoder)) != recorded:
-        raise ProvenanceError(f"{root / 'metadata.jsonl'} lists tokens of {next(iter(by_encoder))} but "
-                              f"{root / 'dataset_info.json'} names {recorded}; the two files come from different runs")
+        raise ProvenanceError(
+            f"{root / 'metadata.jsonl'} lists tokens of {next(iter(by_encoder))} but "
+            f"{root / 'dataset_info.json'} names {recorded}; the two files come from different runs"
+        )

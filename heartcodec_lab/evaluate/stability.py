@@ -102,8 +102,7 @@ def resample_round_trip(via: int = 44100, fallback: int = 48000, name: str = "re
         back = AF.resample(AF.resample(audio, sr, mid), mid, sr)
         return _same_length(back, audio.shape[-1])
 
-    return Change(name, f"resampling round trip through {via} Hz "
-                  "(torchaudio, windowed sinc)", apply)
+    return Change(name, f"resampling round trip through {via} Hz (torchaudio, windowed sinc)", apply)
 
 
 def _lossy_available(fmt: str, subtype: str) -> str | None:
@@ -129,8 +128,12 @@ def lossy_round_trip(fmt: str = "OGG", subtype: str = "VORBIS", name: str = "ogg
         data, _ = sf.read(buf, dtype="float32", always_2d=True)
         return _same_length(torch.from_numpy(data).t().contiguous(), audio.shape[-1])
 
-    return Change(name, f"lossy round trip through {fmt}/{subtype} (soundfile, highest quality)", apply,
-                  available=lambda: _lossy_available(fmt, subtype))
+    return Change(
+        name,
+        f"lossy round trip through {fmt}/{subtype} (soundfile, highest quality)",
+        apply,
+        available=lambda: _lossy_available(fmt, subtype),
+    )
 
 
 def _same_length(audio: torch.Tensor, length: int) -> torch.Tensor:
@@ -140,9 +143,15 @@ def _same_length(audio: torch.Tensor, length: int) -> torch.Tensor:
 
 
 DEFAULT_CHANGES: tuple[Change, ...] = (
-    gain(0.01), gain(-0.01), noise(-80), noise(-60), delay(samples=1, name="delay_1"),
-    delay(frames=0.5, name="delay_half"), resample_round_trip(44100, name="resample_44k1"),
-    lossy_round_trip("OGG", "VORBIS", "ogg_vorbis"), lossy_round_trip("MP3", "MPEG_LAYER_III", "mp3"),
+    gain(0.01),
+    gain(-0.01),
+    noise(-80),
+    noise(-60),
+    delay(samples=1, name="delay_1"),
+    delay(frames=0.5, name="delay_half"),
+    resample_round_trip(44100, name="resample_44k1"),
+    lossy_round_trip("OGG", "VORBIS", "ogg_vorbis"),
+    lossy_round_trip("MP3", "MPEG_LAYER_III", "mp3"),
 )
 CHANGES: dict[str, Change] = {c.name: c for c in DEFAULT_CHANGES}
 
@@ -207,8 +216,9 @@ def split_changes(changes: Iterable[str | Change] | None) -> tuple[list[Change],
 
 
 @torch.no_grad()
-def clip_stability(encoder, clip: torch.Tensor, sample_rate: int, changes: Sequence[Change], seed: int = 0,
-                   base=None) -> dict:
+def clip_stability(
+    encoder, clip: torch.Tensor, sample_rate: int, changes: Sequence[Change], seed: int = 0, base=None
+) -> dict:
     """One clip ``[C, S]``: ``{name: {"frames", "per_quantizer", "first_k", "feature_sq_change", "feature_sq"}}``
     (integer match counts and squared-feature sums in the RVQ's input space, to be added over clips).
 
@@ -225,8 +235,11 @@ def clip_stability(encoder, clip: torch.Tensor, sample_rate: int, changes: Seque
         changed = encoder.encode(change.apply(clip, sample_rate, _clip_generator(seed, j)), sample_rate)
         shift = frame_shift(change.delay(sample_rate), sample_rate)
         num, den = _error_sums(rvq_input(encoder, changed.features)[shift:], base_in)
-        out[change.name] = {**aligned_counts(changed.tokens.cpu(), base.tokens.cpu(), shift),
-                            "feature_sq_change": num, "feature_sq": den}
+        out[change.name] = {
+            **aligned_counts(changed.tokens.cpu(), base.tokens.cpu(), shift),
+            "feature_sq_change": num,
+            "feature_sq": den,
+        }
     return out
 
 
@@ -241,14 +254,23 @@ def sum_stability(blocks: Sequence[Mapping], descriptions: Mapping[str, str] | N
         parts = [block[name] for block in blocks if name in block]
         total = sum_match_counts(parts)
         num, den = sum(p["feature_sq_change"] for p in parts), sum(p["feature_sq"] for p in parts)
-        result[name] = {"description": descriptions.get(name, name), **total, **match_rates(total),
-                        "feature_change": math.sqrt(num / den) if den > 0 else float("nan")}
+        result[name] = {
+            "description": descriptions.get(name, name),
+            **total,
+            **match_rates(total),
+            "feature_change": math.sqrt(num / den) if den > 0 else float("nan"),
+        }
     return result
 
 
 @torch.no_grad()
-def measure_stability(encoder, clips: Sequence[torch.Tensor], sample_rate: int,
-                      changes: Iterable[str | Change] | None = None, seed: int = 0) -> dict:
+def measure_stability(
+    encoder,
+    clips: Sequence[torch.Tensor],
+    sample_rate: int,
+    changes: Iterable[str | Change] | None = None,
+    seed: int = 0,
+) -> dict:
     """Self-agreement of ``encoder`` per level under each change, over ``clips`` (``[C, S]`` each).
 
     Returns ``{"changes": {name: {"description", "frames", "per_quantizer", "first_k" (counts),
@@ -259,16 +281,26 @@ def measure_stability(encoder, clips: Sequence[torch.Tensor], sample_rate: int,
     runnable, skipped = split_changes(changes)
     blocks = [clip_stability(encoder, clip, sample_rate, runnable, seed * 1009 + i) for i, clip in enumerate(clips)]
     result = sum_stability(blocks, {c.name: c.description for c in runnable})
-    return {"changes": result, "skipped": skipped, "sample_rate": int(sample_rate), "clips": len(clips),
-            "seed": int(seed)}
+    return {
+        "changes": result,
+        "skipped": skipped,
+        "sample_rate": int(sample_rate),
+        "clips": len(clips),
+        "seed": int(seed),
+    }
 
 
 def _levels(rates: Sequence[float]) -> dict[str, float]:
     return {f"q{q}": float(r) for q, r in enumerate(rates)}
 
 
-def teacher_ceiling(encoder, audio_list: Sequence[torch.Tensor], sample_rate: int = 48000,
-                    change: str | Change | Sequence[str | Change] = CEILING_CHANGE, seed: int = 0) -> dict[str, float]:
+def teacher_ceiling(
+    encoder,
+    audio_list: Sequence[torch.Tensor],
+    sample_rate: int = 48000,
+    change: str | Change | Sequence[str | Change] = CEILING_CHANGE,
+    seed: int = 0,
+) -> dict[str, float]:
     """The teacher's own agreement per level, ``{"q0": 0.985, ..., "q7": ...}`` (fractions in [0, 1]).
 
     ``change``: the change that defines the ceiling (default ``noise_-60dB``, the issue's yardstick),
@@ -304,9 +336,12 @@ def _as_levels(values: Mapping[str, float] | Sequence[float]) -> dict[str, float
     return dict(values) if isinstance(values, Mapping) else _levels(values)
 
 
-def format_against_ceiling(agreement: Mapping[str, float] | Sequence[float],
-                           ceiling: Mapping[str, float] | Sequence[float], levels: Iterable[int] | None = None,
-                           sep: str = "; ") -> str:
+def format_against_ceiling(
+    agreement: Mapping[str, float] | Sequence[float],
+    ceiling: Mapping[str, float] | Sequence[float],
+    levels: Iterable[int] | None = None,
+    sep: str = "; ",
+) -> str:
     """``"q0: 92 % of a ceiling of 98 %; q1: ..."`` from per-level fractions (lists or ``{"q0": ...}``)."""
     got, top = _as_levels(agreement), _as_levels(ceiling)
     keys = [f"q{q}" for q in levels] if levels is not None else [k for k in got if k in top]
@@ -323,6 +358,13 @@ def stability_table(measured: Mapping, levels: int | None = None) -> tuple[list[
     blocks = measured["changes"]
     q = levels or max((len(b["match_rate"]) for b in blocks.values()), default=8)
     header = ["change", *[f"q{i} %" for i in range(q)], f"all {q} %", "feature change %"]
-    rows = [[name, *[f"{100 * r:.1f}" for r in b["match_rate"][:q]], f"{100 * b['match_rate_first_k'][q - 1]:.1f}",
-             f"{100 * b['feature_change']:.2f}"] for name, b in blocks.items()]
+    rows = [
+        [
+            name,
+            *[f"{100 * r:.1f}" for r in b["match_rate"][:q]],
+            f"{100 * b['match_rate_first_k'][q - 1]:.1f}",
+            f"{100 * b['feature_change']:.2f}",
+        ]
+        for name, b in blocks.items()
+    ]
     return header, rows

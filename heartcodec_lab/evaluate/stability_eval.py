@@ -61,9 +61,14 @@ class StabilityEval:
 
     def describe(self) -> dict:
         """For ``summary.json``: what was measured, and which changes could not run here (and why)."""
-        return {"encoders": sorted(self.measured), "changes": {c.name: c.description for c in self.changes},
-                "skipped": dict(self.skipped), "seed": self.seed, "feature_error": self.feature_error,
-                "ceiling_change": CEILING_CHANGE}
+        return {
+            "encoders": sorted(self.measured),
+            "changes": {c.name: c.description for c in self.changes},
+            "skipped": dict(self.skipped),
+            "seed": self.seed,
+            "feature_error": self.feature_error,
+            "ceiling_change": CEILING_CHANGE,
+        }
 
     def settings(self, name: str) -> dict | None:
         """What this encoder's stability blocks depend on (None: nothing measured for it)."""
@@ -74,15 +79,24 @@ class StabilityEval:
             value["feature_error"] = True
         return value or None
 
-    def clip_blocks(self, name: str, encoder, clip: str, audio, sample_rate: int, encoded,
-                    reference_encoder: Callable[[], object] | None) -> dict:
+    def clip_blocks(
+        self,
+        name: str,
+        encoder,
+        clip: str,
+        audio,
+        sample_rate: int,
+        encoded,
+        reference_encoder: Callable[[], object] | None,
+    ) -> dict:
         """The record entries for one (clip, encoder); ``encoded``: its :class:`EncodedAudio` of ``audio``."""
         out = {}
         if name == self.reference:
             self._reference_features = {clip: encoded.features}
         if name in self.measured and self.changes:
-            out["stability"] = clip_stability(encoder, audio, sample_rate, self.changes, _clip_seed(self.seed, clip),
-                                              base=encoded)
+            out["stability"] = clip_stability(
+                encoder, audio, sample_rate, self.changes, _clip_seed(self.seed, clip), base=encoded
+            )
         if self.feature_error and name != self.reference and reference_encoder is not None:
             ref_encoder = reference_encoder()
             ref = self._reference_features.get(clip)
@@ -91,8 +105,10 @@ class StabilityEval:
                 self._reference_features = {clip: ref}
             a, b = rvq_input(ref_encoder, encoded.features), rvq_input(ref_encoder, ref)
             n = min(a.shape[0], b.shape[0])
-            out["feature_error"] = {"sq_error": float((a[:n] - b[:n]).double().pow(2).sum()),
-                                    "sq_reference": float(b[:n].double().pow(2).sum())}
+            out["feature_error"] = {
+                "sq_error": float((a[:n] - b[:n]).double().pow(2).sum()),
+                "sq_reference": float(b[:n].double().pow(2).sum()),
+            }
         return out
 
 
@@ -105,8 +121,7 @@ def summarize_stability(records: list[dict]) -> dict:
     errors = [r["feature_error"] for r in records if r.get("feature_error")]
     if errors:
         num, den = sum(e["sq_error"] for e in errors), sum(e["sq_reference"] for e in errors)
-        out["feature_error"] = {"clips": len(errors),
-                                "relative_rvq_input": math.sqrt(num / den) if den > 0 else None}
+        out["feature_error"] = {"clips": len(errors), "relative_rvq_input": math.sqrt(num / den) if den > 0 else None}
     return out
 
 

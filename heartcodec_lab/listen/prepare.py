@@ -100,7 +100,9 @@ def conditions_from_evaluation(run_dir: str | Path) -> tuple[Path, dict[str, Pat
     reference = config.get("input") if config.get("mode") in ("encoders", "pairs") else config.get("audio_dir")
     estimate = config.get("estimate") or config.get("estimate_dir")
     if not reference or not isinstance(reference, str):
-        raise TestFolderError(f"{summary_path}: the run evaluated no audio folder (mode=encoders or pairs), nothing to listen to")
+        raise TestFolderError(
+            f"{summary_path}: the run evaluated no audio folder (mode=encoders or pairs), nothing to listen to"
+        )
     conditions = {}
     recon = run_dir / "reconstructions"
     if recon.is_dir():

@@ -30,8 +30,12 @@ LOSSES: dict[str, type[BatchLoss]] = {
     "consistency": ConsistencyLoss,
 }
 # losses built from a part of the frozen codec: constructor argument -> codec attribute
-CODEC_PARTS = {FlowMatchingLoss: ("flow_matching", "flow_matching"), DistillCodeLoss: ("quantizer", "quantizer"),
-              DistillRVQInputLoss: ("quantizer", "quantizer"), ConsistencyLoss: ("quantizer", "quantizer")}
+CODEC_PARTS = {
+    FlowMatchingLoss: ("flow_matching", "flow_matching"),
+    DistillCodeLoss: ("quantizer", "quantizer"),
+    DistillRVQInputLoss: ("quantizer", "quantizer"),
+    ConsistencyLoss: ("quantizer", "quantizer"),
+}
 
 
 def build_loss(kind: str, codec: nn.Module | None = None, **kwargs) -> BatchLoss:
@@ -64,8 +68,20 @@ def build_losses(spec: Mapping[str, Mapping], codec: nn.Module | None = None) ->
 
 
 __all__ = [
-    "LOSSES", "BatchLoss", "CommitmentLoss", "ConsistencyLoss", "DistillCodeLoss", "DistillFeatureLoss", "DistillRVQInputLoss",
+    "LOSSES",
+    "BatchLoss",
+    "CommitmentLoss",
+    "ConsistencyLoss",
+    "DistillCodeLoss",
+    "DistillFeatureLoss",
+    "DistillRVQInputLoss",
     "FeatureL2Loss",
-    "FlowMatchingLoss", "Frozen", "HighFrequencyLoss", "LossSet", "MelLoss", "MultiScaleSTFTLoss",
-    "build_loss", "build_losses",
+    "FlowMatchingLoss",
+    "Frozen",
+    "HighFrequencyLoss",
+    "LossSet",
+    "MelLoss",
+    "MultiScaleSTFTLoss",
+    "build_loss",
+    "build_losses",
 ]

@@ -24,8 +24,13 @@ from .base import BatchLoss, Frozen, same_shape
 from .distill import _codebooks
 
 
-def perturb(audio: torch.Tensor, max_delay: int = 480, gain_db: float = 0.1,
-            noise_db: tuple[float, float] = (-80.0, -60.0), generator: torch.Generator | None = None) -> torch.Tensor:
+def perturb(
+    audio: torch.Tensor,
+    max_delay: int = 480,
+    gain_db: float = 0.1,
+    noise_db: tuple[float, float] = (-80.0, -60.0),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """audio ``[B, C, S]`` -> the same shape, each clip changed in ways nobody hears.
 
     * a delay of ``d`` samples, log-uniform in ``[1, max_delay]`` (so one-sample shifts are as likely
@@ -40,7 +45,9 @@ def perturb(audio: torch.Tensor, max_delay: int = 480, gain_db: float = 0.1,
     rand = lambda *shape: torch.rand(*shape, generator=generator).to(device)
     out = audio
     if max_delay > 0:
-        delays = torch.exp(torch.rand(b, generator=generator) * math.log(max_delay + 1)).floor().long().clamp(1, max_delay)
+        delays = (
+            torch.exp(torch.rand(b, generator=generator) * math.log(max_delay + 1)).floor().long().clamp(1, max_delay)
+        )
         idx = torch.arange(s, device=device)[None, :] - delays.to(device)[:, None]  # [B, S]
         shifted = torch.gather(out, 2, idx.clamp_min(0)[:, None, :].expand(b, c, s))
         out = torch.where((idx >= 0)[:, None, :], shifted, torch.zeros((), device=device, dtype=out.dtype))
@@ -72,9 +79,17 @@ class ConsistencyLoss(BatchLoss):
     name = "consistency"
     requires = ("features", "perturbed_features")
 
-    def __init__(self, quantizer: nn.Module, weight: float = 1.0, max_delay: int = 480, gain_db: float = 0.1,
-                 noise_db: tuple[float, float] | None = (-80.0, -60.0), detach_clean: bool = True,
-                 edge_frames: int = 1, name: str | None = None):
+    def __init__(
+        self,
+        quantizer: nn.Module,
+        weight: float = 1.0,
+        max_delay: int = 480,
+        gain_db: float = 0.1,
+        noise_db: tuple[float, float] | None = (-80.0, -60.0),
+        detach_clean: bool = True,
+        edge_frames: int = 1,
+        name: str | None = None,
+    ):
         super().__init__(weight, name)
         if max_delay < 0 or edge_frames < 0:
             raise ValueError(f"max_delay and edge_frames must be >= 0, got {max_delay}, {edge_frames}")

@@ -59,8 +59,14 @@ class DistillRVQInputLoss(BatchLoss):
     name = "distill_rvq_input"
     requires = ("features", "teacher_features")
 
-    def __init__(self, quantizer: nn.Module, weight: float = 1.0, normalize: bool = False, per_level: bool = False,
-                 name: str | None = None):
+    def __init__(
+        self,
+        quantizer: nn.Module,
+        weight: float = 1.0,
+        normalize: bool = False,
+        per_level: bool = False,
+        name: str | None = None,
+    ):
         super().__init__(weight, name)
         self._rvq = Frozen(getattr(quantizer, "quantizer", quantizer))
         self.normalize, self.per_level = bool(normalize), bool(per_level)
@@ -133,8 +139,9 @@ class DistillCodeLoss(BatchLoss):
     name = "distill_code"
     requires = ("features", "teacher_codes")
 
-    def __init__(self, quantizer: nn.Module, weight: float = 1.0, tau: float = 1.0, mode: str = "ce",
-                 name: str | None = None):
+    def __init__(
+        self, quantizer: nn.Module, weight: float = 1.0, tau: float = 1.0, mode: str = "ce", name: str | None = None
+    ):
         super().__init__(weight, name)
         if tau <= 0:
             raise ValueError(f"tau must be positive, got {tau}")
@@ -149,8 +156,10 @@ class DistillCodeLoss(BatchLoss):
         books = _codebooks(rvq).float()  # [Q, K, d]
         b, t, _ = features.shape
         if teacher.shape != (b, books.shape[0], t):
-            raise ValueError(f"loss {self.name!r}: teacher_codes must be [B, {books.shape[0]}, T] = "
-                             f"{[b, books.shape[0], t]}, got {list(teacher.shape)}")
+            raise ValueError(
+                f"loss {self.name!r}: teacher_codes must be [B, {books.shape[0]}, T] = "
+                f"{[b, books.shape[0], t]}, got {list(teacher.shape)}"
+            )
         residual = rvq.project_in(features.float())  # [B, T, d]
         ces, logs = [], {}
         for q in range(books.shape[0]):

@@ -36,11 +36,21 @@ class FlowMatchingLoss(BatchLoss):
     name = "flow"
     requires = ("quantized", "latents")
 
-    def __init__(self, flow_matching: nn.Module, weight: float = 1.0, incontext_prob: float = 0.0,
-                 max_incontext_fraction: float = 0.5, cond_drop_prob: float = 0.0, name: str | None = None):
+    def __init__(
+        self,
+        flow_matching: nn.Module,
+        weight: float = 1.0,
+        incontext_prob: float = 0.0,
+        max_incontext_fraction: float = 0.5,
+        cond_drop_prob: float = 0.0,
+        name: str | None = None,
+    ):
         super().__init__(weight, name)
-        for key, p in (("incontext_prob", incontext_prob), ("cond_drop_prob", cond_drop_prob),
-                       ("max_incontext_fraction", max_incontext_fraction)):
+        for key, p in (
+            ("incontext_prob", incontext_prob),
+            ("cond_drop_prob", cond_drop_prob),
+            ("max_incontext_fraction", max_incontext_fraction),
+        ):
             if not 0 <= p <= 1:
                 raise ValueError(f"{key} must be in [0, 1], got {p}")
         if max_incontext_fraction >= 1:
@@ -71,8 +81,9 @@ class FlowMatchingLoss(BatchLoss):
         quantized, latents = batch["quantized"], batch["latents"]
         b, t, _ = quantized.shape
         if latents.dim() != 3 or latents.shape[0] != b or latents.shape[-1] < 2 * t:
-            raise ValueError(f"loss {self.name!r}: latents must be [B, C, >= 2T] = [{b}, C, {2 * t}], "
-                             f"got {list(latents.shape)}")
+            raise ValueError(
+                f"loss {self.name!r}: latents must be [B, C, >= 2T] = [{b}, C, {2 * t}], got {list(latents.shape)}"
+            )
         x1 = latents[..., : 2 * t].transpose(1, 2).float().detach()  # [B, 2T, 256]
         mu = self.condition(quantized)
         if self.cond_drop_prob > 0:

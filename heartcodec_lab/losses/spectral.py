@@ -34,13 +34,27 @@ class MultiScaleSTFTLoss(BatchLoss):
     name = "stft"
     requires = ("recon", "audio")
 
-    def __init__(self, weight: float = 1.0, fft_sizes=(256, 512, 1024, 2048, 4096), hop_divisor: int = 4,
-                 w_sc: float = 1.0, w_log_mag: float = 1.0, w_phase: float = 0.0, name: str | None = None):
+    def __init__(
+        self,
+        weight: float = 1.0,
+        fft_sizes=(256, 512, 1024, 2048, 4096),
+        hop_divisor: int = 4,
+        w_sc: float = 1.0,
+        w_log_mag: float = 1.0,
+        w_phase: float = 0.0,
+        name: str | None = None,
+    ):
         super().__init__(weight, name)
         fft_sizes = [int(n) for n in fft_sizes]
         self.stft = auraloss.freq.MultiResolutionSTFTLoss(
-            fft_sizes=fft_sizes, hop_sizes=[n // hop_divisor for n in fft_sizes], win_lengths=fft_sizes,
-            w_sc=w_sc, w_log_mag=w_log_mag, w_lin_mag=0.0, w_phs=w_phase)
+            fft_sizes=fft_sizes,
+            hop_sizes=[n // hop_divisor for n in fft_sizes],
+            win_lengths=fft_sizes,
+            w_sc=w_sc,
+            w_log_mag=w_log_mag,
+            w_lin_mag=0.0,
+            w_phs=w_phase,
+        )
 
     def compute(self, batch):
         recon, audio = _audio_pair(self, batch)
@@ -53,14 +67,29 @@ class MelLoss(BatchLoss):
     name = "mel"
     requires = ("recon", "audio")
 
-    def __init__(self, weight: float = 1.0, n_mels: int = 80, n_fft: int = 2048, hop_length: int = 480,
-                 sample_rate: int = SAMPLE_RATE, f_min: float = 0.0, f_max: float | None = None,
-                 log_clamp: float = 1e-5, name: str | None = None):
+    def __init__(
+        self,
+        weight: float = 1.0,
+        n_mels: int = 80,
+        n_fft: int = 2048,
+        hop_length: int = 480,
+        sample_rate: int = SAMPLE_RATE,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        log_clamp: float = 1e-5,
+        name: str | None = None,
+    ):
         super().__init__(weight, name)
         self.log_clamp = log_clamp
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, f_min=f_min, f_max=f_max,
-            n_mels=n_mels, power=1.0)
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+            power=1.0,
+        )
 
     def log_mel(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, S]`` -> ``[B, C, n_mels, frames]``."""
@@ -80,8 +109,16 @@ class HighFrequencyLoss(BatchLoss):
     name = "high_freq"
     requires = ("recon", "audio")
 
-    def __init__(self, weight: float = 1.0, band_hz=(4000.0, 8000.0), n_fft: int = 2048, hop_length: int = 512,
-                 sample_rate: int = SAMPLE_RATE, log_magnitude: bool = False, name: str | None = None):
+    def __init__(
+        self,
+        weight: float = 1.0,
+        band_hz=(4000.0, 8000.0),
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        sample_rate: int = SAMPLE_RATE,
+        log_magnitude: bool = False,
+        name: str | None = None,
+    ):
         super().__init__(weight, name)
         lo, hi = float(band_hz[0]), float(band_hz[1])
         if not 0 <= lo < hi <= sample_rate / 2:
@@ -94,9 +131,10 @@ class HighFrequencyLoss(BatchLoss):
 
     def band_magnitude(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, S]`` -> ``[B * C, band bins, frames]`` STFT magnitudes in the band."""
-        spec = torch.stft(x.reshape(-1, x.shape[-1]), self.n_fft, self.hop_length, window=self.window,
-                          return_complex=True)
-        mag = spec[:, self.band[0]:self.band[1]].abs()
+        spec = torch.stft(
+            x.reshape(-1, x.shape[-1]), self.n_fft, self.hop_length, window=self.window, return_complex=True
+        )
+        mag = spec[:, self.band[0] : self.band[1]].abs()
         return mag.clamp(min=1e-7).log() if self.log_magnitude else mag
 
     def compute(self, batch):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from heartcodec_lab.codec.config import HeartCodecConfig
 
 
-def mini_config(width: int = 8, codebook_dim: int = 8, heads: int = 4, head_dim: int = 32,
-                layers: int = 3, layers_2: int = 1) -> HeartCodecConfig:
+def mini_config(
+    width: int = 8, codebook_dim: int = 8, heads: int = 4, head_dim: int = 32, layers: int = 3, layers_2: int = 1
+) -> HeartCodecConfig:
     """The miniature's HeartCodecConfig (``width`` = ScalarModel ``init_channel``)."""
     return HeartCodecConfig(
         dim=512,

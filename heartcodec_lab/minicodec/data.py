@@ -77,8 +77,7 @@ def rich_notes(seconds: float, seed: int) -> tuple[list[Note], dict[int, tuple[i
 
     programs = {0: pick(RICH_CHORDS), 1: pick(RICH_BASS), 2: pick(RICH_LEADS)}
     if style == "low":
-        notes = [Note(n.start, n.end, n.channel, n.key - 12, n.velocity) if n.channel in (0, 1) else n
-                 for n in notes]
+        notes = [Note(n.start, n.end, n.channel, n.key - 12, n.velocity) if n.channel in (0, 1) else n for n in notes]
     elif style == "pads":
         programs[0] = pick(RICH_PADS)
         bars: dict[float, list[Note]] = {}
@@ -136,8 +135,15 @@ def held_out_pieces(n_pieces: int, seconds: float) -> torch.Tensor:
 class SegmentSampler:
     """Random segments of a bank with random gain, from a private generator (reproducible, resumable)."""
 
-    def __init__(self, bank: torch.Tensor, segment: int, batch: int, seed: int, mono: bool = True,
-                 gain_db: tuple[float, float] = (-12.0, 0.0)):
+    def __init__(
+        self,
+        bank: torch.Tensor,
+        segment: int,
+        batch: int,
+        seed: int,
+        mono: bool = True,
+        gain_db: tuple[float, float] = (-12.0, 0.0),
+    ):
         if bank.shape[-1] < segment:
             raise ValueError(f"pieces of {bank.shape[-1]} samples are shorter than segments of {segment}")
         self.bank, self.segment, self.batch, self.mono, self.gain_db = bank, segment, batch, mono, gain_db

@@ -77,8 +77,13 @@ class STFTDiscriminator(nn.Module):
 class MultiDiscriminator(nn.Module):
     """The periods and the STFT resolutions together: ``[B, 1, S]`` -> list of (logits, features)."""
 
-    def __init__(self, periods=(2, 3, 5, 7, 11), fft_sizes=(512, 1024, 2048), period_channels=(8, 16, 32, 32),
-                 stft_channels: int = 8):
+    def __init__(
+        self,
+        periods=(2, 3, 5, 7, 11),
+        fft_sizes=(512, 1024, 2048),
+        period_channels=(8, 16, 32, 32),
+        stft_channels: int = 8,
+    ):
         super().__init__()
         self.discs = nn.ModuleList(
             [PeriodDiscriminator(p, tuple(period_channels)) for p in periods]

@@ -35,8 +35,9 @@ def save_codec(codec: HeartCodec, folder: str | Path, half: bool = False) -> Pat
     return folder
 
 
-def export_minicodec(codec: HeartCodec, encoder: torch.nn.Module, out_dir: str | Path, half: bool = False,
-                     extra: dict | None = None) -> tuple[Path, Path]:
+def export_minicodec(
+    codec: HeartCodec, encoder: torch.nn.Module, out_dir: str | Path, half: bool = False, extra: dict | None = None
+) -> tuple[Path, Path]:
     """Save ``<out_dir>/codec`` and ``<out_dir>/encoder``; returns both folders."""
     out = Path(out_dir)
     codec_dir = save_codec(codec, out / "codec", half=half)

@@ -48,8 +48,14 @@ class MultiSTFTLoss(nn.Module):
     that carry the notes, where log losses are dominated by the many quiet bins.
     """
 
-    def __init__(self, fft_sizes=(256, 1024, 4096), eps: float = 1e-5, w_sc: float = 1.0,
-                 max_hz: float | None = None, sample_rate: int = 48000):
+    def __init__(
+        self,
+        fft_sizes=(256, 1024, 4096),
+        eps: float = 1e-5,
+        w_sc: float = 1.0,
+        max_hz: float | None = None,
+        sample_rate: int = 48000,
+    ):
         super().__init__()
         self.fft_sizes, self.eps, self.w_sc = tuple(fft_sizes), eps, w_sc
         # bins kept per size: all, or those up to max_hz
@@ -92,8 +98,15 @@ class LatentPitchReadout(nn.Module):
     band falls between two bins) from MIDI ``low_midi`` up. ``latents [B, 128, T]``, ``audio [B, 1, T*hop]``.
     """
 
-    def __init__(self, latent_dim: int = 128, hop: int = 1920, sample_rate: int = 48000, n_fft: int = 8192,
-                 low_midi: int = 36, n_bands: int = 72):
+    def __init__(
+        self,
+        latent_dim: int = 128,
+        hop: int = 1920,
+        sample_rate: int = 48000,
+        n_fft: int = 8192,
+        low_midi: int = 36,
+        n_bands: int = 72,
+    ):
         super().__init__()
         self.hop, self.n_fft = hop, n_fft
         self.readout = nn.Conv1d(latent_dim, n_bands, 1)

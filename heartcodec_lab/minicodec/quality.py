@@ -85,7 +85,7 @@ def tone_fidelity(model: ScalarModel, freq: float, seconds: float = 2.0, amplitu
     when the decoder reproduces the note, near 0 when it emits something else (e.g. frame-rate buzz).
     """
     t = torch.arange(int(seconds * SR)) / SR
-    x = (amplitude * torch.sin(2 * math.pi * freq * t) + amplitude / 3 * torch.sin(4 * math.pi * freq * t))
+    x = amplitude * torch.sin(2 * math.pi * freq * t) + amplitude / 3 * torch.sin(4 * math.pi * freq * t)
     hop = model.hop_length
     x = x[: x.numel() // hop * hop][None, None]
     was = model.training

@@ -35,14 +35,21 @@ from .scoring import (
 TONE_HZ = (55.0, 82.41, 110.0, 165.0, 220.0, 330.0, 440.0, 660.0, 880.0)
 
 
-def held_out_table(pieces: int, seconds: float, codec_dir=None, encoder_dir=None, seed: int = 0,
-                   plot: str | None = None, projections: dict[str, str] | None = None,
-                   plot_panels: dict | None = None) -> dict[str, dict]:
+def held_out_table(
+    pieces: int,
+    seconds: float,
+    codec_dir=None,
+    encoder_dir=None,
+    seed: int = 0,
+    plot: str | None = None,
+    projections: dict[str, str] | None = None,
+    plot_panels: dict | None = None,
+) -> dict[str, dict]:
     """``{row: {<METRICS>...}}``; the miniature and each projection row also hold ``agreement``
     (``level_agreement`` with the true encoder's tokens). ``plot`` writes spectrograms of the first piece
     (original, round trip, ScalarModel alone, plus ``plot_panels``: name -> (codec, encoder) of other models)."""
-    from heartcodec_lab.codec.random_codec import build_random_codec
     from heartcodec_lab.codec.loading import finalize
+    from heartcodec_lab.codec.random_codec import build_random_codec
     from heartcodec_lab.encoders import build_encoder
 
     audio = held_out_pieces(pieces, seconds)
@@ -64,8 +71,11 @@ def held_out_table(pieces: int, seconds: float, codec_dir=None, encoder_dir=None
             from heartcodec_lab.evaluate.plots import spectrogram_comparison
 
             # the random codec is left out: its loud noise would set the colour scale for all panels
-            panels = {"original (held-out)": piece, "minicodec": roundtrip(mini, mini_enc, piece, seed),
-                      "minicodec stage 1": outs["minicodec stage 1"]}
+            panels = {
+                "original (held-out)": piece,
+                "minicodec": roundtrip(mini, mini_enc, piece, seed),
+                "minicodec stage 1": outs["minicodec stage 1"],
+            }
             for name, (codec, enc) in (plot_panels or {}).items():
                 panels[name] = roundtrip(codec, enc, piece, seed)
             spectrogram_comparison(panels, SR, plot, title="held-out piece: original and reconstructions")
@@ -117,13 +127,14 @@ def harmonic_tone(freq: float, seconds: float = 2.0, amplitude: float = 0.3) -> 
     return torch.stack([x, x])
 
 
-def pitch_hz(audio: torch.Tensor, sample_rate: int = SR, fmin: float = 40.0, fmax: float = 1200.0,
-             skip_s: float = 0.3) -> float:
+def pitch_hz(
+    audio: torch.Tensor, sample_rate: int = SR, fmin: float = 40.0, fmax: float = 1200.0, skip_s: float = 0.3
+) -> float:
     """Median pyin f0 (Hz) of the voiced frames of a mono mix, after ``skip_s``; NaN when nothing is voiced."""
     import librosa
 
     mono = audio.mean(0).double().numpy()
-    y = librosa.resample(mono, orig_sr=sample_rate, target_sr=22050)[int(skip_s * 22050):]
+    y = librosa.resample(mono, orig_sr=sample_rate, target_sr=22050)[int(skip_s * 22050) :]
     f0, voiced, _ = librosa.pyin(y, fmin=fmin, fmax=fmax, sr=22050, frame_length=4096)
     f0 = f0[voiced & np.isfinite(f0)]
     return float(np.median(f0)) if f0.size else float("nan")

@@ -73,8 +73,9 @@ def shipped_miniature_dirs() -> tuple[Path, Path]:
 
 
 @torch.no_grad()
-def score_encoders(codec, true_encoder, encoders: dict, pieces: torch.Tensor, seed: int = 0,
-                   true_name: str = "true encoder") -> dict[str, dict]:
+def score_encoders(
+    codec, true_encoder, encoders: dict, pieces: torch.Tensor, seed: int = 0, true_name: str = "true encoder"
+) -> dict[str, dict]:
     """Score the true encoder and ``encoders`` (name -> encoder) on ``pieces`` through ``codec``.
 
     Returns ``{name: {<METRICS>: mean over pieces, "agreement": level_agreement vs the true encoder}}``,
@@ -97,8 +98,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
 
     def line(cells):
-        return "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            + " |"
+        )
 
     rule = "| " + " | ".join("-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |"
     return "\n".join([line(header), rule, *(line(r) for r in rows)])

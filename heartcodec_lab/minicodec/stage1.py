@@ -29,7 +29,6 @@ from heartcodec_lab.codec.scalar_model import LATENT_LEVELS, ScalarModel, quanti
 
 from .losses import LatentPitchReadout, MultiMelLoss, MultiSTFTLoss, PitchLoss
 
-
 #: Output std each conv is set to by :func:`lsuv_init` (residual branches small: identity dominates).
 LSUV_TARGET, LSUV_BRANCH_TARGET = 1.0, 0.3
 
@@ -51,7 +50,7 @@ def lsuv_init(model: ScalarModel, probe: torch.Tensor, latent_std: float = 0.6) 
     for conv in convs:
         seen: dict[str, float] = {}
 
-        def record(module, inputs, output):
+        def record(module, inputs, output, seen=seen):
             seen.setdefault("std", float(output.std()))  # first call only; returns None: output kept
 
         handle = conv.register_forward_hook(record)
@@ -100,15 +99,32 @@ def decode_unrounded(model: ScalarModel, latent: torch.Tensor) -> torch.Tensor:
 class Stage1Loss(nn.Module):
     """Weighted sum of log-mel L1, log-STFT, waveform L1 and the latent-usage hinge; returns (total, parts)."""
 
-    def __init__(self, w_mel: float = 15.0, w_stft: float = 1.0, w_wave: float = 1.0, w_usage: float = 1.0,
-                 usage_floor: float = 0.15, w_bound: float = 1.0, bound: float = 2.0, w_sc: float = 1.0,
-                 w_pitch: float = 0.0, w_readout: float = 0.0):
+    def __init__(
+        self,
+        w_mel: float = 15.0,
+        w_stft: float = 1.0,
+        w_wave: float = 1.0,
+        w_usage: float = 1.0,
+        usage_floor: float = 0.15,
+        w_bound: float = 1.0,
+        bound: float = 2.0,
+        w_sc: float = 1.0,
+        w_pitch: float = 0.0,
+        w_readout: float = 0.0,
+    ):
         super().__init__()
         self.mel, self.stft, self.pitch = MultiMelLoss(), MultiSTFTLoss(w_sc=w_sc), PitchLoss()
         # trainable, so only built when used (its weights join the optimizer and the checkpoint)
         self.readout = LatentPitchReadout() if w_readout else None
-        self.w = {"mel": w_mel, "stft": w_stft, "wave": w_wave, "usage": w_usage, "bound": w_bound,
-                  "pitch": w_pitch, "readout": w_readout}
+        self.w = {
+            "mel": w_mel,
+            "stft": w_stft,
+            "wave": w_wave,
+            "usage": w_usage,
+            "bound": w_bound,
+            "pitch": w_pitch,
+            "readout": w_readout,
+        }
         self.usage_floor, self.bound = usage_floor, bound
 
     def forward(self, recon: torch.Tensor, audio: torch.Tensor, pre_tanh: torch.Tensor):

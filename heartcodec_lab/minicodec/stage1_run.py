@@ -105,8 +105,9 @@ def build_stage1(s: Stage1Settings, initialise: bool = True) -> tuple[ScalarMode
 
 
 def build_discriminator(s: Stage1Settings) -> MultiDiscriminator:
-    return MultiDiscriminator(tuple(s.disc_periods), tuple(s.disc_fft_sizes), tuple(s.disc_period_channels),
-                              s.disc_stft_channels)
+    return MultiDiscriminator(
+        tuple(s.disc_periods), tuple(s.disc_fft_sizes), tuple(s.disc_period_channels), s.disc_stft_channels
+    )
 
 
 class Stage1Step:
@@ -152,8 +153,15 @@ def setup_stage1(s: Stage1Settings, resuming: bool):
         model.encoder.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):  # extra modules' init must not shift the training RNG stream
         torch.manual_seed(s.seed + 3)
-        loss_fn = Stage1Loss(s.w_mel, s.w_stft, s.w_wave, s.w_usage, w_bound=s.w_bound, w_sc=s.w_sc,
-                             w_readout=0.0 if s.freeze_encoder else s.w_readout)
+        loss_fn = Stage1Loss(
+            s.w_mel,
+            s.w_stft,
+            s.w_wave,
+            s.w_usage,
+            w_bound=s.w_bound,
+            w_sc=s.w_sc,
+            w_readout=0.0 if s.freeze_encoder else s.w_readout,
+        )
         torch.manual_seed(s.seed + 4)
         disc = build_discriminator(s) if s.w_adv else None
     modules = {"model": model} | ({"readout": loss_fn.readout} if loss_fn.readout is not None else {})
@@ -163,8 +171,9 @@ def setup_stage1(s: Stage1Settings, resuming: bool):
     optimizers, schedulers = {"main": opt}, {"main": sched}
     disc_opt = None
     if disc is not None:
-        disc_opt, disc_sched = adamw_with_schedule(disc.parameters(), s.disc_lr, s.warmup_steps, total,
-                                                   betas=(0.8, 0.99))
+        disc_opt, disc_sched = adamw_with_schedule(
+            disc.parameters(), s.disc_lr, s.warmup_steps, total, betas=(0.8, 0.99)
+        )
         modules["disc"] = disc
         optimizers["disc"], schedulers["disc"] = disc_opt, disc_sched
     step = Stage1Step(s, model, sampler, loss_fn, disc, disc_opt)
@@ -186,8 +195,20 @@ def train_stage1(s: Stage1Settings, run_dir: Path, progress: bool = True, max_se
             fh.write(json.dumps({"step": done} | res) + "\n")
         return res
 
-    last = run_loop("stage1", run_dir, s.steps, step, modules, optimizers, schedulers, sampler,
-                    eval_fn=evaluate if pieces is not None else None, eval_every=s.eval_every,
-                    checkpoint_every=s.checkpoint_every, checkpoint_minutes=s.checkpoint_minutes,
-                    progress=progress, max_seconds=max_seconds)
+    last = run_loop(
+        "stage1",
+        run_dir,
+        s.steps,
+        step,
+        modules,
+        optimizers,
+        schedulers,
+        sampler,
+        eval_fn=evaluate if pieces is not None else None,
+        eval_every=s.eval_every,
+        checkpoint_every=s.checkpoint_every,
+        checkpoint_minutes=s.checkpoint_minutes,
+        progress=progress,
+        max_seconds=max_seconds,
+    )
     return {"loss": last, "model": model}

@@ -37,9 +37,17 @@ def build_true_encoder() -> Conv1dProjection:
 class Stage2Loss(nn.Module):
     """Flow matching + commitment + latent readout; the RVQ is trained by its own EMA updates."""
 
-    def __init__(self, fm: FlowMatching, encoder: nn.Module, w_flow: float = 1.0, w_commit: float = 0.25,
-                 w_readout: float = 1.0, cond_drop: float = 0.1, incontext_prob: float = 0.5,
-                 level_dropout: float = 0.0):
+    def __init__(
+        self,
+        fm: FlowMatching,
+        encoder: nn.Module,
+        w_flow: float = 1.0,
+        w_commit: float = 0.25,
+        w_readout: float = 1.0,
+        cond_drop: float = 0.1,
+        incontext_prob: float = 0.5,
+        level_dropout: float = 0.0,
+    ):
         super().__init__()
         self.fm, self.encoder = fm, encoder
         self.readout = nn.Linear(fm.cond_feature_emb.in_features, 2 * fm.latent_dim)
@@ -81,7 +89,7 @@ class Stage2Loss(nn.Module):
         tt = torch.rand(b)
         x_t = interpolate_path(noise, x1, tt[:, None, None])
         use = torch.rand(b) < self.incontext_prob
-        lengths = (torch.randint(0, t + 1, (b,)) * use)  # up to half the frames as prompt
+        lengths = torch.randint(0, t + 1, (b,)) * use  # up to half the frames as prompt
         ctx = torch.arange(2 * t)[None] < lengths[:, None]
         incontext_x = x1 * ctx[..., None]
         pred = fm.velocity(x_t, incontext_x, mu, tt)

@@ -81,8 +81,14 @@ def latent_bank(codec: HeartCodec, s: Stage2Settings, cache: Path) -> torch.Tens
     return bank
 
 
-def train_stage2(s: Stage2Settings, run_dir: Path, stage1_weights: dict, progress: bool = True,
-                 max_seconds: float | None = None, eval_fn=None) -> dict:
+def train_stage2(
+    s: Stage2Settings,
+    run_dir: Path,
+    stage1_weights: dict,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    eval_fn=None,
+) -> dict:
     """Train (or resume) stage 2 in ``run_dir``; returns the last loss parts, the codec and the encoder."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "stage2_settings.json").write_text(json.dumps(asdict(s), indent=2))
@@ -90,8 +96,7 @@ def train_stage2(s: Stage2Settings, run_dir: Path, stage1_weights: dict, progres
     encoder = build_true_encoder()
     if s.init_from and not (run_dir / "stage2.pt").is_file():
         warm_start(codec, encoder, Path(s.init_from))
-    loss_fn = Stage2Loss(codec.flow_matching, encoder, s.w_flow, s.w_commit, s.w_readout,
-                         level_dropout=s.level_dropout)
+    loss_fn = Stage2Loss(codec.flow_matching, encoder, s.w_flow, s.w_commit, s.w_readout, level_dropout=s.level_dropout)
     bank = latent_bank(codec, s, run_dir / "stage2_latents.pt")
     sampler = SegmentSampler(bank, s.segment_frames, s.batch, seed=s.seed + 11, mono=False, gain_db=(0.0, 0.0))
     params = [p for p in loss_fn.parameters() if p.requires_grad]
@@ -115,9 +120,22 @@ def train_stage2(s: Stage2Settings, run_dir: Path, stage1_weights: dict, progres
                 fh.write(json.dumps({"step": done} | res) + "\n")
             return res
 
-    last = run_loop("stage2", run_dir, s.steps, step, modules, {"main": opt}, {"main": sched}, sampler,
-                    eval_fn=evaluate, eval_every=s.eval_every, checkpoint_every=s.checkpoint_every,
-                    checkpoint_minutes=s.checkpoint_minutes, progress=progress, max_seconds=max_seconds)
+    last = run_loop(
+        "stage2",
+        run_dir,
+        s.steps,
+        step,
+        modules,
+        {"main": opt},
+        {"main": sched},
+        sampler,
+        eval_fn=evaluate,
+        eval_every=s.eval_every,
+        checkpoint_every=s.checkpoint_every,
+        checkpoint_minutes=s.checkpoint_minutes,
+        progress=progress,
+        max_seconds=max_seconds,
+    )
     codec.eval()
     encoder.eval()
     return {"loss": last, "codec": codec, "encoder": encoder}

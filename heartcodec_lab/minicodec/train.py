@@ -40,10 +40,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stage1", default="{}", help="JSON overrides of Stage1Settings")
     p.add_argument("--stage2", default="{}", help="JSON overrides of Stage2Settings")
     p.add_argument("--init-from", default="", help="warm start both stages from this exported miniature")
-    p.add_argument("--stages", default="all", choices=["all", "1", "2", "export"],
-                   help="all: 1, 2 and export in turn; or only one of them")
-    p.add_argument("--latents-from", default="stage1", choices=["stage1", "init"],
-                   help="stage 2's latents: the finished stage 1, or --init-from's encoder (stage 1 frozen)")
+    p.add_argument(
+        "--stages",
+        default="all",
+        choices=["all", "1", "2", "export"],
+        help="all: 1, 2 and export in turn; or only one of them",
+    )
+    p.add_argument(
+        "--latents-from",
+        default="stage1",
+        choices=["stage1", "init"],
+        help="stage 2's latents: the finished stage 1, or --init-from's encoder (stage 1 frozen)",
+    )
     p.add_argument("--max-minutes", type=float, default=None, help="stop (after a checkpoint) after this long")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -80,8 +88,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"stage 2 needs a finished stage 1 ({run / 'stage1.pt'}) or --latents-from init")
         from .quality import stage2_probe
 
-        train_stage2(s2, run, latent_weights, progress=not args.no_progress, max_seconds=left(),
-                     eval_fn=stage2_probe)
+        train_stage2(s2, run, latent_weights, progress=not args.no_progress, max_seconds=left(), eval_fn=stage2_probe)
         if checkpoint_step(run / "stage2.pt") < s2.steps:
             print(f"stage 2 paused; rerun the same command to resume from {run / 'stage2.pt'}")
             return 0
@@ -100,10 +107,13 @@ def export(args, run: Path, s2: Stage2Settings, stage1: dict | None, latent_weig
 
     r2 = train_stage2(s2, run, latent_weights, progress=False)  # loads the finished checkpoint
     r2["codec"].scalar_model.load_state_dict(stage1)
-    extra = {"stage1": json.loads((run / "stage1_settings.json").read_text()),
-             "stage2": json.loads((run / "stage2_settings.json").read_text())}
-    codec_dir, enc_dir = export_minicodec(r2["codec"].eval(), r2["encoder"], args.export_to, half=args.half,
-                                          extra=extra)
+    extra = {
+        "stage1": json.loads((run / "stage1_settings.json").read_text()),
+        "stage2": json.loads((run / "stage2_settings.json").read_text()),
+    }
+    codec_dir, enc_dir = export_minicodec(
+        r2["codec"].eval(), r2["encoder"], args.export_to, half=args.half, extra=extra
+    )
     print(f"exported {codec_dir} and {enc_dir}")
     return 0
 

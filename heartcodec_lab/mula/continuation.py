@@ -15,12 +15,15 @@ import torch
 from heartcodec_lab.codec.token_files import read_token_file
 from heartcodec_lab.mula.generation import GenerationConfig, GenerationResult, generate
 
+
 def load_token_file(path: str | Path, codebook_size: int | None = None) -> torch.Tensor:
     """``.npy`` token file -> int64 ``[8, T]`` (see :func:`heartcodec_lab.codec.token_files.read_token_file`)."""
     return torch.from_numpy(read_token_file(path, codebook_size))
 
 
-def encode_audio_file(path: str | Path, codec, encoder: str = "official", encoder_path: str | None = None) -> torch.Tensor:
+def encode_audio_file(
+    path: str | Path, codec, encoder: str = "official", encoder_path: str | None = None
+) -> torch.Tensor:
     """Audio file -> int64 tokens ``[8, T]`` with any configured encoder (shares ``codec``'s quantizer)."""
     from heartcodec_lab.audio import load_audio
     from heartcodec_lab.encoders import build_encoder

@@ -22,7 +22,9 @@ BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
 CODEBOOK_SIZE = 8192
 
 DEFAULT_CONFIG = MulaConfig(
-    backbone_flavor=dict(num_layers=2, num_heads=4, num_kv_heads=2, embed_dim=64, max_seq_len=4096, intermediate_dim=128),
+    backbone_flavor=dict(
+        num_layers=2, num_heads=4, num_kv_heads=2, embed_dim=64, max_seq_len=4096, intermediate_dim=128
+    ),
     decoder_flavor=dict(num_layers=2, num_heads=4, num_kv_heads=2, embed_dim=32, max_seq_len=16, intermediate_dim=64),
     text_vocab_size=260,  # 256 bytes + BOS + EOS + 2 spare
     audio_vocab_size=CODEBOOK_SIZE + 5,

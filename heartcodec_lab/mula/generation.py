@@ -126,8 +126,12 @@ def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("HeartMuLa frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        disable=not enabled, transient=True,
+        TextColumn("HeartMuLa frames"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=True,
     )
 
 
@@ -184,8 +188,17 @@ def prefill_long(model, stream: _Stream, chunk: int, cfg_scale: float) -> _Strea
     return _Stream(tokens, mask, pos, ref)
 
 
-def sample_frames(model, gen, stream: _Stream, sampler, config: GenerationConfig, max_new: int,
-                  cancel: threading.Event | None, progress: bool, on_frame) -> tuple[list[torch.Tensor], str]:
+def sample_frames(
+    model,
+    gen,
+    stream: _Stream,
+    sampler,
+    config: GenerationConfig,
+    max_new: int,
+    cancel: threading.Event | None,
+    progress: bool,
+    on_frame,
+) -> tuple[list[torch.Tensor], str]:
     """Step 5: one frame ``[8]`` per call until the audio end id, ``max_new`` frames or a cancel."""
     frames: list[torch.Tensor] = []
     with _progress(progress) as bar:
@@ -193,8 +206,14 @@ def sample_frames(model, gen, stream: _Stream, sampler, config: GenerationConfig
         for i in range(max_new):
             if cancel is not None and cancel.is_set():
                 return frames, "cancelled"
-            out = model.generate_frame(stream.tokens, stream.mask, stream.pos, sampler, config.cfg_scale,
-                                       reference_index=stream.reference_index)
+            out = model.generate_frame(
+                stream.tokens,
+                stream.mask,
+                stream.pos,
+                sampler,
+                config.cfg_scale,
+                reference_index=stream.reference_index,
+            )
             if on_frame is not None:
                 on_frame(i, out)
             frame = out.codes
@@ -240,13 +259,18 @@ def generate_tokens(
 
     guided = config.cfg_scale > 1.0
     batch = 2 if guided else 1
-    stream = _Stream(batch_for_guidance(rows, guided).to(device), batch_for_guidance(mask, guided).to(device),
-                     torch.arange(rows.shape[0], device=device).unsqueeze(0).repeat(batch, 1), prompt.reference_index)
+    stream = _Stream(
+        batch_for_guidance(rows, guided).to(device),
+        batch_for_guidance(mask, guided).to(device),
+        torch.arange(rows.shape[0], device=device).unsqueeze(0).repeat(batch, 1),
+        prompt.reference_index,
+    )
     model.setup_caches(batch)
     try:
         stream = prefill_long(model, stream, prefill_chunk, config.cfg_scale)
-        frames, stop_reason = sample_frames(model, bundle.gen_config, stream, sampler, config, max_new, cancel,
-                                            progress, on_frame)
+        frames, stop_reason = sample_frames(
+            model, bundle.gen_config, stream, sampler, config, max_new, cancel, progress, on_frame
+        )
     finally:
         model.delete_caches()  # the backbone cache is large; free it between calls
     new = torch.stack(frames, dim=1) if frames else torch.zeros(8, 0, dtype=torch.long)

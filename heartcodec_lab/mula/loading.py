@@ -91,8 +91,6 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-
-
 def find_model_dir(path: str | Path, version: str | None = None) -> Path:
     """The folder holding ``config.json`` + weights, given it or its parent (a local folder or a Hub repo id)."""
     path = locate_checkpoint(path, "HeartMuLa checkpoint")
@@ -109,7 +107,9 @@ def find_model_dir(path: str | Path, version: str | None = None) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise MulaLoadError(f"{path}: neither a HeartMuLa folder (config.json) nor a parent of {MODEL_PREFIX}<version>/")
+        raise MulaLoadError(
+            f"{path}: neither a HeartMuLa folder (config.json) nor a parent of {MODEL_PREFIX}<version>/"
+        )
     raise MulaLoadError(f"{path}: several models {[p.name for p in found]}; pick one with version=...")
 
 

@@ -172,7 +172,9 @@ class HeartMuLa(nn.Module):
         """codes ``[...]`` of one codebook -> ``[..., D_backbone]``."""
         return self.audio_embeddings(codes + codebook * self.config.audio_vocab_size)
 
-    def embed_tokens(self, tokens: torch.Tensor, mask: torch.Tensor, uncond: torch.Tensor | None = None) -> torch.Tensor:
+    def embed_tokens(
+        self, tokens: torch.Tensor, mask: torch.Tensor, uncond: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """tokens/mask ``[B, S, 9]`` -> summed embeddings ``[B, S, D]``.
 
         ``uncond`` ``[B]`` bool marks rows whose text channel is replaced by the
@@ -188,7 +190,9 @@ class HeartMuLa(nn.Module):
         embeds = torch.cat([audio, text.unsqueeze(-2)], dim=-2)
         return (embeds * mask.unsqueeze(-1)).sum(dim=2, dtype=embeds.dtype)
 
-    def reference_slot(self, batch: int, uncond: torch.Tensor | None, muq_embed: torch.Tensor | None = None) -> torch.Tensor:
+    def reference_slot(
+        self, batch: int, uncond: torch.Tensor | None, muq_embed: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Embedding ``[B, D]`` for the reference-audio (MuQ) slot; a zero MuQ vector when none is given."""
         if muq_embed is None:
             muq_embed = torch.zeros(batch, self.config.muq_dim, device=self.device, dtype=self.dtype)

@@ -144,10 +144,7 @@ def run_ranking(cfg: DictConfig) -> Path:
         reference=cfg.get("official_encoder"),
         heldout=[r["heldout_pieces"], r["heldout_seconds"]],
     )
-    cache = (
-        out
-        / f"banks-{settings_key('banks', {k: settings[k] for k in BANK_KEYS})}.pt"
-    )
+    cache = out / f"banks-{settings_key('banks', {k: settings[k] for k in BANK_KEYS})}.pt"
     if cache.is_file():  # the synthetic pieces and their latents: deterministic, computed once per folder
         bank, heldout = torch.load(cache, weights_only=True)
     else:

@@ -95,29 +95,46 @@ def _reference_text(cfg) -> str:
     return f"official, `{ref['path'] or 'embedded tiny (random weights)'}`"
 
 
-def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dict, n_train: int,
-                       n_heldout: int) -> Path:
+def write_study_report(
+    out: Path, cfg, trained: dict[str, dict], evaluation: dict, n_train: int, n_heldout: int
+) -> Path:
     encoders = evaluation.get("encoders", {})
     items = read_jsonl(out / "eval" / "items.jsonl")
     speed = encode_speed(items)
-    parts = ["# Encoder study\n", f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}. "
-             f"Audio: `{cfg.input}` ({n_train} training files, {n_heldout} held out in `heldout/`). "
-             f"Codec: `{cfg.codec.get('path') or 'embedded miniature (codec.path=null)'}`; reference encoder: "
-             f"{_reference_text(cfg)}. Training budget: "
-             f"{int(cfg.budget.max_steps)} steps per recipe.\n"]
-    rows = [[r, _fmt(s.get("global_step")), _fmt(s.get("seconds")),
-             _fmt(s.get("metrics", {}).get("train/loss/total")), _fmt(s.get("metrics", {}).get("val/loss/total")),
-             f"`{s.get('projection_export')}`"] for r, s in trained.items()]
+    parts = [
+        "# Encoder study\n",
+        f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')}. "
+        f"Audio: `{cfg.input}` ({n_train} training files, {n_heldout} held out in `heldout/`). "
+        f"Codec: `{cfg.codec.get('path') or 'embedded miniature (codec.path=null)'}`; reference encoder: "
+        f"{_reference_text(cfg)}. Training budget: "
+        f"{int(cfg.budget.max_steps)} steps per recipe.\n",
+    ]
+    rows = [
+        [
+            r,
+            _fmt(s.get("global_step")),
+            _fmt(s.get("seconds")),
+            _fmt(s.get("metrics", {}).get("train/loss/total")),
+            _fmt(s.get("metrics", {}).get("val/loss/total")),
+            f"`{s.get('projection_export')}`",
+        ]
+        for r, s in trained.items()
+    ]
     header = ["recipe", "steps", "seconds", "train/loss/total", "val/loss/total", "export"]
     parts += ["## Training\n", markdown_table(header, rows)]
     header = ["encoder"] + [f"{name} ({better})" for name, _, better in HEADLINE] + ["tokenize speed (x realtime)"]
-    rows = [[name] + [_fmt(_get(block, path)) for _, path, _ in HEADLINE] + [_fmt(speed.get(name))]
-            for name, block in encoders.items()]
-    parts += ["## Held-out comparison\n",
-              "Agreement: token match rate with the reference encoder (q0 = first quantizer; mean over the 8). "
-              "Reconstruction and music metrics: original vs detokenized tokens. wer/cer: transcript of the "
-              "reconstruction vs that of the original (when `evaluate.lyrics.enabled`). Speed: seconds of audio "
-              "tokenized per second (higher is faster).\n", markdown_table(header, rows)]
+    rows = [
+        [name] + [_fmt(_get(block, path)) for _, path, _ in HEADLINE] + [_fmt(speed.get(name))]
+        for name, block in encoders.items()
+    ]
+    parts += [
+        "## Held-out comparison\n",
+        "Agreement: token match rate with the reference encoder (q0 = first quantizer; mean over the 8). "
+        "Reconstruction and music metrics: original vs detokenized tokens. wer/cer: transcript of the "
+        "reconstruction vs that of the original (when `evaluate.lyrics.enabled`). Speed: seconds of audio "
+        "tokenized per second (higher is faster).\n",
+        markdown_table(header, rows),
+    ]
     parts += stability_overview(encoders, evaluation.get("config", {}).get("reference"))
     if _agreement_plot(encoders, out / "plots" / "agreement_per_quantizer.png"):
         parts.append("![agreement per quantizer](plots/agreement_per_quantizer.png)\n")
@@ -129,10 +146,13 @@ def write_study_report(out: Path, cfg, trained: dict[str, dict], evaluation: dic
         from heartcodec_lab.listen.results import listening_section
 
         parts += listening_section(listening_test, out)
-    parts.append("Full evaluation (usage, per-quantizer tables, codebook depth, transcripts, spectrograms): "
-                 "[eval/report.md](eval/report.md)\n")
+    parts.append(
+        "Full evaluation (usage, per-quantizer tables, codebook depth, transcripts, spectrograms): "
+        "[eval/report.md](eval/report.md)\n"
+    )
     path = out / "report.md"
     path.write_text("\n".join(parts), encoding="utf-8")
-    (out / "study.json").write_text(json.dumps({"trained": trained, "speed": speed,
-                                                "encoders": list(encoders)}, indent=2) + "\n")
+    (out / "study.json").write_text(
+        json.dumps({"trained": trained, "speed": speed, "encoders": list(encoders)}, indent=2) + "\n"
+    )
     return path

@@ -35,7 +35,9 @@ RECIPES = ("conv1d", "flow", "distill")
 SIDECARS = (".txt", ".lyrics")
 
 
-def split_folder(audio_dir: str | Path, out: Path, heldout_fraction: float, extensions) -> tuple[list[Path], list[Path]]:
+def split_folder(
+    audio_dir: str | Path, out: Path, heldout_fraction: float, extensions
+) -> tuple[list[Path], list[Path]]:
     """Deterministic train / held-out split of an audio folder; writes the manifest and the held-out links."""
     from heartcodec_lab.data.files import find_audio_files
 
@@ -81,9 +83,13 @@ def _train_recipe(cfg: DictConfig, recipe: str, out: Path, codec) -> dict:
     if cfg.get("resume", True) and summary_path.is_file() and (run_dir / "projection").is_dir():
         log.info("%s: already trained, reusing %s", recipe, run_dir)
         return json.loads(summary_path.read_text())
-    overrides = [f"+experiment={recipe}", f"paths.output_dir={run_dir}", f"paths.cache_dir={out / 'cache'}",
-                 f"data.train_manifest={out / 'splits' / 'train.jsonl'}",
-                 f"trainer.max_steps={int(cfg.budget.max_steps)}"]
+    overrides = [
+        f"+experiment={recipe}",
+        f"paths.output_dir={run_dir}",
+        f"paths.cache_dir={out / 'cache'}",
+        f"data.train_manifest={out / 'splits' / 'train.jsonl'}",
+        f"trainer.max_steps={int(cfg.budget.max_steps)}",
+    ]
     if cfg.codec.get("path"):
         overrides.append(f"codec.path={cfg.codec.path}")
     if recipe == "distill":  # the study distills from its reference encoder
@@ -104,10 +110,19 @@ def _evaluate(cfg: DictConfig, out: Path, trained: dict[str, dict]) -> dict:
     ref = reference_encoder(cfg)
     encoders = [ref] + [{"name": r, "kind": "projection", "path": s["projection_export"]} for r, s in trained.items()]
     ev = OmegaConf.to_container(cfg.evaluate, resolve=True)
-    ev.update({"mode": "encoders", "input": str(out / "heldout"), "output": str(out / "eval"), "encoders": encoders,
-               "reference": ref["name"], "codec": OmegaConf.to_container(cfg.codec, resolve=True),
-               "transcriber": OmegaConf.to_container(cfg.transcriber, resolve=True),
-               "label": "study", "resume": bool(cfg.get("resume", True))})
+    ev.update(
+        {
+            "mode": "encoders",
+            "input": str(out / "heldout"),
+            "output": str(out / "eval"),
+            "encoders": encoders,
+            "reference": ref["name"],
+            "codec": OmegaConf.to_container(cfg.codec, resolve=True),
+            "transcriber": OmegaConf.to_container(cfg.transcriber, resolve=True),
+            "label": "study",
+            "resume": bool(cfg.get("resume", True)),
+        }
+    )
     return run_evaluation(_evaluation_config(ev))
 
 

@@ -73,7 +73,8 @@ def check_resume(out: Path, fingerprint: str, rvq: str, reencode: bool) -> None:
         return
     raise ProvenanceError(
         f"{out} holds tokens of another encoder than this run's {fingerprint} ({_what_differs(out, list(others), rvq)}): "
-        f"{describe_groups(others)}; rerun with reencode=true to replace them, or choose a new output_dir")
+        f"{describe_groups(others)}; rerun with reencode=true to replace them, or choose a new output_dir"
+    )
 
 
 def check_single_encoder(out: Path) -> str | None:
@@ -82,5 +83,6 @@ def check_single_encoder(out: Path) -> str | None:
     if len(groups) > 1:
         raise ProvenanceError(
             f"{out}: the shards hold tokens of different encoders ({_what_differs(out, list(groups))}): "
-            f"{describe_groups(groups)}; rerun those shards with one encoder (reencode=true) or start a new output_dir")
+            f"{describe_groups(groups)}; rerun those shards with one encoder (reencode=true) or start a new output_dir"
+        )
     return next(iter(groups), None)

@@ -8,8 +8,15 @@ from pathlib import Path
 
 from heartcodec_lab import __version__
 from heartcodec_lab.tokenize.consistency import check_single_encoder
-from heartcodec_lab.tokenize.layout import (PARTS_DIR, TMP_MARK, TOKENS_DIR, atomic_write_text, latest_by_file,
-                                            read_all_ledgers, write_jsonl)
+from heartcodec_lab.tokenize.layout import (
+    PARTS_DIR,
+    TMP_MARK,
+    TOKENS_DIR,
+    atomic_write_text,
+    latest_by_file,
+    read_all_ledgers,
+    write_jsonl,
+)
 from heartcodec_lab.tokenize.records import RECORD_FIELDS
 from heartcodec_lab.tokenize.simpletuner import multidatabackend
 
@@ -51,8 +58,13 @@ def finalize(output_dir: str | Path, backend_id: str = "heartmula-tokens") -> di
         "provenance": run.get("provenance"),
         "config": run.get("config"),
         "input_root": run.get("input_root"),
-        "token_format": {"dtype": "int16", "shape": "[8, T]", "codes": "0..8191", "frame_rate_hz": 12.5,
-                         "eight_frame_clips": "last frame repeated once (pad_frames = 1)"},
+        "token_format": {
+            "dtype": "int16",
+            "shape": "[8, T]",
+            "codes": "0..8191",
+            "frame_rate_hz": 12.5,
+            "eight_frame_clips": "last frame repeated once (pad_frames = 1)",
+        },
         "counts": {
             "files": len(records),
             "failed": len(failures),

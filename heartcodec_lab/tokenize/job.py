@@ -16,8 +16,17 @@ from heartcodec_lab.provenance import Provenance, check_components, codec_compon
 from heartcodec_lab.tokenize.consistency import check_resume
 from heartcodec_lab.tokenize.inputs import InputFile, select_shard
 from heartcodec_lab.tokenize.job_config import TokenizeJob
-from heartcodec_lab.tokenize.layout import (AUDIO_DIR, PARTS_DIR, Ledger, atomic_write_text, latest_by_file,
-                                            read_all_ledgers, save_tokens, shard_tag, tokens_to_file_array)
+from heartcodec_lab.tokenize.layout import (
+    AUDIO_DIR,
+    PARTS_DIR,
+    Ledger,
+    atomic_write_text,
+    latest_by_file,
+    read_all_ledgers,
+    save_tokens,
+    shard_tag,
+    tokens_to_file_array,
+)
 from heartcodec_lab.tokenize.pipeline import FileResult, tokenize_stream
 from heartcodec_lab.tokenize.progress import TokenizeProgress
 from heartcodec_lab.tokenize.records import Naming, failure_entry, is_done, make_record, ok_entry, text_fields
@@ -47,9 +56,17 @@ class ShardSummary:
         return self.seconds / self.wall_s if self.wall_s > 0 else 0.0
 
     def as_dict(self) -> dict:
-        return {"shard": self.shard, "ok": self.ok, "skipped": self.skipped, "failed": self.failed,
-                "default_tags": self.default_tags, "frames": self.frames, "hours": round(self.hours, 6),
-                "wall_s": round(self.wall_s, 3), "x_realtime": round(self.x_realtime, 3)}
+        return {
+            "shard": self.shard,
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "default_tags": self.default_tags,
+            "frames": self.frames,
+            "hours": round(self.hours, 6),
+            "wall_s": round(self.wall_s, 3),
+            "x_realtime": round(self.x_realtime, 3),
+        }
 
 
 def ensure_audio_link(out: Path, naming: Naming, root: Path, item: InputFile | None) -> None:
@@ -61,7 +78,9 @@ def ensure_audio_link(out: Path, naming: Naming, root: Path, item: InputFile | N
     target = item.path if item is not None else root
     if link.exists() or link.is_symlink():
         if link.resolve() != target.resolve():
-            raise FileExistsError(f"{link} exists and does not point to {target}; remove it or choose another output_dir")
+            raise FileExistsError(
+                f"{link} exists and does not point to {target}; remove it or choose another output_dir"
+            )
         return
     link.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -77,13 +96,22 @@ def job_provenance(job) -> Provenance:
     ``job``: a :class:`TokenizeJob` or the tokenize config.
     """
     job = job if isinstance(job, TokenizeJob) else TokenizeJob.from_config(job)
-    components = [codec_component(job.codec_path),
-                  encoder_component("encoder", "encoder.path", job.encoder_kind, job.encoder_path)]
+    components = [
+        codec_component(job.codec_path),
+        encoder_component("encoder", "encoder.path", job.encoder_kind, job.encoder_path),
+    ]
     return check_components(components, job.allow_embedded)
 
 
-def run_shard(job: TokenizeJob | Mapping, encoder: AudioEncoder, shard: int, num_shards: int, device="cpu",
-              console=None, stream=None) -> ShardSummary:
+def run_shard(
+    job: TokenizeJob | Mapping,
+    encoder: AudioEncoder,
+    shard: int,
+    num_shards: int,
+    device="cpu",
+    console=None,
+    stream=None,
+) -> ShardSummary:
     """Tokenize shard ``shard`` of ``num_shards`` of the job's input into ``job.output_dir``.
 
     ``job``: a :class:`TokenizeJob` (or the tokenize config it is built from). Steps: :func:`prepare_output`
@@ -137,11 +165,19 @@ def prepare_output(job: TokenizeJob, encoder: AudioEncoder, shard: int, num_shar
     check_resume(out, fingerprint, rvq, reencode=job.reencode)
     part = out / PARTS_DIR / tag
     part.mkdir(parents=True, exist_ok=True)
-    run_info = {"shard": tag, "encoder": description, "encoder_fingerprint": fingerprint, "rvq_fingerprint": rvq,
-                "provenance": provenance.as_dict(), "input_root": label, "config": job.dataset_settings()}
+    run_info = {
+        "shard": tag,
+        "encoder": description,
+        "encoder_fingerprint": fingerprint,
+        "rvq_fingerprint": rvq,
+        "provenance": provenance.as_dict(),
+        "input_root": label,
+        "config": job.dataset_settings(),
+    }
     atomic_write_text(part / "run.json", json.dumps(run_info, indent=2, sort_keys=True, default=str) + "\n")
-    return ShardOutput(out, tag, part, naming, select_shard(items, shard, num_shards), fingerprint,
-                       ",".join(provenance.embedded))
+    return ShardOutput(
+        out, tag, part, naming, select_shard(items, shard, num_shards), fingerprint, ",".join(provenance.embedded)
+    )
 
 
 def plan(job: TokenizeJob, shard_out: ShardOutput, ledger: Ledger, summary: ShardSummary) -> list[InputFile]:
@@ -171,23 +207,39 @@ def plan(job: TokenizeJob, shard_out: ShardOutput, ledger: Ledger, summary: Shar
     return todo
 
 
-def tokenize_files(job: TokenizeJob, shard_out: ShardOutput, todo: list[InputFile], encoder: AudioEncoder,
-                   ledger: Ledger, summary: ShardSummary, device, console, stream=None) -> None:
+def tokenize_files(
+    job: TokenizeJob,
+    shard_out: ShardOutput,
+    todo: list[InputFile],
+    encoder: AudioEncoder,
+    ledger: Ledger,
+    summary: ShardSummary,
+    device,
+    console,
+    stream=None,
+) -> None:
     """Step 3: stream ``todo`` through the encoder; write each file's tokens and journal line as it finishes."""
     batch_chunks = int(job.batch_chunks or getattr(encoder, "batch_chunks", 1) or 1)
     progress = TokenizeProgress(enabled=job.progress, console=console)
     progress.start(len(todo), sum(_header_seconds(it.path) for it in todo if it.path is not None))
     try:
-        for res in (stream or tokenize_stream)(encoder, todo, batch_chunks=batch_chunks, num_workers=job.num_workers,
-                                               device=device, block_seconds=job.block_seconds):
+        for res in (stream or tokenize_stream)(
+            encoder,
+            todo,
+            batch_chunks=batch_chunks,
+            num_workers=job.num_workers,
+            device=device,
+            block_seconds=job.block_seconds,
+        ):
             seconds = _write_result(res, shard_out, ledger, job, summary)
             progress.file_done(seconds, ok=res.ok)
     finally:
         progress.stop()
 
 
-def _write_result(res: FileResult, shard_out: ShardOutput, ledger: Ledger, job: TokenizeJob,
-                  summary: ShardSummary) -> float:
+def _write_result(
+    res: FileResult, shard_out: ShardOutput, ledger: Ledger, job: TokenizeJob, summary: ShardSummary
+) -> float:
     """Write one file's token file (atomically), then its ledger line; return its audio seconds."""
     out, naming = shard_out.out, shard_out.naming
     name = naming.file_name(res.item)
@@ -199,10 +251,19 @@ def _write_result(res: FileResult, shard_out: ShardOutput, ledger: Ledger, job: 
                 ensure_audio_link(out, naming, Path("/"), res.item)
             text = text_fields(res.item, job.default_tags, job.instrumental_lyrics)
             info = res.info
-            record = make_record(naming, res.item, text, frames=int(arr.shape[1]), pad_frames=pad,
-                                 sample_rate=info.sample_rate, channels=info.channels,
-                                 num_samples=info.num_samples, encoder=shard_out.fingerprint, sha256=res.sha256,
-                                 embedded=shard_out.embedded)
+            record = make_record(
+                naming,
+                res.item,
+                text,
+                frames=int(arr.shape[1]),
+                pad_frames=pad,
+                sample_rate=info.sample_rate,
+                channels=info.channels,
+                num_samples=info.num_samples,
+                encoder=shard_out.fingerprint,
+                sha256=res.sha256,
+                embedded=shard_out.embedded,
+            )
             ledger.append(ok_entry(record, item_stat(res.item)))
         except Exception as err:  # disk full, permissions, bad codes ...
             res = FileResult(res.index, res.item, info=res.info, stage="write", error=f"{type(err).__name__}: {err}")

@@ -63,8 +63,11 @@ class TokenizeJob:
         if values.get("layout", "simpletuner") not in ("simpletuner", "hf"):
             raise ValueError(f"layout={values['layout']}: use simpletuner (the default) or hf")
         codec, encoder = cfg.get("codec") or {}, cfg.get("encoder") or {}
-        for key, value in (("codec_path", codec.get("path")), ("encoder_kind", encoder.get("kind")),
-                           ("encoder_path", encoder.get("path"))):
+        for key, value in (
+            ("codec_path", codec.get("path")),
+            ("encoder_kind", encoder.get("kind")),
+            ("encoder_path", encoder.get("path")),
+        ):
             if value is not None:
                 values[key] = str(value)
         if "extensions" in values:

@@ -7,15 +7,19 @@ from __future__ import annotations
 from rich.console import Console
 
 
-def merge(output_dir: str, backend_id: str = "heartmula-tokens", check: bool = True, console: Console | None = None) -> int:
+def merge(
+    output_dir: str, backend_id: str = "heartmula-tokens", check: bool = True, console: Console | None = None
+) -> int:
     from heartcodec_lab.tokenize.finalize import finalize
     from heartcodec_lab.tokenize.simpletuner import SimpleTunerCheckError, check_dataset
 
     console = console or Console(stderr=True)
     info = finalize(output_dir, backend_id=backend_id)
     c = info["counts"]
-    console.print(f"{output_dir}: {c['files']} files ({info['hours']:.3f} h, {info['frames']} frames), "
-                  f"{c['failed']} failed, {c['default_tags']} with default tags, shards {info['shards']}")
+    console.print(
+        f"{output_dir}: {c['files']} files ({info['hours']:.3f} h, {info['frames']} frames), "
+        f"{c['failed']} failed, {c['default_tags']} with default tags, shards {info['shards']}"
+    )
     if check and (info.get("config") or {}).get("layout") != "hf":  # layout=hf has no SimpleTuner files
         try:
             check_dataset(output_dir)

@@ -69,8 +69,9 @@ class ChunkSource(IterableDataset):
                 # hash first: a file that is unreadable fails here with a clear OSError
                 sha = file_sha256(path) if path.is_file() else None
                 held = None  # one chunk of lookahead: the final one is only known once the stream ends
-                for k, chunk in enumerate(stream_chunks(path, self.native_rate, self.chunk_samples, info,
-                                                        self.block_seconds)):
+                for k, chunk in enumerate(
+                    stream_chunks(path, self.native_rate, self.chunk_samples, info, self.block_seconds)
+                ):
                     if held is not None:
                         yield ("chunk", i, k - 1, held)
                     held = chunk
@@ -103,9 +104,21 @@ class _Assembler:
     full batches go through :meth:`encode`; :meth:`finished` yields every file whose chunks are all in.
     """
 
-    def __init__(self, encoder: AudioEncoder, items: list[InputFile], batch_chunks: int, device,
-                 on_chunk: Callable[[float], None] | None):
-        self.encoder, self.items, self.batch_chunks, self.device, self.on_chunk = encoder, items, batch_chunks, device, on_chunk
+    def __init__(
+        self,
+        encoder: AudioEncoder,
+        items: list[InputFile],
+        batch_chunks: int,
+        device,
+        on_chunk: Callable[[float], None] | None,
+    ):
+        self.encoder, self.items, self.batch_chunks, self.device, self.on_chunk = (
+            encoder,
+            items,
+            batch_chunks,
+            device,
+            on_chunk,
+        )
         self.pending: dict[int, _Pending] = {}
         self.batch: list[tuple[int, int, torch.Tensor]] = []
         self.dead: set[int] = set()  # files already reported as failed; later messages about them are ignored
@@ -153,7 +166,9 @@ class _Assembler:
         stacked = lambda: to_device(torch.stack([c for _, _, c in entries]), self.device)  # noqa: E731
         yield from self.encode(entries, lambda: self.encoder.encode_chunks(stacked()))
 
-    def encode(self, entries: list[tuple[int, int, torch.Tensor]], features: Callable[[], torch.Tensor]) -> Iterator[FileResult]:
+    def encode(
+        self, entries: list[tuple[int, int, torch.Tensor]], features: Callable[[], torch.Tensor]
+    ) -> Iterator[FileResult]:
         """Quantize ``features()`` of ``entries`` (file, chunk index, chunk) and store their codes."""
         try:
             with torch.no_grad():
@@ -227,8 +242,14 @@ def tokenize_stream(
     ``on_chunk(seconds)`` is called after each encoded batch with the audio seconds it covered.
     """
     source = ChunkSource(items, encoder.native_sample_rate, encoder.chunk_samples, block_seconds)
-    loader = DataLoader(source, batch_size=None, num_workers=num_workers, worker_init_fn=_one_thread,
-                        prefetch_factor=2 if num_workers else None, persistent_workers=False)
+    loader = DataLoader(
+        source,
+        batch_size=None,
+        num_workers=num_workers,
+        worker_init_fn=_one_thread,
+        prefetch_factor=2 if num_workers else None,
+        persistent_workers=False,
+    )
     assembler = _Assembler(encoder, items, batch_chunks, device, on_chunk)
     for msg in loader:
         yield from assembler.receive(msg)

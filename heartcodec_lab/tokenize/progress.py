@@ -46,8 +46,12 @@ class TokenizeProgress:
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task("tokenize", total=max(seconds_total, 1e-9),
-                                             files=self._files_text(), hours=self._hours_text(0.0, seconds_total))
+        self._task = self._progress.add_task(
+            "tokenize",
+            total=max(seconds_total, 1e-9),
+            files=self._files_text(),
+            hours=self._hours_text(0.0, seconds_total),
+        )
         self._seconds_total = seconds_total
 
     def _files_text(self) -> str:

@@ -10,8 +10,20 @@ from heartcodec_lab.tokenize.inputs import InputFile
 from heartcodec_lab.tokenize.layout import AUDIO_DIR, tokens_rel_path
 from heartcodec_lab.tokenize.sources import item_sha256, item_stat
 
-RECORD_FIELDS = ("file_name", "audio_tokens_path", "tags", "tags_raw", "lyrics", "duration_s", "frames",
-                 "sample_rate", "channels", "encoder", "embedded", "audio_sha256")
+RECORD_FIELDS = (
+    "file_name",
+    "audio_tokens_path",
+    "tags",
+    "tags_raw",
+    "lyrics",
+    "duration_s",
+    "frames",
+    "sample_rate",
+    "channels",
+    "encoder",
+    "embedded",
+    "audio_sha256",
+)
 
 
 class Naming:
@@ -48,8 +60,20 @@ def text_fields(item: InputFile, default_tags: str, instrumental_lyrics: str) ->
     }
 
 
-def make_record(naming: Naming, item: InputFile, text: dict, *, frames: int, pad_frames: int, sample_rate: int,
-                channels: int, num_samples: int, encoder: str, sha256: str, embedded: str = "") -> dict:
+def make_record(
+    naming: Naming,
+    item: InputFile,
+    text: dict,
+    *,
+    frames: int,
+    pad_frames: int,
+    sample_rate: int,
+    channels: int,
+    num_samples: int,
+    encoder: str,
+    sha256: str,
+    embedded: str = "",
+) -> dict:
     """One metadata row; ``embedded``: comma-separated components that had built-in random weights."""
     return {
         "file_name": naming.file_name(item),
@@ -81,8 +105,12 @@ def ok_entry(record: dict, source: dict) -> dict:
 
 
 def failure_entry(file_name: str, stage: str, error: str) -> dict:
-    return {"kind": "failed", "file_name": file_name, "seq": time.time_ns(),
-            "failure": {"file_name": file_name, "stage": stage, "error": error}}
+    return {
+        "kind": "failed",
+        "file_name": file_name,
+        "seq": time.time_ns(),
+        "failure": {"file_name": file_name, "stage": stage, "error": error},
+    }
 
 
 def is_done(entry: dict | None, item: InputFile, out: Path, fingerprint: str) -> bool:

@@ -34,7 +34,9 @@ def relink_audio(out: Path, audio_root: Path | None) -> int:
     if link.is_symlink():
         if audio_root is None:
             if not link.exists():
-                raise RelocateError(f"{link} -> {os.readlink(link)} is broken: pass audio_root=<where the music is now>")
+                raise RelocateError(
+                    f"{link} -> {os.readlink(link)} is broken: pass audio_root=<where the music is now>"
+                )
             return 0
         _repoint(link, audio_root)
         return 1
@@ -46,7 +48,9 @@ def relink_audio(out: Path, audio_root: Path | None) -> int:
             continue
         if audio_root is None:
             if not entry.exists():
-                raise RelocateError(f"{entry} -> {os.readlink(entry)} is broken: pass audio_root=<where the music is now>")
+                raise RelocateError(
+                    f"{entry} -> {os.readlink(entry)} is broken: pass audio_root=<where the music is now>"
+                )
             continue
         target = audio_root / entry.relative_to(link)
         if not target.exists():

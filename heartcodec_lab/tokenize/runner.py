@@ -26,8 +26,13 @@ def build_encoder(cfg, device: torch.device):
 
     codec = load_codec(cfg.codec.get("path"), device=str(device), dtype=torch.float32)
     extra = {"allow_codec_mismatch": True} if cfg.encoder.get("allow_codec_mismatch") else {}
-    encoder = build(cfg.encoder.kind, cfg.encoder.get("path"), codec,
-                    batch_chunks=int(cfg.encoder.get("batch_chunks") or 1), **extra)
+    encoder = build(
+        cfg.encoder.kind,
+        cfg.encoder.get("path"),
+        codec,
+        batch_chunks=int(cfg.encoder.get("batch_chunks") or 1),
+        **extra,
+    )
     encoder = encoder.to(device).eval()
     precision = cfg.encoder.get("precision")
     if precision is not None and hasattr(encoder, "set_precision"):  # the official encoder: fp32 | bf16 | auto
@@ -38,8 +43,10 @@ def build_encoder(cfg, device: torch.device):
 def check_config(cfg) -> None:
     """Fail before any model is loaded when the inputs cannot work (or would mix embedded and real models)."""
     if not cfg.get("input"):
-        raise ValueError("input= is required: a folder of audio, a list file (JSONL / CSV with path, tags, lyrics), "
-                         "an fsspec URL or hf:DATASET")
+        raise ValueError(
+            "input= is required: a folder of audio, a list file (JSONL / CSV with path, tags, lyrics), "
+            "an fsspec URL or hf:DATASET"
+        )
     from heartcodec_lab.tokenize.sources import classify_input
 
     classify_input(str(cfg.input))  # a local input that does not exist is refused here
@@ -66,8 +73,9 @@ def run(cfg: DictConfig, encoder=None, console: Console | None = None) -> int:
     torch.backends.cudnn.allow_tf32 = False
     device = resolve_device(cfg.get("device"))
     encoder = encoder if encoder is not None else build_encoder(cfg, device)
-    summary = run_shard(TokenizeJob.from_config(cfg), encoder, int(cfg.shard), int(cfg.num_shards), device=device,
-                        console=console)
+    summary = run_shard(
+        TokenizeJob.from_config(cfg), encoder, int(cfg.shard), int(cfg.num_shards), device=device, console=console
+    )
     return _finish(cfg, [summary], console)
 
 
@@ -76,8 +84,10 @@ def _finish(cfg, summaries: list[ShardSummary], console: Console) -> int:
     if int(cfg.num_shards) == 1:
         finalize(out, backend_id=cfg.backend_id)
     else:
-        console.print(f"shard {int(cfg.shard)} of {int(cfg.num_shards)} done; when every shard is done run "
-                      f"[bold]heartcodec-tokenize-merge output={out}[/bold]")
+        console.print(
+            f"shard {int(cfg.shard)} of {int(cfg.num_shards)} done; when every shard is done run "
+            f"[bold]heartcodec-tokenize-merge output={out}[/bold]"
+        )
     total = combine(summaries)
     print_summary(total, console)
     provenance = job_provenance(cfg)
@@ -103,12 +113,21 @@ def combine(summaries: list[ShardSummary]) -> ShardSummary:
 
 
 def print_summary(s: ShardSummary, console: Console) -> None:
-    rows = [("ok", s.ok), ("skipped (done before)", s.skipped), ("failed", s.failed),
-            ("default tags used", s.default_tags), ("hours tokenized", f"{s.hours:.3f}"),
-            ("frames", s.frames), ("wall time", f"{s.wall_s:.1f} s"), ("speed", f"{s.x_realtime:.2f}x realtime")]
+    rows = [
+        ("ok", s.ok),
+        ("skipped (done before)", s.skipped),
+        ("failed", s.failed),
+        ("default tags used", s.default_tags),
+        ("hours tokenized", f"{s.hours:.3f}"),
+        ("frames", s.frames),
+        ("wall time", f"{s.wall_s:.1f} s"),
+        ("speed", f"{s.x_realtime:.2f}x realtime"),
+    ]
     print_table(None, rows, title="heartcodec-tokenize summary", console=console)
     for f in s.failures[:20]:
-        console.print(f"[yellow]failed[/yellow] {f['file_name']} ({f['stage']}): {f['error']}", markup=True, highlight=False)
+        console.print(
+            f"[yellow]failed[/yellow] {f['file_name']} ({f['stage']}): {f['error']}", markup=True, highlight=False
+        )
     if len(s.failures) > 20:
         console.print(f"... and {len(s.failures) - 20} more in failures.jsonl")
 
@@ -120,8 +139,10 @@ def _run_with_fabric(cfg: DictConfig, encoder=None) -> int:
     from lightning.fabric.strategies import DDPStrategy
 
     lc = cfg.launcher
-    strategy = DDPStrategy(start_method="spawn" if lc.strategy == "ddp_spawn" else "popen",
-                           timeout=timedelta(hours=float(lc.timeout_hours)))
+    strategy = DDPStrategy(
+        start_method="spawn" if lc.strategy == "ddp_spawn" else "popen",
+        timeout=timedelta(hours=float(lc.timeout_hours)),
+    )
     fabric = Fabric(accelerator=lc.accelerator, devices=lc.devices, num_nodes=lc.num_nodes, strategy=strategy)
     plain = OmegaConf.to_container(cfg, resolve=True)
     result = fabric.launch(_fabric_worker, plain, encoder)
@@ -138,13 +159,21 @@ def _fabric_worker(fabric, plain_cfg: dict, encoder=None) -> int:
     else:
         encoder = encoder.to(device)
     console = Console(stderr=True)
-    run_shard(TokenizeJob.from_config(cfg), encoder, shard, num_shards, device=device,
-              console=console if rank == 0 else Console(quiet=True))
+    run_shard(
+        TokenizeJob.from_config(cfg),
+        encoder,
+        shard,
+        num_shards,
+        device=device,
+        console=console if rank == 0 else Console(quiet=True),
+    )
     fabric.barrier()
     code = 0
     if rank == 0:
         out = Path(cfg.output).expanduser().resolve()
-        tags = {f"shard-{s:05d}-of-{num_shards:05d}" for s in range(int(cfg.shard) * world, (int(cfg.shard) + 1) * world)}
+        tags = {
+            f"shard-{s:05d}-of-{num_shards:05d}" for s in range(int(cfg.shard) * world, (int(cfg.shard) + 1) * world)
+        }
         summaries = [_load_summary(out / PARTS_DIR / t / "summary.json") for t in sorted(tags)]
         code = _finish(cfg, summaries, console)
     fabric.barrier()
@@ -153,6 +182,14 @@ def _fabric_worker(fabric, plain_cfg: dict, encoder=None) -> int:
 
 def _load_summary(path: Path) -> ShardSummary:
     d = json.loads(path.read_text())
-    s = ShardSummary(d["shard"], ok=d["ok"], skipped=d["skipped"], failed=d["failed"],
-                     default_tags=d["default_tags"], frames=d["frames"], seconds=d["hours"] * 3600, wall_s=d["wall_s"])
+    s = ShardSummary(
+        d["shard"],
+        ok=d["ok"],
+        skipped=d["skipped"],
+        failed=d["failed"],
+        default_tags=d["default_tags"],
+        frames=d["frames"],
+        seconds=d["hours"] * 3600,
+        wall_s=d["wall_s"],
+    )
     return s

@@ -22,7 +22,9 @@ NUM_CODEBOOKS = 8
 CODEBOOK_SIZE = 8192
 
 
-def multidatabackend(dataset_root: Path, backend_id: str = "heartmula-tokens", caption_column: str = "tags") -> list[dict]:
+def multidatabackend(
+    dataset_root: Path, backend_id: str = "heartmula-tokens", caption_column: str = "tags"
+) -> list[dict]:
     """The ``multidatabackend.json`` content for a tokenized dataset at ``dataset_root`` (absolute)."""
     return [
         {
@@ -101,8 +103,10 @@ def check_dataset(root: str | Path) -> list[dict]:
             if not isinstance(value, str) or not value.strip():
                 raise SimpleTunerCheckError(f"{where}: {key} must be a non-empty string, got {value!r}")
             if _becomes_number(value):
-                raise SimpleTunerCheckError(f"{where}: {key} {value!r} looks like a number; SimpleTuner's backend "
-                                            f"converts it to one and the HeartMuLa trainer then refuses it")
+                raise SimpleTunerCheckError(
+                    f"{where}: {key} {value!r} looks like a number; SimpleTuner's backend "
+                    f"converts it to one and the HeartMuLa trainer then refuses it"
+                )
         tok = row.get("audio_tokens_path")
         if not isinstance(tok, str) or not tok or Path(tok).is_absolute():
             raise SimpleTunerCheckError(f"{where}: audio_tokens_path must be relative to the dataset root, got {tok!r}")

@@ -76,13 +76,21 @@ class ReconstructionPreview(pl.Callback):
                     entry["input"] = str(save_audio(out_dir / f"clip{j}_input.wav", audio.clamp(-1, 1), SAMPLE_RATE))
                     entry["recon"] = str(save_audio(out_dir / f"clip{j}_recon.wav", recon.clamp(-1, 1), SAMPLE_RATE))
                 if writer is not None:
-                    writer.add_audio(f"reconstruction/clip{j}", recon.mean(0, keepdim=True).clamp(-1, 1), step,
-                                     sample_rate=SAMPLE_RATE)
+                    writer.add_audio(
+                        f"reconstruction/clip{j}",
+                        recon.mean(0, keepdim=True).clamp(-1, 1),
+                        step,
+                        sample_rate=SAMPLE_RATE,
+                    )
                     if step == 0 or not getattr(self, "_logged_inputs", False):
-                        writer.add_audio(f"input/clip{j}", audio.mean(0, keepdim=True).clamp(-1, 1), step,
-                                         sample_rate=SAMPLE_RATE)
-                    writer.add_figure(f"spectrogram/clip{j}", spectrogram_figure(
-                        [("input", audio.cpu()), (f"detokenize(tokens), step {step}", recon)]), step)
+                        writer.add_audio(
+                            f"input/clip{j}", audio.mean(0, keepdim=True).clamp(-1, 1), step, sample_rate=SAMPLE_RATE
+                        )
+                    writer.add_figure(
+                        f"spectrogram/clip{j}",
+                        spectrogram_figure([("input", audio.cpu()), (f"detokenize(tokens), step {step}", recon)]),
+                        step,
+                    )
                 index.append(entry)
         self._logged_inputs = True
         if self.write_wavs:

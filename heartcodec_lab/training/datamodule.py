@@ -29,8 +29,14 @@ class ResumableSampler(Sampler[int]):
     (epochs are ``batches_per_epoch`` batches long).
     """
 
-    def __init__(self, batches_per_epoch: int, batch_size: int, start_batch: Callable[[], int] = lambda: 0,
-                 rank: Callable[[], int] = lambda: 0, world_size: Callable[[], int] = lambda: 1):
+    def __init__(
+        self,
+        batches_per_epoch: int,
+        batch_size: int,
+        start_batch: Callable[[], int] = lambda: 0,
+        rank: Callable[[], int] = lambda: 0,
+        world_size: Callable[[], int] = lambda: 1,
+    ):
         self.batches_per_epoch = batches_per_epoch
         self.batch_size = batch_size
         self.start_batch = start_batch
@@ -82,12 +88,25 @@ class AudioDataModule(pl.LightningDataModule):
         synth: ``{num_files, num_val_files, seconds, seed, cache_dir}`` for the synthetic data.
     """
 
-    def __init__(self, train_dir: str | None = None, train_manifest: str | None = None,
-                 val_dir: str | None = None, val_manifest: str | None = None,
-                 crop_seconds: float = 2.0, val_seconds: float = 4.0, val_offset_seconds: float = 0.0,
-                 num_val_clips: int = 4, batch_size: int = 4, val_batch_size: int | None = None,
-                 num_workers: int = 0, samples_per_epoch: int = 256, channels: str = "stereo",
-                 sample_rate: int = SAMPLE_RATE, seed: int = 0, synth: dict | None = None):
+    def __init__(
+        self,
+        train_dir: str | None = None,
+        train_manifest: str | None = None,
+        val_dir: str | None = None,
+        val_manifest: str | None = None,
+        crop_seconds: float = 2.0,
+        val_seconds: float = 4.0,
+        val_offset_seconds: float = 0.0,
+        num_val_clips: int = 4,
+        batch_size: int = 4,
+        val_batch_size: int | None = None,
+        num_workers: int = 0,
+        samples_per_epoch: int = 256,
+        channels: str = "stereo",
+        sample_rate: int = SAMPLE_RATE,
+        seed: int = 0,
+        synth: dict | None = None,
+    ):
         super().__init__()
         self.train_dir, self.train_manifest = train_dir, train_manifest
         self.val_dir, self.val_manifest = val_dir, val_manifest
@@ -141,27 +160,44 @@ class AudioDataModule(pl.LightningDataModule):
             val_files = _files_from(self.val_dir, self.val_manifest, "val")
             if not val_files:
                 if len(train_files) > self.num_val_clips:
-                    train_files, val_files = train_files[: -self.num_val_clips], train_files[-self.num_val_clips:]
+                    train_files, val_files = train_files[: -self.num_val_clips], train_files[-self.num_val_clips :]
                 else:
-                    warnings.warn(f"only {len(train_files)} training files and no val_dir/val_manifest: "
-                                  "validation reuses training files", stacklevel=2)
+                    warnings.warn(
+                        f"only {len(train_files)} training files and no val_dir/val_manifest: "
+                        "validation reuses training files",
+                        stacklevel=2,
+                    )
                     val_files = list(train_files)
-        self.train_set = RandomCropDataset(train_files, self.crop_seconds, self.samples_per_epoch, self.seed,
-                                           self.sample_rate, self.channels)
-        self.val_set = FixedClipDataset(val_files, self.val_seconds, self.num_val_clips, self.val_offset_seconds,
-                                        self.sample_rate, self.channels)
+        self.train_set = RandomCropDataset(
+            train_files, self.crop_seconds, self.samples_per_epoch, self.seed, self.sample_rate, self.channels
+        )
+        self.val_set = FixedClipDataset(
+            val_files, self.val_seconds, self.num_val_clips, self.val_offset_seconds, self.sample_rate, self.channels
+        )
 
     def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
-                          num_workers=self.num_workers, persistent_workers=False, drop_last=False,
-                          pin_memory=False)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            drop_last=False,
+            pin_memory=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         _, world = self._world()
         per_step = self.batch_size * world
         batches = max(1, -(-self.samples_per_epoch // per_step))
-        sampler = ResumableSampler(batches, self.batch_size, start_batch=self._batches_consumed,
-                                   rank=lambda: self._world()[0], world_size=lambda: self._world()[1])
+        sampler = ResumableSampler(
+            batches,
+            self.batch_size,
+            start_batch=self._batches_consumed,
+            rank=lambda: self._world()[0],
+            world_size=lambda: self._world()[1],
+        )
         return self._loader(self.train_set, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:

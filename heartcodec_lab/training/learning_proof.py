@@ -45,13 +45,20 @@ FLOW_VAL_DRAWS = 4  # held-out flow loss: noise draws per clip
 RECIPES = {
     # the hidden teacher's features are small (variance ~0.015, ~0.02 after the RVQ's project_in):
     # large feature weights balance the code CE; the project_in-space MSE decides the tokens
-    "distill": {"distill_feature": {"weight": 50.0}, "distill_rvq_input": {"weight": 2000.0},
-                "distill_code": {"weight": 1.0, "tau": 0.005}},
+    "distill": {
+        "distill_feature": {"weight": 50.0},
+        "distill_rvq_input": {"weight": 2000.0},
+        "distill_code": {"weight": 1.0, "tau": 0.005},
+    },
     # straight-through gradients of the flow loss push features beyond the codebooks' reach unless
     # the commitment term holds them near their codes
     "flow": {"flow": {"weight": 1.0}, "commitment": {"weight": 1.0}},
-    "reconstruction": {"stft": {"weight": 1.0}, "mel": {"weight": 1.0}, "high_freq": {"weight": 0.5},
-                       "commitment": {"weight": 0.25}},
+    "reconstruction": {
+        "stft": {"weight": 1.0},
+        "mel": {"weight": 1.0},
+        "high_freq": {"weight": 0.5},
+        "commitment": {"weight": 0.25},
+    },
 }
 # what "held-out loss" means per recipe (validation keys logged by the module)
 HELD_OUT = {"flow": "val/loss/flow", "reconstruction": "val/loss/total"}
@@ -73,8 +80,12 @@ def clip_pool(codec, pieces: int, seconds: float, crop_seconds: float, seed: int
 
 
 def projection_kwargs(codec, num_layers: int) -> dict:
-    return {"latent_dim": codec.config.latent_hidden_dim, "out_dim": codec.config.dim, "hidden_dim": 256,
-            "num_layers": num_layers}
+    return {
+        "latent_dim": codec.config.latent_hidden_dim,
+        "out_dim": codec.config.dim,
+        "hidden_dim": 256,
+        "num_layers": num_layers,
+    }
 
 
 def hidden_projection(codec, kind: str, num_layers: int = 2) -> torch.nn.Module:
@@ -83,8 +94,9 @@ def hidden_projection(codec, kind: str, num_layers: int = 2) -> torch.nn.Module:
     return build_teacher({"kind": "random_projection", "seed": TEACHER_SEED}, codec, student).projection
 
 
-def fit_decoder(codec, projection, items: list[dict], steps: int, lr: float = 3e-3, batch_size: int = 16,
-                seed: int = 0):
+def fit_decoder(
+    codec, projection, items: list[dict], steps: int, lr: float = 3e-3, batch_size: int = 16, seed: int = 0
+):
     """A copy of ``codec`` whose FlowMatching estimator and condition embedding are fitted to turn
     ``projection``'s tokens of ``items`` back into their latents (RVQ and ScalarModel untouched)."""
     fitted = copy.deepcopy(codec)
@@ -112,23 +124,41 @@ def fit_decoder(codec, projection, items: list[dict], steps: int, lr: float = 3e
     return fitted
 
 
-def make_module(codec, recipe: str, kind: str, seed: int, lr: float, steps: int, num_layers: int = 2,
-                losses: dict | None = None):
+def make_module(
+    codec, recipe: str, kind: str, seed: int, lr: float, steps: int, num_layers: int = 2, losses: dict | None = None
+):
     torch.manual_seed(seed)
     projection = build_projection(kind, **projection_kwargs(codec, num_layers))
-    teacher = (build_teacher({"kind": "random_projection", "seed": TEACHER_SEED}, codec, projection)
-               if recipe == "distill" else None)
+    teacher = (
+        build_teacher({"kind": "random_projection", "seed": TEACHER_SEED}, codec, projection)
+        if recipe == "distill"
+        else None
+    )
     losses = build_losses(losses or RECIPES[recipe], codec)
-    return ProjectionTrainingModule(codec, projection, losses, teacher=teacher, grad_clip=1.0, seed=seed,
-                                    optim={"lr": lr, "warmup_steps": max(1, steps // 20), "total_steps": steps,
-                                           "min_lr_ratio": 0.05}, log_codes_every=10**9,
-                                    decode={"through": "adapter"})  # this proof's recipe: the adapter
+    return ProjectionTrainingModule(
+        codec,
+        projection,
+        losses,
+        teacher=teacher,
+        grad_clip=1.0,
+        seed=seed,
+        optim={"lr": lr, "warmup_steps": max(1, steps // 20), "total_steps": steps, "min_lr_ratio": 0.05},
+        log_codes_every=10**9,
+        decode={"through": "adapter"},
+    )  # this proof's recipe: the adapter
 
 
 def _trainer(steps: int) -> pl.Trainer:
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                      limit_val_batches=0)
+    return pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
 
 
 def held_out(module, loader) -> dict[str, float]:
@@ -136,8 +166,19 @@ def held_out(module, loader) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.validate(module, loader, verbose=False)[0].items()}
 
 
-def run(recipe: str, codec, train_items, val_items, steps: int, batch_size: int, kind: str, lr: float,
-        num_layers: int = 2, losses: dict | None = None, fit_steps: int = 1500) -> dict:
+def run(
+    recipe: str,
+    codec,
+    train_items,
+    val_items,
+    steps: int,
+    batch_size: int,
+    kind: str,
+    lr: float,
+    num_layers: int = 2,
+    losses: dict | None = None,
+    fit_steps: int = 1500,
+) -> dict:
     # the flow loss draws one (t, noise) per clip: several fixed draws per clip steady its estimate
     repeats = FLOW_VAL_DRAWS if recipe == "flow" else 1
     val_loader = DataLoader(val_items * repeats, batch_size=16)
@@ -156,8 +197,16 @@ def run(recipe: str, codec, train_items, val_items, steps: int, batch_size: int,
     train_loader = DataLoader(train_items, batch_size=batch_size, shuffle=True, generator=gen, drop_last=True)
     _trainer(steps).fit(module, train_loader)
     after = held_out(module, val_loader)
-    return {"recipe": recipe, "kind": kind, "steps": steps, "train_seconds": time.time() - start,
-            "skipped_steps": module.skipped_steps, "before": before, "after": after, **extra}
+    return {
+        "recipe": recipe,
+        "kind": kind,
+        "steps": steps,
+        "train_seconds": time.time() - start,
+        "skipped_steps": module.skipped_steps,
+        "before": before,
+        "after": after,
+        **extra,
+    }
 
 
 def gap_closed_pct(result: dict, key: str) -> float:
@@ -173,17 +222,40 @@ def table(results: list[dict]) -> str:
         if r["recipe"] == "distill":
             for q in range(8):
                 key = f"val/agree_q{q}_pct"
-                rows.append([f"distill ({r['kind']})", f"token agreement q{q} (%)", f"{r['before'][key]:.1f}",
-                             f"{r['after'][key]:.1f}", r["steps"], f"{r['train_seconds']:.0f}"])
+                rows.append(
+                    [
+                        f"distill ({r['kind']})",
+                        f"token agreement q{q} (%)",
+                        f"{r['before'][key]:.1f}",
+                        f"{r['after'][key]:.1f}",
+                        r["steps"],
+                        f"{r['train_seconds']:.0f}",
+                    ]
+                )
             key = "val/loss/distill_feature"
         else:
             key = HELD_OUT[r["recipe"]]
-        rows.append([name, f"{key} (lower is better)", f"{r['before'][key]:.4f}", f"{r['after'][key]:.4f}",
-                     r["steps"], f"{r['train_seconds']:.0f}"])
+        rows.append(
+            [
+                name,
+                f"{key} (lower is better)",
+                f"{r['before'][key]:.4f}",
+                f"{r['after'][key]:.4f}",
+                r["steps"],
+                f"{r['train_seconds']:.0f}",
+            ]
+        )
         if "floor" in r:
-            rows.append([name, "same, hidden projection's tokens (floor)", f"{r['floor'][key]:.4f}",
-                         f"gap closed: {gap_closed_pct(r, key):.0f} %", f"{r['fit_steps']} (decoder fit)",
-                         f"{r['fit_seconds']:.0f}"])
+            rows.append(
+                [
+                    name,
+                    "same, hidden projection's tokens (floor)",
+                    f"{r['floor'][key]:.4f}",
+                    f"gap closed: {gap_closed_pct(r, key):.0f} %",
+                    f"{r['fit_steps']} (decoder fit)",
+                    f"{r['fit_seconds']:.0f}",
+                ]
+            )
     return markdown_table(["recipe", "held-out metric", "untrained", "trained", "steps", "train s"], rows).rstrip("\n")
 
 
@@ -192,10 +264,20 @@ DEFAULT_LR = {"distill": 3e-3, "flow": 3e-4, "reconstruction": 1e-3}
 DEFAULT_BATCH = {"distill": 16, "flow": 16, "reconstruction": 4}
 
 
-def prove_learning(recipes=tuple(RECIPES), kind: str = "linear", steps: int | None = None,
-                   batch_size: int | None = None, pieces: int = 96, val_pieces: int = 12, seconds: float = 6.0,
-                   lr: float | None = None, layers: int = 2, fit_steps: int = 1500, tau: float | None = None,
-                   log=print) -> list[dict]:
+def prove_learning(
+    recipes=tuple(RECIPES),
+    kind: str = "linear",
+    steps: int | None = None,
+    batch_size: int | None = None,
+    pieces: int = 96,
+    val_pieces: int = 12,
+    seconds: float = 6.0,
+    lr: float | None = None,
+    layers: int = 2,
+    fit_steps: int = 1500,
+    tau: float | None = None,
+    log=print,
+) -> list[dict]:
     """Train each recipe on the embedded tiny codec and return its held-out numbers before and after.
 
     ``steps`` / ``lr`` / ``batch_size`` None take each recipe's default (``DEFAULT_STEPS``...);
@@ -211,8 +293,20 @@ def prove_learning(recipes=tuple(RECIPES), kind: str = "linear", steps: int | No
         losses = {k: dict(v) for k, v in RECIPES[recipe].items()}
         if recipe == "distill" and tau:
             losses["distill_code"]["tau"] = tau
-        results.append(run(recipe, codec, train_items, val_items, steps or DEFAULT_STEPS[recipe],
-                           batch_size or DEFAULT_BATCH[recipe], kind, lr or DEFAULT_LR[recipe], layers, losses,
-                           fit_steps=fit_steps))
+        results.append(
+            run(
+                recipe,
+                codec,
+                train_items,
+                val_items,
+                steps or DEFAULT_STEPS[recipe],
+                batch_size or DEFAULT_BATCH[recipe],
+                kind,
+                lr or DEFAULT_LR[recipe],
+                layers,
+                losses,
+                fit_steps=fit_steps,
+            )
+        )
         log(table(results[-1:]))
     return results

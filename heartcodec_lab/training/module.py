@@ -43,8 +43,6 @@ def _fp32(device: torch.device):
     return nullcontext()
 
 
-
-
 class ProjectionTrainingModule(pl.LightningModule):
     """Trains ``projection`` (and ``adapter``, for the reconstruction recipe) with ``losses``.
 
@@ -66,10 +64,21 @@ class ProjectionTrainingModule(pl.LightningModule):
         run_info: plain JSON-able dict stored in checkpoints (config, codec identity) for export.
     """
 
-    def __init__(self, codec: nn.Module, projection: nn.Module, losses: nn.Module, teacher: nn.Module | None = None,
-                 adapter: nn.Module | None = None, optim: dict | None = None, grad_clip: float = 0.5,
-                 seed: int = 0, max_consecutive_skips: int = 50, log_codes_every: int = 50,
-                 run_info: dict | None = None, decode: dict | None = None):
+    def __init__(
+        self,
+        codec: nn.Module,
+        projection: nn.Module,
+        losses: nn.Module,
+        teacher: nn.Module | None = None,
+        adapter: nn.Module | None = None,
+        optim: dict | None = None,
+        grad_clip: float = 0.5,
+        seed: int = 0,
+        max_consecutive_skips: int = 50,
+        log_codes_every: int = 50,
+        run_info: dict | None = None,
+        decode: dict | None = None,
+    ):
         super().__init__()
         self.automatic_optimization = False
         self.projection = projection
@@ -86,13 +95,22 @@ class ProjectionTrainingModule(pl.LightningModule):
         self.adapter = adapter if use_adapter else None
         self.decode_through = DecodeThrough(codec, **decode) if "recon" in self.needs and not use_adapter else None
         if self.needs & {"teacher_features", "teacher_codes"} and teacher is None:
-            raise ValueError(f"losses need {sorted(self.needs & {'teacher_features', 'teacher_codes'})} but no teacher is configured")
+            raise ValueError(
+                f"losses need {sorted(self.needs & {'teacher_features', 'teacher_codes'})} but no teacher is configured"
+            )
         freeze(codec)
         freeze(teacher)
         # a plain dict attribute: nn.Module does not register what is inside it
         self._frozen = {"codec": codec, "teacher": teacher}
-        self.optim_cfg = {"lr": 3e-4, "betas": (0.9, 0.99), "weight_decay": 0.01, "warmup_steps": 100,
-                          "total_steps": None, "min_lr_ratio": 0.1, **(optim or {})}
+        self.optim_cfg = {
+            "lr": 3e-4,
+            "betas": (0.9, 0.99),
+            "weight_decay": 0.01,
+            "warmup_steps": 100,
+            "total_steps": None,
+            "min_lr_ratio": 0.1,
+            **(optim or {}),
+        }
         self.grad_clip = float(grad_clip)
         self.seed = int(seed)
         self.max_consecutive_skips = int(max_consecutive_skips)
@@ -154,18 +172,24 @@ class ProjectionTrainingModule(pl.LightningModule):
         with _fp32(self.device):
             quantized, codes = self.codec.quantize(features.detach())
             quantized_st = straight_through(self.codec.quantizer, features, quantized)
-            batch = {"audio": audio.float(), "latents": latents, "features": features,
-                     "quantized": quantized_st, "codes": codes}
+            batch = {
+                "audio": audio.float(),
+                "latents": latents,
+                "features": features,
+                "quantized": quantized_st,
+                "codes": codes,
+            }
             if self.adapter is not None:
                 batch["recon"] = decode_stereo(self.codec.scalar_model, self.adapter(quantized_st))
             elif self.decode_through is not None:
                 recon, first, chans = self.decode_through(quantized_st)
-                batch["recon"], batch["audio"] = recon, batch["audio"][:, chans, first: first + recon.shape[-1]]
+                batch["recon"], batch["audio"] = recon, batch["audio"][:, chans, first : first + recon.shape[-1]]
             if self.teacher is not None and self.needs & {"teacher_features", "teacher_codes"}:
                 batch.update(teacher_targets(self.teacher, self.codec, audio, latents))
         if "perturbed_features" in self.needs:  # the stability term (losses/consistency.py)
-            batch["perturbed_features"] = perturbed_features(self.losses, audio.float(),
-                                                             lambda a: self.projection(self.latents(a)))
+            batch["perturbed_features"] = perturbed_features(
+                self.losses, audio.float(), lambda a: self.projection(self.latents(a))
+            )
         return batch
 
     @torch.no_grad()
@@ -183,10 +207,12 @@ class ProjectionTrainingModule(pl.LightningModule):
 
     def configure_optimizers(self):
         o = self.optim_cfg
-        opt = torch.optim.AdamW(self.trainable_parameters(), lr=o["lr"], betas=tuple(o["betas"]),
-                                weight_decay=o["weight_decay"])
-        total = o["total_steps"] or (self.trainer.max_steps if self.trainer.max_steps > 0
-                                     else self.trainer.estimated_stepping_batches)
+        opt = torch.optim.AdamW(
+            self.trainable_parameters(), lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"]
+        )
+        total = o["total_steps"] or (
+            self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
+        )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(o["warmup_steps"], int(total), o["min_lr_ratio"]))
         return [opt], [{"scheduler": sched, "interval": "step"}]
 
@@ -225,8 +251,10 @@ class ProjectionTrainingModule(pl.LightningModule):
             self.skipped_steps += 1
             self.consecutive_skips += 1
             if self.consecutive_skips >= self.max_consecutive_skips:
-                raise RuntimeError(f"{self.consecutive_skips} training steps in a row had a non-finite "
-                                   f"{self._skip_reason}; stopping (check the data and the learning rate)")
+                raise RuntimeError(
+                    f"{self.consecutive_skips} training steps in a row had a non-finite "
+                    f"{self._skip_reason}; stopping (check the data and the learning rate)"
+                )
         self._log_train(logs, out["codes"])
         self._log_agreement(out, batch["audio"])
         return total.detach()
@@ -270,13 +298,19 @@ class ProjectionTrainingModule(pl.LightningModule):
             with _fp32(self.device):
                 codes = teacher_targets(self.teacher, self.codec, audio, out["latents"])["teacher_codes"]
         match = (out["codes"] == codes).float().mean(dim=(0, 2)) * 100.0
-        self.log_dict({f"train/agree_q{i}_pct": m for i, m in enumerate(match)}, on_step=True, on_epoch=False,
-                      batch_size=codes.shape[0])
+        self.log_dict(
+            {f"train/agree_q{i}_pct": m for i, m in enumerate(match)},
+            on_step=True,
+            on_epoch=False,
+            batch_size=codes.shape[0],
+        )
 
     def _count_codes(self, codes: torch.Tensor) -> None:
         q, k = self._code_counts.shape
         flat = codes.detach().transpose(0, 1).reshape(q, -1) + torch.arange(q, device=codes.device)[:, None] * k
-        self._code_counts += torch.bincount(flat.reshape(-1), minlength=q * k).reshape(q, k).to(self._code_counts.device)
+        self._code_counts += (
+            torch.bincount(flat.reshape(-1), minlength=q * k).reshape(q, k).to(self._code_counts.device)
+        )
 
     def codebook_usage(self, prefix: str) -> dict[str, float]:
         """Per quantizer: used codes and perplexity (2^entropy in bits) of the counts since the last log."""

@@ -27,6 +27,8 @@ def codec_device(setting: str | None, trainer_device: torch.device) -> torch.dev
         return torch.device(trainer_device)
     wanted = torch.device(str(setting))
     if wanted.type != torch.device(trainer_device).type:
-        raise ValueError(f"codec.device={setting} but the trainer runs on {trainer_device}: the frozen codec runs "
-                         f"in the training step; set codec.device=auto or choose the trainer (trainer=cpu|gpu)")
+        raise ValueError(
+            f"codec.device={setting} but the trainer runs on {trainer_device}: the frozen codec runs "
+            f"in the training step; set codec.device=auto or choose the trainer (trainer=cpu|gpu)"
+        )
     return torch.device(trainer_device)

@@ -27,16 +27,24 @@ import torch
 from heartcodec_lab.training.schedule import WarmupCosine
 
 
-def adamw_with_schedule(params, lr: float, warmup_steps: int, total_steps: int, betas=(0.9, 0.99),
-                        weight_decay: float = 0.0, min_lr_ratio: float = 0.1):
+def adamw_with_schedule(
+    params,
+    lr: float,
+    warmup_steps: int,
+    total_steps: int,
+    betas=(0.9, 0.99),
+    weight_decay: float = 0.0,
+    min_lr_ratio: float = 0.1,
+):
     """AdamW + ``LambdaLR(WarmupCosine)`` (linear warm-up, cosine to ``min_lr_ratio``); the projection recipes' pair."""
     opt = torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(warmup_steps, total_steps, min_lr_ratio))
     return opt, sched
 
 
-def save_checkpoint(path: Path, step: int, modules: dict, optimizers: dict, schedulers: dict, sampler,
-                    extra: dict | None = None) -> None:
+def save_checkpoint(
+    path: Path, step: int, modules: dict, optimizers: dict, schedulers: dict, sampler, extra: dict | None = None
+) -> None:
     state = {
         "step": step,
         "modules": {k: m.state_dict() for k, m in modules.items()},
@@ -77,10 +85,23 @@ def checkpoint_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"]) if Path(path).is_file() else 0
 
 
-def run_loop(name: str, run_dir: Path, total_steps: int, step_fn: Callable[[int], tuple[torch.Tensor, dict]],
-             modules: dict, optimizers: dict, schedulers: dict, sampler, eval_fn: Callable[[int], dict] | None = None,
-             eval_every: int = 0, checkpoint_every: int = 100, checkpoint_minutes: float | None = None,
-             progress: bool = True, max_seconds: float | None = None, clip_norm: float = 1.0) -> dict:
+def run_loop(
+    name: str,
+    run_dir: Path,
+    total_steps: int,
+    step_fn: Callable[[int], tuple[torch.Tensor, dict]],
+    modules: dict,
+    optimizers: dict,
+    schedulers: dict,
+    sampler,
+    eval_fn: Callable[[int], dict] | None = None,
+    eval_every: int = 0,
+    checkpoint_every: int = 100,
+    checkpoint_minutes: float | None = None,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    clip_norm: float = 1.0,
+) -> dict:
     """Train ``step_fn`` to ``total_steps``, resuming from ``run_dir/<name>.pt`` if present.
 
     ``optimizers["main"]`` steps on the returned loss; every scheduler steps once per step.
@@ -98,8 +119,15 @@ def run_loop(name: str, run_dir: Path, total_steps: int, step_fn: Callable[[int]
     cpu_before, cpu_began = float(extra.get("cpu_s", 0.0)), time.process_time()
 
     def save(done: int) -> None:  # the process CPU seconds of all stretches so far travel with the checkpoint
-        save_checkpoint(ckpt, done, modules, optimizers, schedulers, sampler,
-                        {"cpu_s": cpu_before + time.process_time() - cpu_began})
+        save_checkpoint(
+            ckpt,
+            done,
+            modules,
+            optimizers,
+            schedulers,
+            sampler,
+            {"cpu_s": cpu_before + time.process_time() - cpu_began},
+        )
 
     main = optimizers["main"]
     writer = SummaryWriter(str(run_dir / "tb" / name), flush_secs=30)
@@ -109,8 +137,13 @@ def run_loop(name: str, run_dir: Path, total_steps: int, step_fn: Callable[[int]
     if progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        ctx = Progress(TextColumn(f"[bold]{name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                       TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+        ctx = Progress(
+            TextColumn(f"[bold]{name}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+        )
         ctx.start()
         task = ctx.add_task(name, total=total_steps, completed=start, info="")
     try:

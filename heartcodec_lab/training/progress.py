@@ -73,10 +73,18 @@ class StepProgressBar(ProgressBar):
         if not self.is_enabled:
             return
         self._progress = Progress(
-            TextColumn("step {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(), console=self._console, transient=False)
-        self._task = self._progress.add_task("train", total=self.total_steps(trainer), completed=trainer.global_step,
-                                             info=self.describe(trainer))
+            TextColumn("step {task.completed}/{task.total}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("<"),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=False,
+        )
+        self._task = self._progress.add_task(
+            "train", total=self.total_steps(trainer), completed=trainer.global_step, info=self.describe(trainer)
+        )
         self._progress.start()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:

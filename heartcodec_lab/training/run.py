@@ -46,8 +46,10 @@ def start_from(projection, path) -> None:
 
     start, config = load_projection(path)
     if start.kind != projection.kind or dict(start.config) != dict(projection.config):
-        raise ValueError(f"model.init_from={path}: a {start.kind} projection {dict(start.config)} cannot start a "
-                         f"{projection.kind} projection {dict(projection.config)}; set projection.* to its sizes")
+        raise ValueError(
+            f"model.init_from={path}: a {start.kind} projection {dict(start.config)} cannot start a "
+            f"{projection.kind} projection {dict(projection.config)}; set projection.* to its sizes"
+        )
     projection.load_state_dict(start.state_dict())
 
 
@@ -77,14 +79,31 @@ def build_module(cfg: DictConfig, codec=None, device: str | torch.device = "cpu"
     if "recon" in losses.requires and decode.get("through", "decoder") == "adapter":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg.seed) + 1)
-            adapter = LatentAdapter(in_dim=codec.config.dim, latent_dim=codec.config.latent_hidden_dim,
-                                    **(_plain(cfg.model.get("adapter")) or {}))
-    run_info = {"config": _plain(cfg.get("recipe_info")) or {}, "codec": codec.describe(),
-                "experiment": cfg.get("experiment_name"), "provenance": provenance.as_dict()}
+            adapter = LatentAdapter(
+                in_dim=codec.config.dim,
+                latent_dim=codec.config.latent_hidden_dim,
+                **(_plain(cfg.model.get("adapter")) or {}),
+            )
+    run_info = {
+        "config": _plain(cfg.get("recipe_info")) or {},
+        "codec": codec.describe(),
+        "experiment": cfg.get("experiment_name"),
+        "provenance": provenance.as_dict(),
+    }
     module = ProjectionTrainingModule(
-        codec, projection, losses, teacher=teacher, adapter=adapter, optim=_plain(cfg.model.optim),
-        grad_clip=cfg.model.grad_clip, seed=cfg.seed, max_consecutive_skips=cfg.model.max_consecutive_skips,
-        log_codes_every=cfg.model.log_codes_every, run_info=run_info, decode=decode)
+        codec,
+        projection,
+        losses,
+        teacher=teacher,
+        adapter=adapter,
+        optim=_plain(cfg.model.optim),
+        grad_clip=cfg.model.grad_clip,
+        seed=cfg.seed,
+        max_consecutive_skips=cfg.model.max_consecutive_skips,
+        log_codes_every=cfg.model.log_codes_every,
+        run_info=run_info,
+        decode=decode,
+    )
     datamodule = instantiate(cfg.data)
     return module, datamodule
 
@@ -166,10 +185,17 @@ def train(cfg: DictConfig, codec=None) -> dict:
     }
     if trainer.is_global_zero:
         if cfg.get("export_projection", True):
-            export_dir = save_projection(out_dir / "projection", module.projection.cpu(), module.codec.describe(),
-                                         extra={"global_step": summary["global_step"], "source": str(final_ckpt),
-                                                "experiment": cfg.get("experiment_name")},
-                                         provenance=provenance.as_dict())
+            export_dir = save_projection(
+                out_dir / "projection",
+                module.projection.cpu(),
+                module.codec.describe(),
+                extra={
+                    "global_step": summary["global_step"],
+                    "source": str(final_ckpt),
+                    "experiment": cfg.get("experiment_name"),
+                },
+                provenance=provenance.as_dict(),
+            )
             summary["projection_export"] = str(export_dir)
         summary["listening_files"] = [str(p) for p in listening_files(out_dir)]
         atomic_write_json(out_dir / "summary.json", summary)
@@ -177,8 +203,9 @@ def train(cfg: DictConfig, codec=None) -> dict:
     return summary
 
 
-def compose_config(overrides: list[str] | None = None, config_name: str = "train",
-                   return_hydra_config: bool = False) -> DictConfig:
+def compose_config(
+    overrides: list[str] | None = None, config_name: str = "train", return_hydra_config: bool = False
+) -> DictConfig:
     """Compose a packaged config like its command would (for notebooks, tests and the study): ``+experiment=``
     read as the experiment slot, the ``scale`` chosen from ``codec.path`` unless given, the schemas checked.
 

@@ -43,8 +43,9 @@ def build_teacher(spec: dict | None, codec: nn.Module, student: nn.Module) -> Au
 
 
 @torch.no_grad()
-def teacher_targets(teacher: AudioEncoder, codec: nn.Module, audio: torch.Tensor, latents: torch.Tensor,
-                    sample_rate: int = SAMPLE_RATE) -> dict[str, torch.Tensor]:
+def teacher_targets(
+    teacher: AudioEncoder, codec: nn.Module, audio: torch.Tensor, latents: torch.Tensor, sample_rate: int = SAMPLE_RATE
+) -> dict[str, torch.Tensor]:
     """audio ``[B, 2, S]`` (+ its latents ``[B, 256, 2T]``) -> ``teacher_features [B, T, 512]``, ``teacher_codes [B, 8, T]``.
 
     A projection teacher on the same codec reads the student's latents directly (same result,
@@ -61,8 +62,12 @@ def teacher_targets(teacher: AudioEncoder, codec: nn.Module, audio: torch.Tensor
     for clip in audio:
         enc = teacher.encode(clip.float(), sample_rate)
         if enc.tokens.shape[-1] < t:
-            raise ValueError(f"teacher {teacher.encoder_id} gave {enc.tokens.shape[-1]} frames for a clip that needs {t}")
+            raise ValueError(
+                f"teacher {teacher.encoder_id} gave {enc.tokens.shape[-1]} frames for a clip that needs {t}"
+            )
         feats.append(enc.features[:t])
         codes.append(enc.tokens[:, :t])
-    return {"teacher_features": torch.stack(feats).to(latents.device),
-            "teacher_codes": torch.stack(codes).to(latents.device)}
+    return {
+        "teacher_features": torch.stack(feats).to(latents.device),
+        "teacher_codes": torch.stack(codes).to(latents.device),
+    }

@@ -65,8 +65,9 @@ def failures_path(out: str | Path) -> Path:
     return out.with_name(out.stem + ".failures.jsonl")
 
 
-def transcribe_files(transcriber: HeartTranscriptor, source: str | Path, out: str | Path,
-                     extensions=None, resume: bool = True) -> dict:
+def transcribe_files(
+    transcriber: HeartTranscriptor, source: str | Path, out: str | Path, extensions=None, resume: bool = True
+) -> dict:
     """Transcribe ``source`` (file or folder) into ``out``; returns counts ``{done, skipped, failed}``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,8 @@ def transcribe_files(transcriber: HeartTranscriptor, source: str | Path, out: st
             _append(failed_path, {"file": key, "error": str(err)})
             counts["failed"] += 1
             continue
-        _append(out, {"file": key, "text": text, "duration_s": audio.shape[-1] / sr,
-                      "seconds": time.perf_counter() - start})
+        _append(
+            out, {"file": key, "text": text, "duration_s": audio.shape[-1] / sr, "seconds": time.perf_counter() - start}
+        )
         counts["done"] += 1
     return counts

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
+from tokenizers.pre_tokenizers import ByteLevel
 from transformers import (
     GenerationConfig,
     WhisperConfig,
@@ -23,7 +24,6 @@ from transformers import (
     WhisperProcessor,
     WhisperTokenizer,
 )
-from tokenizers.pre_tokenizers import ByteLevel
 
 EMBEDDED_SEED = 20260124
 LANGUAGES = ("en", "zh", "ja", "ko", "es", "fr", "de")  # a few, enough for language detection to run
@@ -34,7 +34,14 @@ def special_tokens() -> list[str]:
     """Whisper's special tokens in Whisper's order (generate derives the no-speech id from it)."""
     tokens = ["<|endoftext|>", "<|startoftranscript|>"]
     tokens += [f"<|{lang}|>" for lang in LANGUAGES]
-    tokens += ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+    tokens += [
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nospeech|>",
+        "<|notimestamps|>",
+    ]
     tokens += [f"<|{i * 0.02:.2f}|>" for i in range(TIMESTAMPS)]
     return tokens
 
@@ -55,11 +62,23 @@ def tiny_config(tokenizer: WhisperTokenizer) -> WhisperConfig:
     ids = tokenizer.convert_tokens_to_ids
     eot = ids("<|endoftext|>")
     return WhisperConfig(
-        vocab_size=len(tokenizer), pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
-        decoder_start_token_id=ids("<|startoftranscript|>"), suppress_tokens=[],
-        begin_suppress_tokens=[ids("\u0120"), eot], num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=448,
+        vocab_size=len(tokenizer),
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=ids("<|startoftranscript|>"),
+        suppress_tokens=[],
+        begin_suppress_tokens=[ids("\u0120"), eot],
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=448,
     )
 
 
@@ -73,13 +92,19 @@ def generation_config(tokenizer: WhisperTokenizer) -> GenerationConfig:
     ids = tokenizer.convert_tokens_to_ids
     eot = ids("<|endoftext|>")
     return GenerationConfig(
-        decoder_start_token_id=ids("<|startoftranscript|>"), bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-        max_length=448, is_multilingual=True,
+        decoder_start_token_id=ids("<|startoftranscript|>"),
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        max_length=448,
+        is_multilingual=True,
         lang_to_id={f"<|{lang}|>": ids(f"<|{lang}|>") for lang in LANGUAGES},
         task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
-        no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
+        no_timestamps_token_id=ids("<|notimestamps|>"),
+        prev_sot_token_id=ids("<|startofprev|>"),
         begin_suppress_tokens=[ids("\u0120"), eot],  # "\u0120" is the byte-level space
-        suppress_tokens=_suppressed(tokenizer), max_initial_timestamp_index=50,
+        suppress_tokens=_suppressed(tokenizer),
+        max_initial_timestamp_index=50,
     )
 
 

@@ -77,7 +77,8 @@ def load_transcriber(
         check_folder(folder)
         model, info = WhisperForConditionalGeneration.from_pretrained(folder, dtype=dtype, output_loading_info=True)
         problems = {k: v for k, v in info.items() if k != "error_msgs" and v} | (
-            {"error_msgs": info["error_msgs"]} if info.get("error_msgs") else {})
+            {"error_msgs": info["error_msgs"]} if info.get("error_msgs") else {}
+        )
         if problems:
             detail = "; ".join(f"{k}: {sorted(map(str, v))[:5]}" for k, v in problems.items())
             raise TranscriberLoadError(f"{folder}: weights do not match the Whisper config ({detail})")

@@ -16,14 +16,18 @@ from heartcodec_lab.audio import WHISPER_SAMPLE_RATE, load_audio, resample, to_m
 from heartcodec_lab.transcribe.settings import TranscribeSettings
 
 FOLDER_NAME = "HeartTranscriptor-oss"
+
+
 # transformers' Whisper generate() hands the suppress-token lists to the generic generate() next to the
 # generation config (its own workaround, transformers PR #48108), which then warns that both were given:
 # nothing a caller can pass differently, so that one message is dropped.
 class _DropWhisperOwnKwargsWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.getMessage())
-        return not (text.startswith("Passing `generation_config` together with generation-related arguments=")
-                    and "suppress_tokens" in text)
+        return not (
+            text.startswith("Passing `generation_config` together with generation-related arguments=")
+            and "suppress_tokens" in text
+        )
 
 
 _WHISPER_FILTER = _DropWhisperOwnKwargsWarning()
@@ -32,8 +36,14 @@ _WHISPER_FILTER = _DropWhisperOwnKwargsWarning()
 class HeartTranscriptor:
     """A Whisper model + processor with the decoding settings; :meth:`transcribe` returns text."""
 
-    def __init__(self, model, processor, settings: TranscribeSettings | None = None,
-                 source: dict | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        model,
+        processor,
+        settings: TranscribeSettings | None = None,
+        source: dict | None = None,
+        device: str | torch.device = "cpu",
+    ):
         self.model = model.eval()
         self.processor = processor
         self.settings = settings or TranscribeSettings()
@@ -48,9 +58,13 @@ class HeartTranscriptor:
             from transformers import pipeline
 
             self._pipeline = pipeline(
-                "automatic-speech-recognition", model=self.model, tokenizer=self.processor.tokenizer,
-                feature_extractor=self.processor.feature_extractor, chunk_length_s=self.settings.chunk_length_s,
-                batch_size=self.settings.batch_size, device=self.device,
+                "automatic-speech-recognition",
+                model=self.model,
+                tokenizer=self.processor.tokenizer,
+                feature_extractor=self.processor.feature_extractor,
+                chunk_length_s=self.settings.chunk_length_s,
+                batch_size=self.settings.batch_size,
+                device=self.device,
                 ignore_warning=True,  # 30 s chunks are heartlib's way of transcribing lyrics, chosen on purpose
             )
             generation_logger = logging.getLogger("transformers.generation.utils")
@@ -70,8 +84,9 @@ class HeartTranscriptor:
             audio = resample(audio[None], sample_rate, WHISPER_SAMPLE_RATE)[0]
         if self.settings.seed is not None:
             torch.manual_seed(int(self.settings.seed))
-        out = self.pipeline({"raw": audio.numpy(), "sampling_rate": WHISPER_SAMPLE_RATE},
-                            generate_kwargs=self._generate_kwargs())
+        out = self.pipeline(
+            {"raw": audio.numpy(), "sampling_rate": WHISPER_SAMPLE_RATE}, generate_kwargs=self._generate_kwargs()
+        )
         return out["text"].strip()
 
     def _generate_kwargs(self) -> dict:

@@ -160,14 +160,22 @@ def complete_config(config: dict[str, Any], source: str = "encoder config") -> d
     if cfg.get("version") != VERSION:
         raise ValueError(f"{source}: version must be {VERSION!r}, got {cfg.get('version')!r}")
     if cfg["chunk_samples"] != CHUNK_SAMPLES:
-        raise ValueError(f"{source}: chunk_samples must be {CHUNK_SAMPLES} (29.76 s at 24 kHz), got {cfg['chunk_samples']}")
+        raise ValueError(
+            f"{source}: chunk_samples must be {CHUNK_SAMPLES} (29.76 s at 24 kHz), got {cfg['chunk_samples']}"
+        )
     fx = cfg["feature_extractors"]
     if fx["muencoder_config"]["conformer_config"]["num_hidden_layers"] < CONFORMER_SEMANTIC_STATE:
-        raise ValueError(f"{source}: the conformer needs at least {CONFORMER_SEMANTIC_STATE} layers (hidden state 11 is read)")
+        raise ValueError(
+            f"{source}: the conformer needs at least {CONFORMER_SEMANTIC_STATE} layers (hidden state 11 is read)"
+        )
     if fx["wavlm_config"]["num_hidden_layers"] < max(WAVLM_AVERAGED_STATES):
-        raise ValueError(f"{source}: WavLM needs at least {max(WAVLM_AVERAGED_STATES)} layers (hidden states 6-9 are averaged)")
+        raise ValueError(
+            f"{source}: WavLM needs at least {max(WAVLM_AVERAGED_STATES)} layers (hidden states 6-9 are averaged)"
+        )
     if fx["wavlm_config"].get("do_stable_layer_norm") or fx["wavlm_config"].get("add_adapter"):
-        raise ValueError(f"{source}: WavLM must be post-norm without adapter (do_stable_layer_norm/add_adapter false), as released")
+        raise ValueError(
+            f"{source}: WavLM must be post-norm without adapter (do_stable_layer_norm/add_adapter false), as released"
+        )
     if fx["muencoder_config"]["conformer_config"].get("position_embeddings_type") != "rotary":
         raise ValueError(f"{source}: the conformer must use rotary position embeddings, as released")
     if fx["muencoder_config"]["sample_rate"] != NATIVE_SAMPLE_RATE:

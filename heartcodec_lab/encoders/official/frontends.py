@@ -217,7 +217,9 @@ class FeatureExtractors(nn.Module):
     def whisper_log_mel(self, waveform_16k: Tensor) -> Tensor:
         """16 kHz ``[N, S]`` (S <= 30 s) -> Whisper log-mel ``[N, 80, 3000]`` (zero-padded to 30 s)."""
         mel = self.whisper_processor(
-            waveform_16k.detach().cpu().numpy(), sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="pt",
+            waveform_16k.detach().cpu().numpy(),
+            sampling_rate=WHISPER_SAMPLE_RATE,
+            return_tensors="pt",
             do_normalize=False,
         ).input_features
         return mel.to(waveform_16k.device)
@@ -247,7 +249,9 @@ class FeatureExtractors(nn.Module):
             raise ValueError(f"expected stereo chunks [B, 2, samples], got {tuple(chunks.shape)}")
         content = chunks.shape[-1] - TAIL_SAMPLES
         if content <= 0 or content % (2 * SAMPLES_PER_25HZ):
-            raise ValueError(f"chunk length must be a multiple of 1920 samples plus a 240-sample tail, got {chunks.shape[-1]}")
+            raise ValueError(
+                f"chunk length must be a multiple of 1920 samples plus a 240-sample tail, got {chunks.shape[-1]}"
+            )
         if chunks.shape[-1] > 30 * NATIVE_SAMPLE_RATE:
             raise ValueError(f"a chunk must fit Whisper's 30 s window, got {chunks.shape[-1]} samples at 24 kHz")
         batch = chunks.shape[0]

@@ -59,7 +59,9 @@ def expected_layout(model: nn.Module, prefix: str = KEY_PREFIX) -> dict[str, tup
     return {prefix + k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
 
 
-def read_state(file: Path, expected: dict[str, tuple[tuple[int, ...], torch.dtype]], prefix: str) -> dict[str, torch.Tensor]:
+def read_state(
+    file: Path, expected: dict[str, tuple[tuple[int, ...], torch.dtype]], prefix: str
+) -> dict[str, torch.Tensor]:
     """Read every tensor of ``file`` after checking names, shapes and dtypes against ``expected``."""
     try:
         handle = safe_open(str(file), framework="pt", device="cpu")
@@ -69,7 +71,9 @@ def read_state(file: Path, expected: dict[str, tuple[tuple[int, ...], torch.dtyp
         keys = set(handle.keys())
         foreign = sorted(k for k in keys if not k.startswith(prefix))
         if foreign:
-            raise CheckpointError(f"{file}: key {foreign[0]!r} does not start with {prefix!r} ({len(foreign)} such keys)")
+            raise CheckpointError(
+                f"{file}: key {foreign[0]!r} does not start with {prefix!r} ({len(foreign)} such keys)"
+            )
         check_state({k: handle.get_slice(k).get_shape() for k in keys}, {k: s for k, (s, _) in expected.items()}, file)
         state = {}
         for key in sorted(keys):
@@ -77,7 +81,9 @@ def read_state(file: Path, expected: dict[str, tuple[tuple[int, ...], torch.dtyp
             got_dtype = handle.get_slice(key).get_dtype()
             tensor = handle.get_tensor(key)
             if tensor.dtype != dtype:
-                raise CheckpointError(f"{file}: {key} has dtype {got_dtype}, expected {str(dtype).replace('torch.', '')}")
+                raise CheckpointError(
+                    f"{file}: {key} has dtype {got_dtype}, expected {str(dtype).replace('torch.', '')}"
+                )
             state[key[len(prefix) :]] = tensor
     return state
 

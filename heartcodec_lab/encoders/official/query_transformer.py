@@ -86,7 +86,9 @@ class QueryAttention(nn.Module):
 
     def forward(self, x: Tensor, angles: Tensor) -> Tensor:
         batch, length, dim = x.shape
-        q, k, v = (t.reshape(batch, length, self.num_heads, self.head_dim).transpose(1, 2) for t in self.to_qkv(x).chunk(3, -1))
+        q, k, v = (
+            t.reshape(batch, length, self.num_heads, self.head_dim).transpose(1, 2) for t in self.to_qkv(x).chunk(3, -1)
+        )
         q = apply_rotary(self.q_norm(q), angles)
         k = apply_rotary(self.k_norm(k), angles)
         out = F.scaled_dot_product_attention(q, k, v)
@@ -117,7 +119,9 @@ class QueryEncoder(nn.Module):
 
     STREAMS = ("acoustic", "semantic", "whisper", "wavlm")
 
-    def __init__(self, widths: dict[str, int], dim: int = 512, num_layers: int = 6, head_dim: int = 128, interval: int = 2):
+    def __init__(
+        self, widths: dict[str, int], dim: int = 512, num_layers: int = 6, head_dim: int = 128, interval: int = 2
+    ):
         super().__init__()
         self.widths = dict(widths)
         self.interval = interval
@@ -133,7 +137,9 @@ class QueryEncoder(nn.Module):
         for name, stream in zip(self.STREAMS, streams):
             width = self.widths[name]
             if stream.dim() != 3 or stream.shape[-1] != width or stream.shape[:2] != reference:
-                raise ValueError(f"{name} stream must be [{reference[0]}, {reference[1]}, {width}], got {tuple(stream.shape)}")
+                raise ValueError(
+                    f"{name} stream must be [{reference[0]}, {reference[1]}, {width}], got {tuple(stream.shape)}"
+                )
         if reference[1] == 0 or reference[1] % self.interval:
             raise ValueError(f"frame count must be a positive multiple of {self.interval}, got {reference[1]}")
 

@@ -16,8 +16,6 @@ CHUNK_SAMPLES = 1428480  # 29.76 s at 48 kHz, the official encoder's chunk lengt
 FRAMES_PER_CHUNK = CHUNK_SAMPLES // LATENT_HOP // 2  # 372
 
 
-
-
 class ProjectionEncoder(AudioEncoder):
     """Audio at 48 kHz -> ScalarModel latents (both channels, 25 Hz) -> projection (12.5 Hz).
 
@@ -30,8 +28,7 @@ class ProjectionEncoder(AudioEncoder):
     chunk_samples = CHUNK_SAMPLES
     frames_per_chunk = FRAMES_PER_CHUNK
 
-    def __init__(self, codec: nn.Module, projection: Projection, batch_chunks: int = 1,
-                 checkpoint: dict | None = None):
+    def __init__(self, codec: nn.Module, projection: Projection, batch_chunks: int = 1, checkpoint: dict | None = None):
         if batch_chunks < 1:
             raise ValueError(f"batch_chunks must be >= 1, got {batch_chunks}")
         super().__init__(codec.quantizer, batch_chunks)

@@ -44,8 +44,13 @@ def _toolkit_version() -> str:
     return __version__
 
 
-def save_projection(out_dir: str | Path, projection: Projection, codec_info: dict,
-                    extra: dict | None = None, provenance: dict | None = None) -> Path:
+def save_projection(
+    out_dir: str | Path,
+    projection: Projection,
+    codec_info: dict,
+    extra: dict | None = None,
+    provenance: dict | None = None,
+) -> Path:
     """Write ``projection.safetensors`` + ``projection_config.json`` into ``out_dir``; returns the folder.
 
     ``codec_info`` is ``codec.describe()`` of the codec the projection was trained against;
@@ -75,7 +80,9 @@ def save_projection(out_dir: str | Path, projection: Projection, codec_info: dic
 
 def _read_config(path: Path) -> dict:
     if not path.is_file():
-        raise ProjectionCheckpointError(f"{path}: missing ({CONFIG_NAME} and {WEIGHTS_NAME} make a projection checkpoint)")
+        raise ProjectionCheckpointError(
+            f"{path}: missing ({CONFIG_NAME} and {WEIGHTS_NAME} make a projection checkpoint)"
+        )
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -84,12 +91,16 @@ def _read_config(path: Path) -> dict:
         raise ProjectionCheckpointError(f"{path}: expected a JSON object")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
-        raise ProjectionCheckpointError(f"{path}: unsupported format_version {version!r} (this toolkit reads {FORMAT_VERSION})")
+        raise ProjectionCheckpointError(
+            f"{path}: unsupported format_version {version!r} (this toolkit reads {FORMAT_VERSION})"
+        )
     for key in ("kind", "kwargs"):
         if key not in config:
             raise ProjectionCheckpointError(f"{path}: missing key {key!r}")
     if config["kind"] not in PROJECTIONS:
-        raise ProjectionCheckpointError(f"{path}: unknown projection kind {config['kind']!r}; known: {sorted(PROJECTIONS)}")
+        raise ProjectionCheckpointError(
+            f"{path}: unknown projection kind {config['kind']!r}; known: {sorted(PROJECTIONS)}"
+        )
     return config
 
 
@@ -117,8 +128,6 @@ def load_projection(path: str | Path) -> tuple[Projection, dict]:
         raise ProjectionCheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
     load_strict(projection, state, weights)
     return projection.eval(), config
-
-
 
 
 def codec_identity(info: dict | None) -> str:
@@ -152,9 +161,15 @@ def default_projection(codec: nn.Module, kind: str = DEFAULT_KIND, seed: int = D
         return build_projection(kind, **{**sizes, **kwargs})
 
 
-def load_projection_encoder(path: str | Path | None, codec: nn.Module, batch_chunks: int = 1,
-                            kind: str = DEFAULT_KIND, seed: int = DEFAULT_SEED, allow_codec_mismatch: bool = False,
-                            **projection_kwargs) -> ProjectionEncoder:
+def load_projection_encoder(
+    path: str | Path | None,
+    codec: nn.Module,
+    batch_chunks: int = 1,
+    kind: str = DEFAULT_KIND,
+    seed: int = DEFAULT_SEED,
+    allow_codec_mismatch: bool = False,
+    **projection_kwargs,
+) -> ProjectionEncoder:
     """Checkpoint folder (or None) + codec -> :class:`ProjectionEncoder` in eval mode.
 
     ``path=None`` gives an untrained ``kind`` projection (default conv1d) with a fixed ``seed``:
@@ -165,26 +180,39 @@ def load_projection_encoder(path: str | Path | None, codec: nn.Module, batch_chu
     """
     if path is None:
         projection = default_projection(codec, kind=kind, seed=seed, **projection_kwargs)
-        return ProjectionEncoder(codec, projection, batch_chunks, checkpoint={"path": None, "untrained_seed": seed}).eval()
+        return ProjectionEncoder(
+            codec, projection, batch_chunks, checkpoint={"path": None, "untrained_seed": seed}
+        ).eval()
     if projection_kwargs:
-        raise ValueError(f"projection kwargs {sorted(projection_kwargs)} only apply to path=None; {path} has its own config")
+        raise ValueError(
+            f"projection kwargs {sorted(projection_kwargs)} only apply to path=None; {path} has its own config"
+        )
     projection, config = load_projection(path)
     folder = locate_checkpoint(path, "projection checkpoint")
     folder = folder if folder.is_dir() else folder.parent
     dim, latent_dim = _codec_sizes(codec)
     if dim is not None and projection.out_dim != dim:
-        raise ProjectionCheckpointError(f"{folder / CONFIG_NAME}: projection out_dim {projection.out_dim} != codec dim {dim}")
+        raise ProjectionCheckpointError(
+            f"{folder / CONFIG_NAME}: projection out_dim {projection.out_dim} != codec dim {dim}"
+        )
     if latent_dim is not None and projection.config["latent_dim"] != latent_dim:
-        raise ProjectionCheckpointError(f"{folder / CONFIG_NAME}: projection latent_dim {projection.config['latent_dim']} "
-                                        f"!= codec latent_hidden_dim {latent_dim}")
+        raise ProjectionCheckpointError(
+            f"{folder / CONFIG_NAME}: projection latent_dim {projection.config['latent_dim']} "
+            f"!= codec latent_hidden_dim {latent_dim}"
+        )
     if hasattr(codec, "describe") and codec_identity(config.get("codec")) != codec_identity(codec.describe()):
         trained, used = _codec_label(config.get("codec")), _codec_label(codec.describe())
-        message = (f"{folder / CONFIG_NAME}: the projection was trained against codec {trained} but would run with "
-                   f"codec {used}; point codec.path at the codec it was trained with "
-                   f"(or encoder.allow_codec_mismatch=true to force it)")
+        message = (
+            f"{folder / CONFIG_NAME}: the projection was trained against codec {trained} but would run with "
+            f"codec {used}; point codec.path at the codec it was trained with "
+            f"(or encoder.allow_codec_mismatch=true to force it)"
+        )
         if not allow_codec_mismatch:
             raise ProjectionCheckpointError(message)
         warnings.warn(message, stacklevel=2)
-    checkpoint = {"path": str(folder), "weights_sha256": config.get("weights_sha256"),
-                  "trained_codec": config.get("codec")}
+    checkpoint = {
+        "path": str(folder),
+        "weights_sha256": config.get("weights_sha256"),
+        "trained_codec": config.get("codec"),
+    }
     return ProjectionEncoder(codec, projection, batch_chunks, checkpoint=checkpoint).eval()

@@ -72,8 +72,16 @@ class LinearProjection(Projection):
         out_dim: int = 512,
         activation: str = "gelu",
     ):
-        super().__init__(dict(latent_dim=latent_dim, num_channels=num_channels, hidden_dim=hidden_dim,
-                              num_layers=num_layers, out_dim=out_dim, activation=activation))
+        super().__init__(
+            dict(
+                latent_dim=latent_dim,
+                num_channels=num_channels,
+                hidden_dim=hidden_dim,
+                num_layers=num_layers,
+                out_dim=out_dim,
+                activation=activation,
+            )
+        )
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         act = _activation(activation)
@@ -131,16 +139,26 @@ class Conv1dProjection(Projection):
         out_dim: int = 512,
         activation: str = "gelu",
     ):
-        super().__init__(dict(latent_dim=latent_dim, num_channels=num_channels, hidden_dim=hidden_dim,
-                              num_layers=num_layers, kernel_size=kernel_size, out_dim=out_dim,
-                              activation=activation))
+        super().__init__(
+            dict(
+                latent_dim=latent_dim,
+                num_channels=num_channels,
+                hidden_dim=hidden_dim,
+                num_layers=num_layers,
+                kernel_size=kernel_size,
+                out_dim=out_dim,
+                activation=activation,
+            )
+        )
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same-length padding), got {kernel_size}")
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0, got {num_layers}")
         _activation(activation)
         self.conv_in = nn.Conv1d(self.in_channels, hidden_dim, kernel_size, padding=kernel_size // 2)
-        self.blocks = nn.Sequential(*[ResidualConvBlock(hidden_dim, kernel_size, activation) for _ in range(num_layers)])
+        self.blocks = nn.Sequential(
+            *[ResidualConvBlock(hidden_dim, kernel_size, activation) for _ in range(num_layers)]
+        )
         self.norm_out = ChannelNorm(hidden_dim)
         self.downsample = nn.Conv1d(hidden_dim, out_dim, kernel_size=2, stride=2)
 

@@ -71,5 +71,8 @@ def level_agreement(pairs) -> dict:
     if not counts:
         raise ValueError("no token pairs to compare")
     rates = match_rates(sum_match_counts(counts))
-    return {"frames": sum(c["frames"] for c in counts), "per_level": rates["match_rate"],
-            "all_levels": rates["match_rate_first_k"][-1]}
+    return {
+        "frames": sum(c["frames"] for c in counts),
+        "per_level": rates["match_rate"],
+        "all_levels": rates["match_rate_first_k"][-1],
+    }

@@ -119,7 +119,9 @@ def mstft_distance(reference: torch.Tensor, estimate: torch.Tensor, params: Mstf
         return float(loss(est.unsqueeze(0), ref.unsqueeze(0)))
 
 
-def log_mel_l1(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int, params: LogMelParams | None = None) -> float:
+def log_mel_l1(
+    reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int, params: LogMelParams | None = None
+) -> float:
     """Mean absolute difference of log-mel spectrograms (lower is better, 0 for identical signals)."""
     params = params or LogMelParams()
     ref, est = align(reference, estimate)
