@@ -175,3 +175,13 @@ def test_project_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
         lambda argv: run_command(Command("heartcodec-x", "export", bug), argv), ["input=a", "output=b"], capsys
     )
     assert code == 1 and "Traceback" in err and "KeyError: 'a bug keeps its traceback'" in err
+
+
+def test_train_reads_input_and_output_in_its_own_terms():
+    from heartcodec_lab.cli.train import rewrite
+    from heartcodec_lab.training.run import compose_config
+
+    args = rewrite(["input=/music", "output=/runs/a", "+experiment=flow", "data.batch_size=3"])
+    assert args[:2] == ["data.train_dir=/music", "hydra.run.dir=/runs/a"] and "data.batch_size=3" in args
+    cfg = compose_config(args, return_hydra_config=True)
+    assert cfg.data.train_dir == "/music" and cfg.hydra.run.dir == "/runs/a" and cfg.experiment_name == "flow"

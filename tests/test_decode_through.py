@@ -159,4 +159,4 @@ def test_hinge_code_term_is_zero_at_the_teachers_features_where_cross_entropy_pu
     (grad_ce,) = torch.autograd.grad(ce(batch), features)
     assert float(grad_ce.abs().max()) > 0  # the CE optimum is not the teacher: it fights a regression
     wrong = dict(batch, teacher_codes=(codes + 1) % codec.config.codebook_size)
-    assert float(hinge(wrong)) > 0
+    assert float(hinge(wrong).detach()) > 0
