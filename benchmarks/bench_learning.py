@@ -1,7 +1,7 @@
 """Proof that the training loop learns, on CPU with the embedded tiny codec: prints a table.
 
 The logic lives in :mod:`heartcodec_lab.training.learning_proof` (its docstring says what each
-recipe proves); ``tests/test_train_learning.py`` runs the same code.
+recipe proves); ``tests/training/test_train_learning.py`` runs the same code.
 
     python benchmarks/bench_learning.py [--recipes distill flow reconstruction] [--steps N]
 """

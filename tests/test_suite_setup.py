@@ -21,7 +21,7 @@ def test_fixture_tests_skip_with_a_reason_when_the_shared_folder_is_absent(tmp_p
             "-n",
             "0",
             "-rs",
-            "tests/test_codec_flow.py::test_module_names_are_the_checkpoint_keys",
+            "tests/codec/test_codec_flow.py::test_module_names_are_the_checkpoint_keys",
         ],
         cwd=REPO,
         env=env,

@@ -7,7 +7,7 @@ guidance), so one compilation serves a whole job. Compiling happens in place
 call pays the compilation (minutes on a loaded 2-core CPU; a C++ compiler is needed there).
 
 Numbers: inductor fuses and reorders float32 arithmetic, so results differ from eager by
-rounding only (tests/test_codec_compile.py bounds it on the tiny codec). The ScalarModel is
+rounding only (tests/codec/test_codec_compile.py bounds it on the tiny codec). The ScalarModel is
 not compiled: its streamed decode carries Python-side state between blocks.
 """
 

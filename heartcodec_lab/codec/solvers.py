@@ -7,7 +7,7 @@ time ``t`` (the flow-matching decode uses it to put in-context frames back on th
 Velocity evaluations per step (each one guided estimator call in the decode): euler 1, midpoint 2,
 heun 2, ab2 1 (two-step Adams-Bashforth: it reuses the previous step's slope; its first step is
 Euler's). Euler is first order, midpoint, Heun and AB2 second order: halving the step divides their
-global error by about 4 (``tests/test_codec_solvers.py`` checks it on a known ODE).
+global error by about 4 (``tests/codec/test_codec_solvers.py`` checks it on a known ODE).
 The Euler loop is the released solver's, operation for operation (time accumulated as
 ``t + dt``), so ``euler`` reproduces today's latents bit for bit.
 """

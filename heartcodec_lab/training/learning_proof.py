@@ -18,7 +18,7 @@ The frozen ScalarModel encoder is deterministic, so its latents are computed onc
 and handed to the module with the audio (``batch["latents"]``), which keeps the CPU run short.
 
 The command is ``python benchmarks/bench_learning.py [--recipes distill flow reconstruction] [--steps N]``;
-the slow tests in ``tests/test_train_learning.py`` call :func:`prove_learning` and check the figures.
+the slow tests in ``tests/training/test_train_learning.py`` call :func:`prove_learning` and check the figures.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from heartcodec_lab.training.console import listening_files, quiet_library_warnings, route_lightning_logs, run_summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(300)

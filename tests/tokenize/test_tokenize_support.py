@@ -14,7 +14,7 @@ from vector_quantize_pytorch import ResidualVQ
 
 from heartcodec_lab.encoders.base import AudioEncoder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class StandInEncoder(AudioEncoder):

@@ -12,7 +12,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from heartcodec_lab.codec import benchmark, benchmark_models
 
-RELEASED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "heartlib-heartcodec"
+RELEASED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "heartlib-heartcodec"
 
 
 @pytest.fixture(scope="module")

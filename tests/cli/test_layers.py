@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "heartcodec_lab"
+PACKAGE = Path(__file__).resolve().parents[2] / "heartcodec_lab"
 HYDRA_USERS = ("cli", "training")  # the only sub-packages that may import hydra
 
 

@@ -15,7 +15,7 @@ from heartcodec_lab.conf import CONF_DIR, group_options
 from heartcodec_lab.training.overrides import codec_device, select_experiment
 from heartcodec_lab.training.run import compose_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["train", "tokenize", "tokenize_merge", "evaluate", "generate", "reconstruct"]
 
 
