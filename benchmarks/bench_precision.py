@@ -129,35 +129,13 @@ def encoder_part(args) -> dict:
 
 
 def mula_part(args) -> dict:
-    from heartcodec_lab.mula import (
-        GenerationConfig,
-        frame_logits,
-        generate_tokens,
-        load_mula,
-    )
+    from heartcodec_lab.mula import load_mula
+    from heartcodec_lab.mula.scoring import next_token_agreement
 
-    f32, low = (
-        load_mula(None, dtype=torch.float32),
-        load_mula(None, dtype=torch.bfloat16),
+    f32, low = load_mula(None, dtype=torch.float32), load_mula(None, dtype=torch.bfloat16)
+    return next_token_agreement(
+        f32, low, "piano,happy", "[verse]\nthe sun creeps in across the floor", args.mula_frames
     )
-    tags, lyrics = "piano,happy", "[verse]\nthe sun creeps in across the floor"
-    tokens = generate_tokens(
-        f32,
-        tags,
-        lyrics,
-        GenerationConfig(max_frames=args.mula_frames, topk=50, cfg_scale=1.0),
-        progress=False,
-        seed=0,
-    ).tokens
-    ref, got = (
-        frame_logits(f32, tokens, tags, lyrics),
-        frame_logits(low, tokens, tags, lyrics),
-    )
-    return {
-        "frames": tokens.shape[1],
-        "next_token_agreement": (ref.argmax(-1) == got.argmax(-1)).float().mean().item(),
-        "max_logit_difference": (ref - got).abs().max().item(),
-    }
 
 
 def print_report(results: dict, args) -> None:

@@ -54,3 +54,18 @@ def frame_nll(bundle: MulaBundle, tokens: torch.Tensor, tags: str, lyrics: str) 
     logp = torch.log_softmax(logits, dim=-1)
     picked = logp.gather(-1, codes.t().unsqueeze(-1)).squeeze(-1)  # [T, 8]
     return (-picked.sum(dim=1)).float()
+
+
+def next_token_agreement(reference, other, tags: str, lyrics: str, max_frames: int, seed: int = 0) -> dict:
+    """How often ``other`` (say a bf16 copy) picks the same next token as ``reference`` on a sequence
+    ``reference`` generated itself: ``{frames, next_token_agreement (fraction), max_logit_difference}``."""
+    from heartcodec_lab.mula.generation import GenerationConfig, generate_tokens
+
+    config = GenerationConfig(max_frames=max_frames, topk=50, cfg_scale=1.0)
+    tokens = generate_tokens(reference, tags, lyrics, config, progress=False, seed=seed).tokens
+    ref, got = frame_logits(reference, tokens, tags, lyrics), frame_logits(other, tokens, tags, lyrics)
+    return {
+        "frames": tokens.shape[1],
+        "next_token_agreement": (ref.argmax(-1) == got.argmax(-1)).float().mean().item(),
+        "max_logit_difference": (ref - got).abs().max().item(),
+    }
