@@ -164,7 +164,11 @@ def test_ranking_preset_trains_recipes_and_scores_them_against_the_true_encoder(
         export = json.loads((tmp_path / "rank" / recipe / "projection" / "projection_config.json").read_text())
         assert len(export["extra"]["agreement_with_reference"]["per_level"]) == 8
         assert all(math.isfinite(scores[recipe][m]) for m in ("log_mel_l1", "mstft_distance"))
-    assert report.read_text().count("\n| ") == 5 and (tmp_path / "rank" / "q0_vs_steps.png").is_file()
+    text = report.read_text()  # header, rule, the reference and the three recipes
+    assert text.count("\n| ") == 6 and (tmp_path / "rank" / "q0_vs_steps.png").is_file()
+    # every student's level reads "agreement / the reference's own ceiling", the ceiling a percentage
+    ceiling = json.loads((tmp_path / "rank" / "ranking.json").read_text())["ceiling"]
+    assert len(ceiling) == 8 and all(0 <= c <= 1 for c in ceiling) and f"/ {100 * ceiling[0]:.0f} |" in text
     # again: nothing is trained, the scores are the same (same pieces, same decoder noise)
     run_study(cfg)
     assert json.loads((tmp_path / "rank" / "ranking.json").read_text())["scores"] == scores
