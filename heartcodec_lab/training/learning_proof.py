@@ -148,7 +148,8 @@ def make_module(
     )  # this proof's recipe: the adapter
 
 
-def _trainer(steps: int) -> pl.Trainer:
+def quiet_trainer(steps: int, callbacks=()) -> pl.Trainer:
+    """A CPU Trainer for ``steps`` steps with no logger, checkpoints, bars or validation (proofs and tests)."""
     return pl.Trainer(
         max_steps=steps,
         accelerator="cpu",
@@ -156,6 +157,7 @@ def _trainer(steps: int) -> pl.Trainer:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=list(callbacks),
         num_sanity_val_steps=0,
         limit_val_batches=0,
     )
@@ -195,7 +197,7 @@ def run(
     start = time.time()
     gen = torch.Generator().manual_seed(0)
     train_loader = DataLoader(train_items, batch_size=batch_size, shuffle=True, generator=gen, drop_last=True)
-    _trainer(steps).fit(module, train_loader)
+    quiet_trainer(steps).fit(module, train_loader)
     after = held_out(module, val_loader)
     return {
         "recipe": recipe,

@@ -19,6 +19,7 @@ from heartcodec_lab.conf import group_options
 from heartcodec_lab.encoders.projection import LinearProjection, load_projection, load_projection_encoder
 from heartcodec_lab.losses import BatchLoss, LossSet
 from heartcodec_lab.training.export import export_checkpoint
+from heartcodec_lab.training.learning_proof import quiet_trainer
 from heartcodec_lab.training.module import ProjectionTrainingModule
 from heartcodec_lab.training.run import compose_config, train
 
@@ -250,16 +251,7 @@ def _module(codec, nan_loss=(), nan_grad=(), **kw):
 
 def _trainer(steps, callbacks=()):
     # validation off on purpose (limit_val_batches=0 with a loader given, so Lightning does not warn it is missing)
-    return pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-        limit_val_batches=0,
-    )
+    return quiet_trainer(steps, callbacks)
 
 
 # Lightning 2.6's CombinedLoader builds torch pytree LeafSpecs the way torch 2.14 deprecates (its code, not ours;
