@@ -30,7 +30,9 @@ class FlowMatchingLoss(BatchLoss):
     ``max_incontext_fraction`` of the frames) of x1 is given as in-context latents, as the decoder
     does when it continues the previous window; those frames are left out of the loss.
     ``cond_drop_prob``: chance per row that the condition is replaced by zeros (the unconditional
-    branch of classifier-free guidance).
+    branch of classifier-free guidance). ``draws``: (t, noise) draws per row, averaged: the loss's
+    gradient is an estimate over t and x0, and a few draws per clip cut its variance for the price of
+    the estimator alone (the projection and the condition run once).
     """
 
     name = "flow"
@@ -43,9 +45,13 @@ class FlowMatchingLoss(BatchLoss):
         incontext_prob: float = 0.0,
         max_incontext_fraction: float = 0.5,
         cond_drop_prob: float = 0.0,
+        draws: int = 1,
         name: str | None = None,
     ):
         super().__init__(weight, name)
+        if int(draws) < 1:
+            raise ValueError(f"draws must be at least 1, got {draws}")
+        self.draws = int(draws)
         for key, p in (
             ("incontext_prob", incontext_prob),
             ("cond_drop_prob", cond_drop_prob),
@@ -84,8 +90,12 @@ class FlowMatchingLoss(BatchLoss):
             raise ValueError(
                 f"loss {self.name!r}: latents must be [B, C, >= 2T] = [{b}, C, {2 * t}], got {list(latents.shape)}"
             )
-        x1 = latents[..., : 2 * t].transpose(1, 2).float().detach()  # [B, 2T, 256]
+        # contiguous: randn_like follows strides, and the noise must not depend on how the caller laid out latents
+        x1 = latents[..., : 2 * t].transpose(1, 2).float().detach().contiguous()  # [B, 2T, 256]
         mu = self.condition(quantized)
+        if self.draws > 1:  # rows repeated: each copy gets its own t, noise and in-context prefix
+            x1, mu = x1.repeat(self.draws, 1, 1), mu.repeat(self.draws, 1, 1)
+            b = x1.shape[0]
         if self.cond_drop_prob > 0:
             keep = torch.rand(b, 1, 1, device=mu.device) >= self.cond_drop_prob
             mu = mu * keep

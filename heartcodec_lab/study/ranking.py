@@ -34,8 +34,10 @@ SR = 48000
 
 def settings_key(recipe: str, settings: dict) -> str:
     """Hash of what decides one recipe's run (its own overrides, not the other recipes')."""
-    own = {k: v for k, v in settings.items() if k not in ("recipe_overrides", "wall_limit_s")}
+    own = {k: v for k, v in settings.items() if k not in ("recipe_overrides", "recipe_sizes", "wall_limit_s")}
     own["own_overrides"] = list(settings.get("recipe_overrides", {}).get(recipe, []))
+    if settings.get("recipe_sizes", {}).get(recipe):
+        own["own_sizes"] = dict(settings["recipe_sizes"][recipe])
     return hashlib.sha256(json.dumps({"recipe": recipe, **own}, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -128,12 +130,17 @@ def train_recipe(recipe: str, s: dict, codec, reference, bank, heldout, out: Pat
     warmup = s["warmup_steps"] if s["warmup_steps"] is not None else max(1, s["steps"] // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(warmup, s["steps"], o["min_lr_ratio"]))
     gen = torch.Generator().manual_seed(s["seed"])
-    frames = int(round(s["crop_seconds"] * 25 / 2)) * 2
+    sizes = {
+        "batch_size": s["batch_size"],
+        "crop_seconds": s["crop_seconds"],
+        **s.get("recipe_sizes", {}).get(recipe, {}),
+    }
+    frames = int(round(sizes["crop_seconds"] * 25 / 2)) * 2
     curve, cpu, skipped = [], 0.0, 0
     deadline = time.time() + s["wall_limit_s"] if s.get("wall_limit_s") else None
     steps_done = s["steps"]
     for step in range(1, s["steps"] + 1):
-        audio, lat = _crops(bank["audio"], bank["latents"], s["batch_size"], frames, gen)
+        audio, lat = _crops(bank["audio"], bank["latents"], sizes["batch_size"], frames, gen)
         t0 = time.process_time()
         torch.manual_seed(s["seed"] * 1_000_003 + step)
         out_batch = module.forward_batch(audio, lat)
@@ -190,6 +197,7 @@ def train_recipe(recipe: str, s: dict, codec, reference, bank, heldout, out: Pat
         "cpu_s_per_step": cpu / steps_done,
         "projection_export": str(export),
         "settings": s,
+        "sizes": sizes,
     }
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -14,12 +14,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from heartcodec_lab.study.objectives import decoder_objective
 from heartcodec_lab.study.ranking import SR, build_bank, load_pair, reference_features, settings_key, train_recipe
 
 log = logging.getLogger(__name__)
 
 METRICS = ("chroma_similarity", "onset_correlation", "log_mel_l1", "mstft_distance")
 REFERENCE = "reference"
+STABILITY_CHANGE = "delay_1"  # the stability column: self-agreement under a one-sample (21 us) delay
 BANK_KEYS = ("train_pieces", "piece_seconds", "seed", "heldout", "codec_path")  # what the cached banks depend on
 
 
@@ -57,6 +59,28 @@ def score(codec, reference, encoders: dict, pieces: torch.Tensor, seed: int, det
     }
 
 
+@torch.no_grad()
+def add_decoder_objective(scores: dict, codec, encoders: dict, heldout: dict, seed: int) -> None:
+    """Each row gets ``decoder_objective`` (the codec's own flow-matching loss of its held-out tokens, the
+    same draws for all) and ``decoder_objective_rel_pct`` (relative to the reference's tokens, in %)."""
+    lat = heldout["latents"]
+    base = decoder_objective(codec, heldout["ref_features"], lat, seed=seed)
+    for name, row in scores.items():
+        value = base if name == REFERENCE else decoder_objective(codec, encoders[name].projection(lat), lat, seed=seed)
+        row["decoder_objective"], row["decoder_objective_rel_pct"] = value, 100 * (value / base - 1)
+
+
+def add_self_agreement(scores: dict, reference, encoders: dict, pieces: torch.Tensor, seed: int) -> None:
+    """Each row gets ``self_agreement``: ``{change: per-level fractions}``, the encoder against itself
+    under a one-sample delay and white noise at -60 dB (:mod:`heartcodec_lab.evaluate.stability`)."""
+    from heartcodec_lab.evaluate.stability import measure_stability
+
+    for name, row in scores.items():
+        encoder = reference if name == REFERENCE else encoders[name]
+        measured = measure_stability(encoder, list(pieces), SR, [STABILITY_CHANGE, "noise_-60dB"], seed)
+        row["self_agreement"] = {c: block["match_rate"] for c, block in measured["changes"].items()}
+
+
 def reference_ceiling(reference, pieces: torch.Tensor) -> list[float]:
     """The reference's own per-level self-agreement under -60 dB noise (:func:`heartcodec_lab.evaluate.stability.
     teacher_ceiling`): what exact agreement with it can mean at each level."""
@@ -70,7 +94,8 @@ def ranking_table(scores: dict, records: dict, ceiling: list[float] | None = Non
     head = (
         ["recipe", "steps", "CPU min", "CPU s/step"]
         + [f"q{q} %" for q in range(8)]
-        + ["all 8 %", "feature err %", "chroma", "onset corr", "log-mel L1", "MSTFT"]
+        + ["all 8 %", "feature err %", "flow loss vs ref %", "self q0 1-sample delay %"]
+        + ["chroma", "onset corr", "log-mel L1", "MSTFT"]
     )
     lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
     for name, row in scores.items():
@@ -81,10 +106,21 @@ def ranking_table(scores: dict, records: dict, ceiling: list[float] | None = Non
             levels = [f"{lv} / {100 * c:.0f}" for lv, c in zip(levels, ceiling)]
         budget = [str(rec["steps"]), f"{rec['cpu_s'] / 60:.1f}", f"{rec['cpu_s_per_step']:.3f}"] if rec else ["-"] * 3
         err = f"{100 * rec['final']['relative_feature_error']:.1f}" if rec else "0"
+        objective = f"{row['decoder_objective_rel_pct']:+.2f}" if "decoder_objective_rel_pct" in row else "-"
+        stable = f"{100 * row['self_agreement'][STABILITY_CHANGE][0]:.1f}" if "self_agreement" in row else "-"
         lines.append(
             "| "
             + " | ".join(
-                [name, *budget, *levels, f"{100 * ag['all_levels']:.1f}", err, *(f"{row[m]:.3f}" for m in METRICS)]
+                [
+                    name,
+                    *budget,
+                    *levels,
+                    f"{100 * ag['all_levels']:.1f}",
+                    err,
+                    objective,
+                    stable,
+                    *(f"{row[m]:.3f}" for m in METRICS),
+                ]
             )
             + " |"
         )
@@ -117,6 +153,7 @@ def run_ranking(cfg: DictConfig) -> Path:
     from heartcodec_lab.minicodec.data import held_out_pieces, train_bank
 
     r = OmegaConf.to_container(cfg.ranking, resolve=True)
+    r.setdefault("recipe_sizes", {})
     torch.set_num_threads(int(r["threads"]))
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +172,7 @@ def run_ranking(cfg: DictConfig) -> Path:
             "warmup_steps",
             "overrides",
             "recipe_overrides",
+            "recipe_sizes",
             "wall_limit_s",
         )
     }
@@ -164,6 +202,8 @@ def run_ranking(cfg: DictConfig) -> Path:
     t0 = time.time()
     encoders = {n: build_encoder("projection", rec["projection_export"], codec) for n, rec in records.items()}
     scores = score(codec, reference, encoders, pieces, int(r["seed"]), dict(r["detokenize"]))
+    add_decoder_objective(scores, codec, encoders, heldout, int(r["seed"]))
+    add_self_agreement(scores, reference, encoders, pieces, int(r["seed"]))
     ceiling = reference_ceiling(reference, pieces)
     table = ranking_table(scores, records, ceiling)
     note = (

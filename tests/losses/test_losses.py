@@ -405,3 +405,22 @@ def test_lossset_trains_projection_and_never_the_codec():
     assert all(torch.equal(v, codec_state[k]) for k, v in codec.state_dict().items())  # RVQ buffers untouched
     assert {"loss/flow", "loss/feature_l2", "loss/distill_code/accuracy", "loss/total"} <= set(logs)
     assert not list(losses.parameters())
+
+
+def test_flow_matching_loss_draws_equal_a_repeated_batch(flow_matching):
+    """draws=K is the one-draw loss of the batch repeated K times (each copy its own t, noise, prefix)."""
+    b, t, k = 2, 5, 3
+    quantized = torch.randn(b, t, DIM)
+    latents = torch.tanh(torch.randn(b, 256, 2 * t))
+    torch.manual_seed(11)
+    many = FlowMatchingLoss(flow_matching, draws=k, incontext_prob=0.5)({"quantized": quantized, "latents": latents})
+    torch.manual_seed(11)
+    repeated = FlowMatchingLoss(flow_matching, incontext_prob=0.5)(
+        {"quantized": quantized.repeat(k, 1, 1), "latents": latents.repeat(k, 1, 1)}
+    )
+    torch.testing.assert_close(many, repeated)
+    torch.manual_seed(11)
+    one = FlowMatchingLoss(flow_matching, incontext_prob=0.5)({"quantized": quantized, "latents": latents})
+    assert not torch.allclose(one, many)  # the extra draws are different draws, not copies
+    with pytest.raises(ValueError, match="draws"):
+        FlowMatchingLoss(flow_matching, draws=0)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from heartcodec_lab.evaluate.metrics import level_agreement
-from heartcodec_lab.study import ranking
+from heartcodec_lab.study import objectives, ranking
 from heartcodec_lab.study.ranking_run import REFERENCE, ranking_table
 
 # -- per-level agreement ----------------------------------------------------------------------
@@ -70,6 +70,8 @@ def test_ranking_table_has_per_level_columns_feature_error_and_budget():
         *["0.0"] * 6,
         "0.0",
         "12.5",
+        "-",  # no decoder objective in these scores
+        "-",  # nor self-agreement
         "0.500",
         "0.875",
         "1.250",
@@ -87,6 +89,10 @@ def test_run_key_follows_a_recipes_own_settings_only():
     assert key == ranking.settings_key("flow", {**s, "recipe_overrides": {"conv1d": ["x=2"]}, "wall_limit_s": 60})
     assert key != ranking.settings_key("flow", {**s, "steps": 11})
     assert ranking.settings_key("conv1d", s) != ranking.settings_key("conv1d", {**s, "recipe_overrides": {}})
+    # a recipe's own data sizes change its key only
+    sized = {**s, "recipe_sizes": {"adapter": {"crop_seconds": 0.64}}}
+    assert ranking.settings_key("flow", sized) == key
+    assert ranking.settings_key("adapter", sized) != ranking.settings_key("adapter", s)
 
 
 def test_agreement_and_feature_error_known_answers():
@@ -117,6 +123,39 @@ def test_agreement_and_feature_error_known_answers():
     w_x = p(feats) - p.bias
     expected = float(w_x.norm() / (2 * w_x + p.bias).norm())
     assert other["relative_feature_error"] == pytest.approx(expected, rel=1e-5) and 0.45 < expected < 0.55
+
+
+def test_decoder_objective_is_the_flow_loss_on_fixed_draws_and_prefers_the_true_tokens():
+    """The codec's own objective on the miniature: deterministic for a seed, lowest for the true encoder's
+    features among perturbations of them, and read relative to the reference in the table."""
+    from heartcodec_lab.codec import load_codec
+    from heartcodec_lab.encoders import build_encoder
+    from heartcodec_lab.minicodec.data import held_out_pieces
+    from heartcodec_lab.study.ranking_run import add_decoder_objective
+
+    codec = load_codec()
+    truth = build_encoder("minicodec", None, codec)
+    audio = held_out_pieces(1, 2.56)  # [1, 2, S]
+    with torch.no_grad():
+        latents = truth.latents(audio)
+        feats = truth.projection(latents)
+    value = objectives.decoder_objective(codec, feats, latents, draws=4, seed=3)
+    assert value == objectives.decoder_objective(codec, feats, latents, draws=4, seed=3)
+    assert value != objectives.decoder_objective(codec, feats, latents, draws=4, seed=4)
+    # the condition of other frames (time reversed) and no condition at all both score worse
+    assert value < objectives.decoder_objective(codec, feats.flip(1), latents, draws=4, seed=3)
+    assert value < objectives.decoder_objective(codec, torch.zeros_like(feats), latents, draws=4, seed=3)
+
+    class Reversed:
+        projection = staticmethod(lambda lat: truth.projection(lat).flip(1))
+
+    scores = {REFERENCE: {}, "reversed": {}}
+    add_decoder_objective(scores, codec, {"reversed": Reversed}, {"latents": latents, "ref_features": feats}, seed=3)
+    assert scores[REFERENCE]["decoder_objective_rel_pct"] == 0.0
+    assert scores["reversed"]["decoder_objective"] > scores[REFERENCE]["decoder_objective"]
+    assert scores["reversed"]["decoder_objective_rel_pct"] == pytest.approx(
+        100 * (scores["reversed"]["decoder_objective"] / scores[REFERENCE]["decoder_objective"] - 1)
+    )
 
 
 def test_a_finished_run_is_reused(tmp_path, monkeypatch):
@@ -164,6 +203,11 @@ def test_ranking_preset_trains_recipes_and_scores_them_against_the_true_encoder(
         export = json.loads((tmp_path / "rank" / recipe / "projection" / "projection_config.json").read_text())
         assert len(export["extra"]["agreement_with_reference"]["per_level"]) == 8
         assert all(math.isfinite(scores[recipe][m]) for m in ("log_mel_l1", "mstft_distance"))
+        assert math.isfinite(scores[recipe]["decoder_objective_rel_pct"])
+        assert all(0 <= v <= 1 for v in scores[recipe]["self_agreement"]["delay_1"])
+    # the reference's row: its own objective (0 % by definition) and its stability, the ceiling's source
+    assert scores[REFERENCE]["decoder_objective_rel_pct"] == 0.0
+    assert scores[REFERENCE]["self_agreement"]["noise_-60dB"] == result["ceiling"]
     text = report.read_text()  # header, rule, the reference and the three recipes
     assert text.count("\n| ") == 6 and (tmp_path / "rank" / "q0_vs_steps.png").is_file()
     # every student's level reads "agreement / the reference's own ceiling", the ceiling a percentage
