@@ -8,6 +8,8 @@ parameters and peak RSS next to the reference implementation's figures
 
     .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--mono] [--baseline] [--json out.json]
 
+Stage timers and the released code path: ``heartcodec_lab.encoders.official.timing``.
+
 ``--baseline`` also times the released code path (eager attention, every layer, no mono
 shortcut) in the same process, which compares fairly on a shared machine where wall
 times move with the load. Takes a few minutes and about 4 GB of memory on 2 cores.
@@ -20,11 +22,11 @@ import json
 import os
 import resource
 import time
-from collections import defaultdict
 
 import torch
 
 from heartcodec_lab.encoders.official import VQV12Encoder, released_config
+from heartcodec_lab.encoders.official.timing import instrument, parameter_counts, released_path_forward, timed
 from heartcodec_lab.tables import print_table
 
 REFERENCE = {"seconds_per_chunk": 82.4, "peak_rss_gib": 4.18, "parameters": 536_970_736}
@@ -33,86 +35,6 @@ CHUNK = 714240 + 240
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
-class StageTimer:
-    """Wall time spent inside chosen submodules (forward pre/post hooks), summed per stage."""
-
-    def __init__(self):
-        self.seconds = defaultdict(float)
-        self._start = {}
-        self.handles = []
-
-    def watch(self, stage: str, module: torch.nn.Module) -> None:
-        key = id(module)
-        self.handles.append(
-            module.register_forward_pre_hook(lambda *_: self._start.__setitem__(key, time.perf_counter()))
-        )
-        self.handles.append(
-            module.register_forward_hook(
-                lambda *_: self.seconds.__setitem__(stage, self.seconds[stage] + time.perf_counter() - self._start[key])
-            )
-        )
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-
-def instrument(model: VQV12Encoder) -> StageTimer:
-    timer = StageTimer()
-    fx = model.feature_extractors
-    timer.watch("muencoder mel", fx.muencoder.preprocessor_melspec_2048)
-    timer.watch("muencoder conv2d subsampling", fx.muencoder.conv)
-    for layer in fx.muencoder.conformer.layers:
-        timer.watch("muencoder conformer", layer)
-    timer.watch("resample 24k -> 16k", fx.resample_24k_to_16k)
-    timer.watch("whisper encoder", fx.whisper_encoder)
-    timer.watch("query encoder", model.query)
-    return timer
-
-
-def baseline_forward(model: VQV12Encoder, audio: torch.Tensor) -> torch.Tensor:
-    """The released code path, for a same-machine comparison: eager attention, every layer
-    computed (conformer 12 + final LayerNorm, WavLM's full library forward with all hidden
-    states), the conv front end on both channels at once, no mono shortcut."""
-    from heartcodec_lab.encoders.official.frontends import SAMPLES_PER_50HZ, TAIL_SAMPLES, stereo_layout
-
-    fx = model.feature_extractors
-    mu = fx.muencoder
-    rows = audio.flatten(0, 1)
-    eager = [mu.conformer.config, fx.whisper_encoder.config]
-    saved = [c._attn_implementation for c in eager]
-    for c in eager:
-        c._attn_implementation = "eager"
-    try:
-        hidden = mu.conv((mu.mel_db(rows) - mu.mean) / mu.std)
-        rotary = mu.conformer.embed_positions(hidden)
-        states = [hidden]
-        for layer in mu.conformer.layers:
-            hidden = layer(hidden, None, rotary)
-            states.append(hidden)
-        mu.conformer.layer_norm(hidden)
-        resampled = fx.resample_16k(rows)
-        wavlm_states = fx.wavlm_encoder(resampled, output_hidden_states=True).hidden_states
-        wavlm = torch.stack(wavlm_states[6:10], 1).mean(1)
-        whisper = fx.whisper_encoder(fx.whisper_log_mel(resampled)).last_hidden_state
-    finally:
-        for c, value in zip(eager, saved):
-            c._attn_implementation = value
-    frames = (audio.shape[-1] - TAIL_SAMPLES) // SAMPLES_PER_50HZ
-    whisper = whisper[:, :frames].unflatten(1, (-1, 2)).mean(2)
-    wavlm = wavlm.unflatten(1, (-1, 2)).mean(2)
-    streams = (states[2], states[11], whisper, wavlm)
-    return model.query(*(stereo_layout(s, audio.shape[0]) for s in streams))
-
-
-def timed(fn, *args) -> tuple[torch.Tensor, float, float]:
-    """(result, wall seconds, process CPU seconds)."""
-    with torch.inference_mode():
-        start, cpu_start = time.perf_counter(), time.process_time()
-        out = fn(*args)
-        return out, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def main() -> None:
@@ -132,20 +54,12 @@ def main() -> None:
     model = VQV12Encoder(released_config())
     build_seconds = time.perf_counter() - start
     rss_after_build = peak_rss_gib()
-    parts = {
-        "whisper encoder": model.feature_extractors.whisper_encoder,
-        "wavlm": model.feature_extractors.wavlm_encoder,
-        "muencoder": model.feature_extractors.muencoder,
-        "query encoder": model.query,
-    }
-    parameters = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
-    parameters["total"] = sum(p.numel() for p in model.parameters())
+    parameters = parameter_counts(model)
 
     g = torch.Generator().manual_seed(0)
     audio = torch.randn(1, 1 if args.mono else 2, CHUNK, generator=g) * 0.1
     audio = audio.expand(1, 2, CHUNK).contiguous()
-    timer = instrument(model)
-    wavlm_timer = WavLMTimer(model)
+    timer, wavlm_timer = instrument(model)
     features, seconds, cpu_seconds = timed(model, audio)
     assert features.shape == (1, 372, 512)
     stages = dict(timer.seconds)
@@ -155,7 +69,7 @@ def main() -> None:
     if args.baseline:
         timer.remove()
         wavlm_timer.remove()
-        reference_features, wall, cpu = timed(baseline_forward, model, audio)
+        reference_features, wall, cpu = timed(released_path_forward, model, audio)
         baseline = {
             "seconds_per_chunk": wall,
             "cpu_seconds_per_chunk": cpu,
@@ -182,24 +96,6 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
-
-
-class WavLMTimer:
-    """WavLM runs piecewise (feature extractor, projection, layers), so time it from its first to last piece."""
-
-    def __init__(self, model: VQV12Encoder):
-        wavlm = model.feature_extractors.wavlm_encoder
-        self.seconds = 0.0
-        self._start = 0.0
-        last = wavlm.encoder.layers[8].final_layer_norm
-        self.handles = [
-            wavlm.feature_extractor.register_forward_pre_hook(lambda *_: setattr(self, "_start", time.perf_counter())),
-            last.register_forward_hook(lambda *_: setattr(self, "seconds", time.perf_counter() - self._start)),
-        ]
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 def report(result: dict) -> None:

@@ -10,106 +10,71 @@
                                                         # (see tokenize_scale.py; about 15 CPU-minutes)
 
 Each encoder runs in its own child process so peak RSS (``ru_maxrss``, main process; workers reported
-separately) is that encoder's alone. Prints files/s, x-realtime and peak RSS.
+separately) is that encoder's alone. Prints files/s, x-realtime and peak RSS. The models come from
+``heartcodec_lab.encoders`` (``benchmark_models`` for the full-size ones), the measured run from
+``heartcodec_lab.tokenize.benchmark``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import soundfile as sf
-
-from heartcodec_lab.audio import SAMPLE_RATE
 from heartcodec_lab.audio.memory_probe import stream_memory
 
 
 def build(kind: str, quick: bool, batch_chunks: int, device: str):
+    """The embedded tiny encoder of ``kind`` (``--quick``) or the full-size one with random weights."""
     import torch
 
-    from heartcodec_lab.codec import RANDOM_CODEC, load_codec
-
     if quick:
+        from heartcodec_lab.codec import RANDOM_CODEC, load_codec
         from heartcodec_lab.encoders import build_encoder
 
         codec = load_codec(RANDOM_CODEC, device=device)
         return build_encoder(kind, None, codec, batch_chunks=batch_chunks).to(device).eval()
-    from heartcodec_lab.codec import HeartCodec, HeartCodecConfig
+    from heartcodec_lab.encoders.benchmark_models import encoding_codec, random_encoder
 
-    # full-size RVQ and ScalarModel; the flow-matching estimator is not used for encoding, keep it small
-    cfg = HeartCodecConfig(num_layers=1, num_layers_2=1, num_attention_heads=2, attention_head_dim=8)
-    codec = HeartCodec(cfg).to(device).eval().requires_grad_(False)
-    if kind == "official":
-        from heartcodec_lab.encoders.official import OfficialEncoder, VQV12Encoder, released_config
-
-        enc = OfficialEncoder(VQV12Encoder(released_config()), codec.quantizer, batch_chunks=batch_chunks)
-    else:
-        from heartcodec_lab.encoders.projection import ProjectionEncoder
-        from heartcodec_lab.encoders.projection.export import default_projection
-
-        enc = ProjectionEncoder(codec, default_projection(codec), batch_chunks=batch_chunks)
     torch.backends.cuda.matmul.allow_tf32 = False
-    return enc.to(device).eval()
-
-
-def write_inputs(folder: Path, files: int, seconds: float) -> float:
-    from heartcodec_lab.data.synth import synth_music
-
-    total = 0.0
-    for i in range(files):
-        audio = synth_music(seconds, seed=i).numpy().T
-        sf.write(str(folder / f"song{i:03d}.flac"), audio, SAMPLE_RATE)
-        total += seconds
-    return total
+    return random_encoder(kind, encoding_codec(device=device), batch_chunks=batch_chunks).to(device)
 
 
 def child(kind: str, args) -> dict:
-    from omegaconf import OmegaConf
-
-    from heartcodec_lab.tokenize.job import run_shard
+    from heartcodec_lab.data.synth import write_synth_folder
+    from heartcodec_lab.tokenize.benchmark import bulk_run
 
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in"
-        src.mkdir()
-        write_inputs(src, args.files, args.seconds)
+        write_synth_folder(Path(tmp) / "in", args.files, args.seconds)
         t0 = time.perf_counter()
         enc = build(kind, args.quick, args.batch_chunks, args.device)
         build_s = time.perf_counter() - t0
-        cfg = OmegaConf.create(
-            {
-                "input": str(src),
-                "output": str(Path(tmp) / "out"),
-                "extensions": ["flac"],
-                "default_tags": "music",
-                "instrumental_lyrics": "[Instrumental]",
-                "pad_eight_frames": True,
-                "link_audio": True,
-                "num_workers": args.workers,
-                "batch_chunks": args.batch_chunks,
-                "block_seconds": 10.0,
-                "progress": False,
-            }
+        label = kind + (" (embedded tiny)" if args.quick else " (full size, random weights)")
+        row = bulk_run(
+            Path(tmp) / "in",
+            enc,
+            label,
+            workers=args.workers,
+            batch_chunks=args.batch_chunks,
+            extensions=("flac",),
+            device=args.device,
         )
-        t0 = time.perf_counter()
-        s = run_shard(cfg, enc, 0, 1, device=args.device)
-        wall = time.perf_counter() - t0
     return {
-        "encoder": kind + (" (embedded tiny)" if args.quick else " (full size, random weights)"),
-        "files": s.ok,
-        "failed": s.failed,
-        "audio_s": round(s.seconds, 1),
+        "encoder": label,
+        "files": row["files"],
+        "failed": row["failed"],
+        "audio_s": round(row["audio_s"], 1),
         "build_s": round(build_s, 1),
-        "wall_s": round(wall, 1),
-        "files_per_s": round(s.ok / wall, 4),
-        "x_realtime": round(s.seconds / wall, 3),
-        "peak_rss_main_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "peak_rss_worker_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
+        "wall_s": round(row["wall_s"], 1),
+        "cpu_s": round(row["cpu_s"], 1),
+        "files_per_s": round(row["files"] / row["wall_s"], 4),
+        "x_realtime": round(row["audio_s"] / row["wall_s"], 3),
+        "peak_rss_main_gib": round(row["peak_rss_main_gib"], 2),
+        "peak_rss_worker_gib": round(row["peak_rss_worker_gib"], 2),
     }
 
 

@@ -90,26 +90,19 @@ class Mula:  # conf/mula/ (heartcodec-evaluate adds enabled, tags, lyrics)
 
 
 @dataclass
-class Conv1dProjection:  # conf/projection/conv1d.yaml (sizes: conf/scale/projection/)
+class LinearProjection:  # conf/projection/linear.yaml; the keys every projection kind has
     kind: str = MISSING
     latent_dim: Optional[int] = MISSING
     num_channels: int = MISSING
     hidden_dim: int = MISSING
     num_layers: int = MISSING
-    kernel_size: int = MISSING
     out_dim: Optional[int] = MISSING
     activation: str = MISSING
 
 
 @dataclass
-class LinearProjection:  # conf/projection/linear.yaml
-    kind: str = MISSING
-    latent_dim: Optional[int] = MISSING
-    num_channels: int = MISSING
-    hidden_dim: int = MISSING
-    num_layers: int = MISSING
-    out_dim: Optional[int] = MISSING
-    activation: str = MISSING
+class Conv1dProjection(LinearProjection):  # conf/projection/conv1d.yaml (sizes: conf/scale/projection/)
+    kernel_size: int = MISSING
 
 
 @dataclass

@@ -154,7 +154,7 @@ def run(cfg) -> int:
         )
         load_seconds = time.perf_counter() - start
         settings = DetokenizeSettings.from_mapping(cfg.detokenize)
-        print(f"heartcodec-reconstruct: {settings.apply_precision(codec)}")  # what precision and solver, and why
+        settings.apply_precision(codec)  # logs what precision and solver, and why (once; Hydra prints the log)
         result = reconstruct(
             cfg.input,
             cfg.output,

@@ -1,5 +1,6 @@
-"""The layers hold: ``cli/`` sits over the library, and only ``cli/`` and ``training/`` import Hydra
-(directly, or through ``heartcodec_lab.conf``, which registers the typed schemas with Hydra).
+"""The layers hold: ``cli/`` sits over the library, only ``cli/`` and ``training/`` import Hydra
+(directly, or through ``heartcodec_lab.conf``, which registers the typed schemas with Hydra), and only
+``training/`` imports Lightning (besides the tokenizer's Fabric launcher, ``tokenize/runner.py``).
 
 The import graph is read with ``ast`` from the source (every ``import``, top-level or inside a
 function), so a lazy import cannot hide a violation. ``__main__.py`` files are entry points
@@ -13,6 +14,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "heartcodec_lab"
 HYDRA_USERS = ("cli", "training")  # the only sub-packages that may import hydra
+# Lightning: the training package, and the tokenizer's multi-device launcher (Lightning Fabric)
+LIGHTNING_USERS = ("training",)
+LIGHTNING_MODULES = ("tokenize/runner.py",)
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -54,6 +58,11 @@ def violations(root: Path) -> list[str]:
                 problems.setdefault(
                     (where, "hydra"), f"{where}: imports {name} (only {', '.join(HYDRA_USERS)} import Hydra)"
                 )
+            rel = path.relative_to(root).as_posix()
+            if name.split(".")[0] in ("lightning", "pytorch_lightning") and not (
+                sub in LIGHTNING_USERS or rel in LIGHTNING_MODULES
+            ):
+                problems.setdefault((where, "lightning"), f"{where}: imports {name} (only training/ imports Lightning)")
     return sorted(problems.values())
 
 
@@ -89,10 +98,13 @@ def test_the_checker_finds_planted_violations(tmp_path):
             "codec/model.py": "def load():\n    from ..cli import runner\n",  # relative, lazy: still a violation
             "evaluate/report.py": "import hydra.utils\nfrom heartcodec_lab import cli\n",
             "study/run.py": "from heartcodec_lab.conf import CONF_PKG\n",  # the config package registers with Hydra
+            "tokenize/runner.py": "def launch():\n    from lightning.fabric import Fabric\n",  # allowed: the launcher
+            "evaluate/plots.py": "import lightning.pytorch as pl\n",
         },
     )
     found = violations(pkg)
-    assert len(found) == 4, found
+    assert len(found) == 5, found
+    assert any("evaluate/plots.py:1: imports lightning.pytorch" in f for f in found)
     assert any("study/run.py:1: imports heartcodec_lab.conf" in f for f in found)
     assert any(f.startswith("heartcodec_lab/codec/model.py:2: imports heartcodec_lab.cli") for f in found)
     assert any("evaluate/report.py:1: imports hydra.utils" in f for f in found)

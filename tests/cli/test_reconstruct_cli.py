@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -26,7 +27,8 @@ def test_config_defaults_compose(reconstruct_cfg):
     assert cfg.encoder.batch_chunks == 1 and cfg.input is None and cfg.output is None
 
 
-def test_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, capsys, reconstruct_cfg):
+def test_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, capsys, caplog, reconstruct_cfg):
+    caplog.set_level(logging.INFO)
     source = tmp_path / "in.wav"
     t = torch.arange(int(1.5 * 44100)) / 44100
     save_audio(source, (0.3 * torch.sin(2 * torch.pi * 330 * t))[None], 44100)  # 1.5 s mono 44.1 kHz
@@ -39,6 +41,8 @@ def test_default_reconstructs_to_48k_stereo_of_the_input_duration(tmp_path, caps
     assert "tokens  [8, 19]" in printed  # int(1.5 * 12.5) + 1
     for stage in ("load", "read", "encode", "decode", "write", "realtime factor"):
         assert stage in printed
+    said = printed.splitlines() + caplog.messages
+    assert len([line for line in said if "detokenize: estimator" in line]) == 1  # the precision line, once
     assert [p.name for p in target.parent.iterdir()] == ["out.wav"]  # no temporary file left
 
 

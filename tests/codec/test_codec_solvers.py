@@ -104,7 +104,8 @@ def test_unknown_solver_is_refused_by_name():
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("time_power", [1.0, 0.5])
 def test_every_solver_and_time_grid_carries_an_oracle_flow_to_its_target(solver, time_power):
-    """With the exact (constant) velocity every solver lands on x1, on any grid, in-context frames included."""
+    """With the exact (constant) velocity every solver lands on x1, on any grid, in-context frames included:
+    training's target path and sampling share one convention (Euler on the uniform grid is the released case)."""
     flow = load_codec(RANDOM_CODEC).flow_matching
     g = torch.Generator().manual_seed(2)
     noise, x1 = torch.randn(1, 6, 256, generator=g), torch.randn(1, 6, 256, generator=g)

@@ -135,23 +135,26 @@ def make_dataset(root, arrays: dict[str, np.ndarray], with_metadata=True):
     (root / "dataset_info.json").write_text(json.dumps({"format_version": 1}))
 
 
+def usage_config(tmp_path, output="out", **over) -> dict:
+    """``mode=usage`` on the dataset ``tmp_path/ds`` (codebook size K, embedded codec, resume) into ``tmp_path/output``."""
+    cfg = {
+        "output": str(tmp_path / output),
+        "mode": "usage",
+        "input": str(tmp_path / "ds"),
+        "codebook_size": K,
+        "codec": {"path": None},
+        "resume": True,
+    }
+    return {**cfg, **over}
+
+
 def test_dataset_mode_counts_exactly(tmp_path):
     rng = np.random.default_rng(1)
     a = rng.integers(0, K, (8, 30)).astype(np.int16)
     b = rng.integers(0, K, (8, 11)).astype(np.int16)
     make_dataset(tmp_path / "ds", {"a/song.mp3": a, "b.wav": b.T.copy()})  # one file stored [T, 8]
     out = tmp_path / "out"
-    summary = run_evaluation(
-        {
-            "output": str(out),
-            "mode": "usage",
-            "input": str(tmp_path / "ds"),
-            "codebook_size": K,
-            "codec": {"path": None},
-            "resume": True,
-            "mula": {"enabled": False},
-        }
-    )
+    summary = run_evaluation(usage_config(tmp_path, mula={"enabled": False}))
     counts = np.load(out / "counts.npy")
     expected = np.stack([np.bincount(np.concatenate([a[q], b[q]]), minlength=K) for q in range(8)])
     np.testing.assert_array_equal(counts, expected)
@@ -168,17 +171,7 @@ def test_dataset_mode_excludes_padding_without_metadata(tmp_path):
     tokens = np.full((8, 10), 7, dtype=np.int16)
     tokens[:, 6:] = 99  # padding
     make_dataset(tmp_path / "ds", {"x": tokens}, with_metadata=False)
-    run_evaluation(
-        {
-            "output": str(tmp_path / "out"),
-            "mode": "usage",
-            "input": str(tmp_path / "ds"),
-            "codebook_size": K,
-            "pad_id": 99,
-            "codec": {"path": None},
-            "resume": True,
-        }
-    )
+    run_evaluation(usage_config(tmp_path, pad_id=99))
     counts = np.load(tmp_path / "out" / "counts.npy")
     assert counts.sum() == 8 * 6 and (counts[:, 7] == 6).all()
 
@@ -190,16 +183,7 @@ def test_dataset_mode_drops_frames_padded_by_the_tokenizer(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "ds" / "metadata.jsonl").read_text().splitlines()]
     rows[0]["pad_frames"] = 1
     (tmp_path / "ds" / "metadata.jsonl").write_text(json.dumps(rows[0]) + "\n")
-    summary = run_evaluation(
-        {
-            "output": str(tmp_path / "out"),
-            "mode": "usage",
-            "input": str(tmp_path / "ds"),
-            "codebook_size": K,
-            "codec": {"path": None},
-            "resume": True,
-        }
-    )
+    summary = run_evaluation(usage_config(tmp_path))
     counts = np.load(tmp_path / "out" / "counts.npy")
     np.testing.assert_array_equal(counts[:, :8], 1)  # codes 0..7 once each, the repeated 7 not counted
     assert summary["dataset"]["frames"] == 8
@@ -209,31 +193,13 @@ def test_dataset_mode_drops_frames_padded_by_the_tokenizer(tmp_path):
 def test_dataset_errors_name_the_file(tmp_path):
     make_dataset(tmp_path / "ds", {"bad": np.full((8, 5), K, dtype=np.int16)})
     with pytest.raises(ValueError, match=r"bad\.npy.*outside 0\.\.15"):
-        run_evaluation(
-            {
-                "output": str(tmp_path / "o"),
-                "mode": "usage",
-                "input": str(tmp_path / "ds"),
-                "codebook_size": K,
-                "codec": {"path": None},
-                "resume": True,
-            }
-        )
+        run_evaluation(usage_config(tmp_path, "o"))
     np.save(tmp_path / "shape.npy", np.zeros((3, 5), dtype=np.int16))
     with pytest.raises(DatasetError, match=r"shape\.npy: expected tokens shaped \[8, T\] or \[T, 8\]"):
         read_tokens(tmp_path / "shape.npy")
     (tmp_path / "ds" / "metadata.jsonl").write_text('{"audio_tokens_path": "tokens/bad.npy"}\n{oops\n')
     with pytest.raises(DatasetError, match=r"metadata\.jsonl:2: not valid JSON"):
-        run_evaluation(
-            {
-                "output": str(tmp_path / "o"),
-                "mode": "usage",
-                "input": str(tmp_path / "ds"),
-                "codebook_size": K,
-                "codec": {"path": None},
-                "resume": True,
-            }
-        )
+        run_evaluation(usage_config(tmp_path, "o"))
 
 
 def test_nothing_to_do_is_an_error(tmp_path):
@@ -356,17 +322,7 @@ def test_nll_per_frame_uses_each_items_tags(tmp_path, monkeypatch):
     rows = [json.loads(x) for x in lines]
     rows[1]["tags"] = "piano, calm"
     (tmp_path / "ds" / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = run_evaluation(
-        {
-            "output": str(tmp_path / "o"),
-            "mode": "usage",
-            "input": str(tmp_path / "ds"),
-            "codebook_size": K,
-            "codec": {"path": None},
-            "resume": True,
-            "mula": {"enabled": True},
-        }
-    )
+    summary = run_evaluation(usage_config(tmp_path, "o", mula={"enabled": True}))
     records = [json.loads(x) for x in (tmp_path / "o" / "dataset_items.jsonl").read_text().splitlines()]
     assert [r["nll_per_frame_nats"] for r in records] == [1.0, 11.0]
     assert summary["dataset"]["nll_per_frame_nats"]["mean"] == pytest.approx(6.0)
