@@ -77,7 +77,8 @@ def add_self_agreement(scores: dict, reference, encoders: dict, pieces: torch.Te
 
     for name, row in scores.items():
         encoder = reference if name == REFERENCE else encoders[name]
-        measured = measure_stability(encoder, list(pieces), SR, [STABILITY_CHANGE, "noise_-60dB"], seed)
+        # noise first: the same draws as the ceiling's (a change's noise is seeded by its place in the list)
+        measured = measure_stability(encoder, list(pieces), SR, ["noise_-60dB", STABILITY_CHANGE], seed)
         row["self_agreement"] = {c: block["match_rate"] for c, block in measured["changes"].items()}
 
 
