@@ -82,6 +82,11 @@ def agreement(module, codec, latents: torch.Tensor, ref_feats: torch.Tensor, ref
 
 def _crops(bank_audio, bank_lat, batch: int, frames: int, gen: torch.Generator):
     """A random batch: audio ``[B, 2, frames * 1920]`` and latents ``[B, 256, frames]`` (even starts)."""
+    if frames > bank_lat.shape[-1]:
+        raise ValueError(
+            f"crops of {frames} latent frames do not fit pieces of {bank_lat.shape[-1]}: "
+            "make ranking.crop_seconds (or recipe_sizes) shorter than ranking.piece_seconds"
+        )
     idx = torch.randint(0, bank_lat.shape[0], (batch,), generator=gen).tolist()
     starts = (torch.randint(0, (bank_lat.shape[-1] - frames) // 2 + 1, (batch,), generator=gen) * 2).tolist()
     hop = bank_audio.shape[-1] // bank_lat.shape[-1]  # samples per latent frame (1920)

@@ -158,6 +158,14 @@ def test_decoder_objective_is_the_flow_loss_on_fixed_draws_and_prefers_the_true_
     )
 
 
+def test_crops_longer_than_the_pieces_are_refused_in_one_line():
+    lat, audio = torch.zeros(1, 256, 50), torch.zeros(1, 2, 50 * 1920)
+    aud, crop = ranking._crops(audio, lat, 2, 50, torch.Generator().manual_seed(0))
+    assert crop.shape == (2, 256, 50) and aud.shape == (2, 2, 50 * 1920)
+    with pytest.raises(ValueError, match="crop_seconds"):
+        ranking._crops(audio, lat, 2, 64, torch.Generator().manual_seed(0))
+
+
 def test_a_finished_run_is_reused(tmp_path, monkeypatch):
     s = {"steps": 5, "seed": 0, "overrides": [], "recipe_overrides": {}, "wall_limit_s": None}
     record = {"recipe": "flow", "key": ranking.settings_key("flow", s), "done": True, "steps": 5}
@@ -185,6 +193,7 @@ def test_ranking_preset_trains_recipes_and_scores_them_against_the_true_encoder(
             "curve_every": 2,
             "train_pieces": 2,
             "piece_seconds": 2.0,
+            "crop_seconds": 0.64,
             "heldout_pieces": 1,
             "heldout_seconds": 2.0,
             "detokenize": {"num_steps": 2, "guidance_scale": 1.25},
