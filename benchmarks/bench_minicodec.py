@@ -28,6 +28,7 @@ from heartcodec_lab.minicodec.report import (
     model_rows,
     tone_probe,
     training_cpu_minutes,
+    training_probes,
 )
 from heartcodec_lab.minicodec.scoring import (
     METRIC_HEADER,
@@ -45,6 +46,10 @@ def _cents(x: float) -> str:
     return "unvoiced" if not math.isfinite(x) else f"{x:+.0f}"
 
 
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3g}" if abs(x) < 0.01 else f"{x:.3f}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pieces", type=int, default=4)
@@ -53,7 +58,9 @@ def main() -> None:
     p.add_argument("--encoder", default=None, help="true-encoder folder (default: the shipped one)")
     p.add_argument("--old-codec", default=None, help="another miniature's codec folder, for old-vs-new rows")
     p.add_argument("--old-encoder", default=None)
-    p.add_argument("--train-run", default=None, help="a training run folder: print its recorded CPU minutes")
+    p.add_argument(
+        "--train-run", default=None, help="a training run folder: print its recorded CPU minutes and held-out probes"
+    )
     p.add_argument("--no-depth", action="store_true")
     p.add_argument("--no-tones", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -121,6 +128,12 @@ def main() -> None:
         cpu = training_cpu_minutes(a.train_run)
         result["training_cpu_min"] = cpu
         print("\ntraining CPU minutes: " + (", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) or "not recorded"))
+        probes = training_probes(a.train_run)
+        result["training_probes"] = probes
+        for stage, rows in probes.items():
+            keys = [k for k in rows[0] if k != "step"] if rows else []
+            print(f"\n{stage} held-out probes during training ({stage}_eval.jsonl):")
+            print(markdown_table(["step", *keys], [[str(r["step"]), *(_num(r.get(k)) for k in keys)] for r in rows]))
     print(f"\n({time.time() - t0:.0f} s wall)")
     if a.json:
         with open(a.json, "w") as fh:

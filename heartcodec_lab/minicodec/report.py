@@ -14,6 +14,7 @@ Held-out pieces use seeds and General-MIDI programs no training bank has
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -102,6 +103,33 @@ def training_cpu_minutes(run_dir) -> dict[str, float]:
             extra = torch.load(path, map_location="cpu", weights_only=True).get("extra", {})
             if "cpu_s" in extra:
                 out[stage] = float(extra["cpu_s"]) / 60
+    return out
+
+
+def training_probes(run_dir) -> dict[str, list[dict]]:
+    """The held-out probes a training run wrote (``<run_dir>/stage{1,2}_eval.jsonl``), ordered by step.
+
+    ``{"stage1": [{"step": ..., <probe>...}, ...], "stage2": [...]}``; absent files are left out. A step
+    probed twice (a stretch resumed from a checkpoint before its last probe) keeps its last row, which
+    exact resume makes equal to the first.
+    """
+    from pathlib import Path
+
+    out = {}
+    for stage in ("stage1", "stage2"):
+        path = Path(run_dir) / f"{stage}_eval.jsonl"
+        if not path.is_file():
+            continue
+        rows: dict[int, dict] = {}
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                rows[int(row["step"])] = row
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}, line {n}: not a probe row with a step ({err})") from err
+        out[stage] = [rows[k] for k in sorted(rows)]
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from heartcodec_lab.codec.model import HeartCodec
 from heartcodec_lab.encoders.projection import Conv1dProjection
 from heartcodec_lab.minicodec.config import mini_config
-from heartcodec_lab.minicodec.report import cents, harmonic_tone, pitch_hz
+from heartcodec_lab.minicodec.report import cents, harmonic_tone, pitch_hz, training_probes
 from heartcodec_lab.minicodec.stage2 import Stage2Loss
 
 TINY = {"width": 2, "codebook_dim": 4, "heads": 2, "head_dim": 16, "layers": 1, "layers_2": 1}
@@ -63,3 +64,17 @@ def test_pyin_pitch_of_a_harmonic_tone_and_cents():
     assert cents(220.0 * 2 ** (1 / 24), 220.0) == pytest.approx(50.0)
     assert math.isnan(cents(float("nan"), 220.0))
     assert math.isnan(pitch_hz(torch.zeros(2, 48000)))  # silence: nothing voiced
+
+
+def test_training_probes_are_read_in_step_order_and_a_reprobed_step_keeps_its_last_row(tmp_path):
+    rows = [{"step": 500, "chroma": 0.5}, {"step": 250, "chroma": 0.4}, {"step": 500, "chroma": 0.6}]
+    (tmp_path / "stage1_eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    probes = training_probes(tmp_path)
+    assert list(probes) == ["stage1"]  # no stage2_eval.jsonl: no stage 2 entry
+    assert [(r["step"], r["chroma"]) for r in probes["stage1"]] == [(250, 0.4), (500, 0.6)]
+
+
+def test_a_broken_probe_line_names_the_file_and_line(tmp_path):
+    (tmp_path / "stage2_eval.jsonl").write_text('{"step": 100, "log_mel_l1": 1.0}\n{"log_mel_l1": 0.9}\n')
+    with pytest.raises(ValueError, match=r"stage2_eval.jsonl, line 2"):
+        training_probes(tmp_path)
