@@ -8,8 +8,8 @@ and the tone probe (pyin pitch of steady harmonic tones, error in cents). The lo
 :mod:`heartcodec_lab.minicodec.report`; this file only parses and prints.
 
     python benchmarks/bench_minicodec.py [--pieces 4] [--seconds 8] [--codec DIR --encoder DIR]
-        [--old-codec DIR --old-encoder DIR] [--train-run RUN_DIR] [--no-depth] [--no-tones]
-        [--plot PNG] [--json FILE] [--projection NAME=DIR ...]
+        [--old-codec DIR --old-encoder DIR] [--train-run RUN_DIR] [--stage1-checkpoint PT ...]
+        [--no-depth] [--no-tones] [--plot PNG] [--json FILE] [--projection NAME=DIR ...]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 
 from heartcodec_lab.minicodec.data import held_out_pieces
 from heartcodec_lab.minicodec.report import (
+    checkpoint_rows,
     depth_curve,
     held_out_table,
     model_rows,
@@ -61,6 +62,13 @@ def main() -> None:
     p.add_argument(
         "--train-run", default=None, help="a training run folder: print its recorded CPU minutes and held-out probes"
     )
+    p.add_argument(
+        "--stage1-checkpoint",
+        action="append",
+        default=[],
+        metavar="PT",
+        help="a stage-1 training checkpoint: a row of its ScalarModel alone (repeatable)",
+    )
     p.add_argument("--no-depth", action="store_true")
     p.add_argument("--no-tones", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -87,6 +95,7 @@ def main() -> None:
     if a.old_codec:
         for name, row in model_rows(*models["old"], pieces, a.seed).items():
             table[f"old minicodec {name}"] = row
+    table |= checkpoint_rows(a.stage1_checkpoint, pieces)
     result = {"table": table}
     print(f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs)")
     print(markdown_table(["", *METRIC_HEADER], [[name, *metric_cells(row)] for name, row in table.items()]))

@@ -92,6 +92,35 @@ def model_rows(codec, encoder, pieces: torch.Tensor, seed: int = 0) -> dict[str,
     return {"round trip": mean_metrics(full), "stage 1": mean_metrics(alone)}
 
 
+def load_stage1_checkpoint(path):
+    """The ScalarModel of a stage-1 training checkpoint (``<run>/stage1.pt`` or a copy), in eval mode.
+
+    The width is read off the weights (the first encoder conv's output channels)."""
+    from heartcodec_lab.codec.scalar_model import ScalarModel
+
+    from .config import mini_config
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        weights = state["modules"]["model"]
+        width = weights["encoder.0.parametrizations.weight.original1"].shape[0]
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a stage-1 checkpoint of the miniature (no {err})") from err
+    model = ScalarModel(mini_config(width=width))
+    model.load_state_dict(weights)
+    return model.eval(), int(state["step"])
+
+
+@torch.no_grad()
+def checkpoint_rows(paths, pieces: torch.Tensor) -> dict[str, dict]:
+    """``{"<path> (step N)": mean metrics}`` of each stage-1 checkpoint's ScalarModel round trip on ``pieces``."""
+    out = {}
+    for path in paths:
+        model, step = load_stage1_checkpoint(path)
+        out[f"{path} (step {step})"] = mean_metrics([metrics(p, scalar_roundtrip(model, p)) for p in pieces])
+    return out
+
+
 def training_cpu_minutes(run_dir) -> dict[str, float]:
     """CPU minutes recorded in ``<run_dir>/stage{1,2}.pt`` (``extra.cpu_s``; absent stages are left out)."""
     from pathlib import Path

@@ -9,9 +9,17 @@ import pytest
 import torch
 
 from heartcodec_lab.codec.model import HeartCodec
+from heartcodec_lab.codec.scalar_model import ScalarModel
 from heartcodec_lab.encoders.projection import Conv1dProjection
 from heartcodec_lab.minicodec.config import mini_config
-from heartcodec_lab.minicodec.report import cents, harmonic_tone, pitch_hz, training_probes
+from heartcodec_lab.minicodec.report import (
+    cents,
+    checkpoint_rows,
+    harmonic_tone,
+    load_stage1_checkpoint,
+    pitch_hz,
+    training_probes,
+)
 from heartcodec_lab.minicodec.stage2 import Stage2Loss
 
 TINY = {"width": 2, "codebook_dim": 4, "heads": 2, "head_dim": 16, "layers": 1, "layers_2": 1}
@@ -78,3 +86,22 @@ def test_a_broken_probe_line_names_the_file_and_line(tmp_path):
     (tmp_path / "stage2_eval.jsonl").write_text('{"step": 100, "log_mel_l1": 1.0}\n{"log_mel_l1": 0.9}\n')
     with pytest.raises(ValueError, match=r"stage2_eval.jsonl, line 2"):
         training_probes(tmp_path)
+
+
+def test_a_stage1_checkpoint_loads_at_its_own_width_and_scores_like_its_model(tmp_path):
+    torch.manual_seed(0)
+    model = ScalarModel(mini_config(width=2))
+    torch.save({"step": 7, "modules": {"model": model.state_dict()}}, tmp_path / "stage1.pt")
+    loaded, step = load_stage1_checkpoint(tmp_path / "stage1.pt")
+    assert step == 7 and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    pieces = 0.1 * torch.randn(1, 2, 48000)
+    ((name, row),) = checkpoint_rows([tmp_path / "stage1.pt"], pieces).items()
+    assert name.endswith("(step 7)")
+    assert row["log_mel_l1"] > 0 and -1 <= row["onset_correlation"] <= 1
+
+
+def test_a_file_that_is_not_a_stage1_checkpoint_is_refused_by_name(tmp_path):
+    torch.save({"step": 1, "modules": {"flow_matching": {}}}, tmp_path / "stage2.pt")
+    with pytest.raises(ValueError, match=r"stage2.pt: not a stage-1 checkpoint"):
+        load_stage1_checkpoint(tmp_path / "stage2.pt")
