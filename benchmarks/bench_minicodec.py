@@ -8,8 +8,8 @@ and the tone probe (pyin pitch of steady harmonic tones, error in cents). The lo
 :mod:`heartcodec_lab.minicodec.report`; this file only parses and prints.
 
     python benchmarks/bench_minicodec.py [--pieces 4] [--seconds 8] [--codec DIR --encoder DIR]
-        [--old-codec DIR --old-encoder DIR] [--train-run RUN_DIR] [--no-depth] [--no-tones]
-        [--plot PNG] [--json FILE] [--projection NAME=DIR ...]
+        [--old-codec DIR --old-encoder DIR] [--train-run RUN_DIR] [--stage1-checkpoint PT ...]
+        [--no-depth] [--no-tones] [--plot PNG] [--json FILE] [--projection NAME=DIR ...]
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import torch
 
 from heartcodec_lab.minicodec.data import held_out_pieces
 from heartcodec_lab.minicodec.report import (
+    checkpoint_rows,
     depth_curve,
     held_out_table,
     model_rows,
     tone_probe,
     training_cpu_minutes,
+    training_probes,
 )
 from heartcodec_lab.minicodec.scoring import (
     METRIC_HEADER,
@@ -45,6 +47,10 @@ def _cents(x: float) -> str:
     return "unvoiced" if not math.isfinite(x) else f"{x:+.0f}"
 
 
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3g}" if abs(x) < 0.01 else f"{x:.3f}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pieces", type=int, default=4)
@@ -53,7 +59,16 @@ def main() -> None:
     p.add_argument("--encoder", default=None, help="true-encoder folder (default: the shipped one)")
     p.add_argument("--old-codec", default=None, help="another miniature's codec folder, for old-vs-new rows")
     p.add_argument("--old-encoder", default=None)
-    p.add_argument("--train-run", default=None, help="a training run folder: print its recorded CPU minutes")
+    p.add_argument(
+        "--train-run", default=None, help="a training run folder: print its recorded CPU minutes and held-out probes"
+    )
+    p.add_argument(
+        "--stage1-checkpoint",
+        action="append",
+        default=[],
+        metavar="PT",
+        help="a stage-1 training checkpoint: a row of its ScalarModel alone (repeatable)",
+    )
     p.add_argument("--no-depth", action="store_true")
     p.add_argument("--no-tones", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -80,6 +95,7 @@ def main() -> None:
     if a.old_codec:
         for name, row in model_rows(*models["old"], pieces, a.seed).items():
             table[f"old minicodec {name}"] = row
+    table |= checkpoint_rows(a.stage1_checkpoint, pieces)
     result = {"table": table}
     print(f"held-out: {a.pieces} pieces x {a.seconds:g} s (unseen seeds and programs)")
     print(markdown_table(["", *METRIC_HEADER], [[name, *metric_cells(row)] for name, row in table.items()]))
@@ -121,6 +137,12 @@ def main() -> None:
         cpu = training_cpu_minutes(a.train_run)
         result["training_cpu_min"] = cpu
         print("\ntraining CPU minutes: " + (", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) or "not recorded"))
+        probes = training_probes(a.train_run)
+        result["training_probes"] = probes
+        for stage, rows in probes.items():
+            keys = [k for k in rows[0] if k != "step"] if rows else []
+            print(f"\n{stage} held-out probes during training ({stage}_eval.jsonl):")
+            print(markdown_table(["step", *keys], [[str(r["step"]), *(_num(r.get(k)) for k in keys)] for r in rows]))
     print(f"\n({time.time() - t0:.0f} s wall)")
     if a.json:
         with open(a.json, "w") as fh:

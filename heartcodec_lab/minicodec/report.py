@@ -14,6 +14,7 @@ Held-out pieces use seeds and General-MIDI programs no training bank has
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -91,6 +92,35 @@ def model_rows(codec, encoder, pieces: torch.Tensor, seed: int = 0) -> dict[str,
     return {"round trip": mean_metrics(full), "stage 1": mean_metrics(alone)}
 
 
+def load_stage1_checkpoint(path):
+    """The ScalarModel of a stage-1 training checkpoint (``<run>/stage1.pt`` or a copy), in eval mode.
+
+    The width is read off the weights (the first encoder conv's output channels)."""
+    from heartcodec_lab.codec.scalar_model import ScalarModel
+
+    from .config import mini_config
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        weights = state["modules"]["model"]
+        width = weights["encoder.0.parametrizations.weight.original1"].shape[0]
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a stage-1 checkpoint of the miniature (no {err})") from err
+    model = ScalarModel(mini_config(width=width))
+    model.load_state_dict(weights)
+    return model.eval(), int(state["step"])
+
+
+@torch.no_grad()
+def checkpoint_rows(paths, pieces: torch.Tensor) -> dict[str, dict]:
+    """``{"<path> (step N)": mean metrics}`` of each stage-1 checkpoint's ScalarModel round trip on ``pieces``."""
+    out = {}
+    for path in paths:
+        model, step = load_stage1_checkpoint(path)
+        out[f"{path} (step {step})"] = mean_metrics([metrics(p, scalar_roundtrip(model, p)) for p in pieces])
+    return out
+
+
 def training_cpu_minutes(run_dir) -> dict[str, float]:
     """CPU minutes recorded in ``<run_dir>/stage{1,2}.pt`` (``extra.cpu_s``; absent stages are left out)."""
     from pathlib import Path
@@ -102,6 +132,33 @@ def training_cpu_minutes(run_dir) -> dict[str, float]:
             extra = torch.load(path, map_location="cpu", weights_only=True).get("extra", {})
             if "cpu_s" in extra:
                 out[stage] = float(extra["cpu_s"]) / 60
+    return out
+
+
+def training_probes(run_dir) -> dict[str, list[dict]]:
+    """The held-out probes a training run wrote (``<run_dir>/stage{1,2}_eval.jsonl``), ordered by step.
+
+    ``{"stage1": [{"step": ..., <probe>...}, ...], "stage2": [...]}``; absent files are left out. A step
+    probed twice (a stretch resumed from a checkpoint before its last probe) keeps its last row, which
+    exact resume makes equal to the first.
+    """
+    from pathlib import Path
+
+    out = {}
+    for stage in ("stage1", "stage2"):
+        path = Path(run_dir) / f"{stage}_eval.jsonl"
+        if not path.is_file():
+            continue
+        rows: dict[int, dict] = {}
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                rows[int(row["step"])] = row
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}, line {n}: not a probe row with a step ({err})") from err
+        out[stage] = [rows[k] for k in sorted(rows)]
     return out
 
 
