@@ -118,16 +118,21 @@ def main() -> None:
         for name, (codec, enc) in models.items():
             tones = tone_probe(codec, enc, seed=a.seed)
             result[f"tones {name}"] = tones
-            print(f"\ntone probe ({name}): pyin pitch error in cents (harmonic tones, 2 s)")
+            print(
+                f"\ntone probe ({name}): pyin pitch error in cents (harmonic tones, 2 s); share of the output's "
+                "energy on the 25 Hz frame grid (1 = frame-periodic buzz)"
+            )
             print(
                 markdown_table(
-                    ["tone Hz", "input", "round trip", "stage 1"],
+                    ["tone Hz", "input", "round trip", "stage 1", "grid share round trip", "grid share stage 1"],
                     [
                         [
                             f"{r['freq_hz']:g}",
                             _cents(r["input_cents"]),
                             _cents(r["codec_cents"]),
                             _cents(r["stage1_cents"]),
+                            f"{r['codec_grid_share']:.3f}",
+                            f"{r['stage1_grid_share']:.3f}",
                         ]
                         for r in tones
                     ],

@@ -30,10 +30,12 @@ def scalar_roundtrip(model: ScalarModel, audio: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def stage1_probe(model: ScalarModel, pieces: torch.Tensor) -> dict:
     """Held-out pieces ``[N, 2, S]`` -> mean chroma similarity / log-mel L1 of the ScalarModel round trip,
-    plus the same figures for an unrelated held-out piece (the baseline)."""
+    plus the same figures for an unrelated held-out piece (the baseline), the ninths in use (``levels``)
+    and how far a one-sample delay of the input moves the latents (``latent_shift_change``, relative)."""
     was = model.training
     model.eval()
-    out = {"chroma": 0.0, "log_mel_l1": 0.0, "chroma_other": 0.0, "log_mel_l1_other": 0.0, "levels": 0.0}
+    out = {k: 0.0 for k in ("chroma", "log_mel_l1", "chroma_other", "log_mel_l1_other", "levels")}
+    out["latent_shift_change"] = 0.0
     n = len(pieces)
     for i, piece in enumerate(pieces):
         rec = scalar_roundtrip(model, piece)
@@ -42,8 +44,10 @@ def stage1_probe(model: ScalarModel, pieces: torch.Tensor) -> dict:
         out["log_mel_l1"] += log_mel_l1(piece, rec, SR) / n
         out["chroma_other"] += chroma_similarity(piece, other, SR) / n
         out["log_mel_l1_other"] += log_mel_l1(piece, other, SR) / n
-        z = torch.round(model.encode(piece[:, None, : piece.shape[-1] // 1920 * 1920]) * 9)
-        out["levels"] += float(torch.unique(z).numel()) / n
+        z = model.encode(piece[:, None, 1920 : piece.shape[-1] // 1920 * 1920])
+        out["levels"] += float(torch.unique(torch.round(z * 9)).numel()) / n
+        late = model.encode(piece[:, None, 1919 : piece.shape[-1] // 1920 * 1920 - 1])  # one sample later
+        out["latent_shift_change"] += float((late - z).norm() / z.norm()) / n
     model.train(was)
     return out
 
@@ -76,13 +80,35 @@ def stage2_probe(codec, encoder, pieces: torch.Tensor, seed: int = 0) -> dict:
     return out
 
 
+#: The latent frame rate (48 kHz / 1920): a decoder fed the same latents every frame can only emit its multiples.
+FRAME_HZ = 25.0
+
+
+def frame_grid_share(audio: torch.Tensor, sample_rate: int = SR, tol_hz: float = 2.0, skip_s: float = 0.5) -> float:
+    """Share of a steady signal's energy (20 Hz - 5 kHz, after ``skip_s``) within ``tol_hz`` of a multiple of 25 Hz.
+
+    A time-invariant decoder whose (rounded) latents do not change from frame to frame outputs a
+    signal periodic in the 1920-sample frame, so all its energy lies on that grid (share ~1); a tone
+    off the grid (110 Hz, 440 Hz) scores near 0 when reproduced. A flat spectrum scores ~0.15.
+    ``audio``: ``[S]`` or ``[C, S]`` (channels averaged).
+    """
+    x = audio.double().reshape(-1, audio.shape[-1]).mean(0)[int(skip_s * sample_rate) :]
+    x = x - x.mean()
+    power = torch.fft.rfft(x * torch.hann_window(x.numel(), dtype=x.dtype)).abs() ** 2
+    freqs = torch.fft.rfftfreq(x.numel(), 1 / sample_rate)
+    band = (freqs > 20) & (freqs < 5000)
+    on_grid = band & ((freqs / FRAME_HZ - torch.round(freqs / FRAME_HZ)).abs() * FRAME_HZ < tol_hz)
+    return float(power[on_grid].sum() / power[band].sum().clamp_min(1e-30))
+
+
 @torch.no_grad()
 def tone_fidelity(model: ScalarModel, freq: float, seconds: float = 2.0, amplitude: float = 0.3) -> dict:
     """A steady tone (``freq`` + its octave at a third of the amplitude) through the ScalarModel round trip.
 
-    Returns ``energy_ratio`` (output / input energy) and ``in_tone_share``: the share of the output's
+    Returns ``energy_ratio`` (output / input energy), ``in_tone_share``: the share of the output's
     energy (after the first 0.5 s, below 5 kHz) within a semitone of ``freq`` or ``2 * freq``: near 1
-    when the decoder reproduces the note, near 0 when it emits something else (e.g. frame-rate buzz).
+    when the decoder reproduces the note, near 0 when it emits something else (e.g. frame-rate buzz),
+    and ``frame_grid_share`` (:func:`frame_grid_share` of the output).
     """
     t = torch.arange(int(seconds * SR)) / SR
     x = amplitude * torch.sin(2 * math.pi * freq * t) + amplitude / 3 * torch.sin(4 * math.pi * freq * t)
@@ -102,4 +128,8 @@ def tone_fidelity(model: ScalarModel, freq: float, seconds: float = 2.0, amplitu
     for f in (freq, 2 * freq):
         near |= (freqs > f * 2 ** (-1 / 12)) & (freqs < f * 2 ** (1 / 12))
     total = float(out[band].sum())
-    return {"energy_ratio": float(out.sum() / ref.sum()), "in_tone_share": float(out[near].sum()) / max(total, 1e-20)}
+    return {
+        "energy_ratio": float(out.sum() / ref.sum()),
+        "in_tone_share": float(out[near].sum()) / max(total, 1e-20),
+        "frame_grid_share": frame_grid_share(y),
+    }

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .data import held_out_pieces
-from .quality import scalar_roundtrip
+from .quality import frame_grid_share, scalar_roundtrip
 from .scoring import (
     SR,
     load_miniature,
@@ -204,7 +204,8 @@ def cents(estimate_hz: float, reference_hz: float) -> float:
 
 @torch.no_grad()
 def tone_probe(codec, encoder, freqs=TONE_HZ, seconds: float = 2.0, seed: int = 0) -> list[dict[str, float]]:
-    """Per tone: pyin pitch (Hz) and error (cents) of the full round trip and of the ScalarModel alone.
+    """Per tone: pyin pitch (Hz) and error (cents) of the full round trip and of the ScalarModel alone,
+    and the share of each output's energy on the 25 Hz frame grid (``quality.frame_grid_share``).
 
     The input's own pyin pitch is reported too (``input_cents``: the estimator's error on the clean tone).
     """
@@ -217,5 +218,6 @@ def tone_probe(codec, encoder, freqs=TONE_HZ, seconds: float = 2.0, seed: int = 
         for name, est in (("codec", full), ("stage1", stage1)):
             hz = pitch_hz(est)
             row[f"{name}_hz"], row[f"{name}_cents"] = hz, cents(hz, f)
+            row[f"{name}_grid_share"] = frame_grid_share(est)
         out.append(row)
     return out

@@ -26,8 +26,9 @@ from .discriminators import (
     feature_matching,
     generator_loss,
 )
-from .quality import stage1_probe, tone_fidelity
-from .stage1 import Stage1Loss, autoencode, lsuv_init, rescale_latents
+from .quality import scalar_roundtrip, stage1_probe, tone_fidelity
+from .report import cents, harmonic_tone, pitch_hz
+from .stage1 import Stage1Loss, autoencode, lsuv_init, rescale_latents, smooth_resampling_init
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Stage1Settings:
     noise_steps: int = 200  # bottleneck = noise before this step, rounding after
     init_latent_std: float = 0.6
     init: str = "lsuv"  # or "rescale": default init, only the latent scale fixed
+    resampling_init: str = "default"  # or "triangle": strided / transposed convs start as linear interpolation
     init_from: str = ""  # warm start: a codec folder (or a folder holding codec/) whose ScalarModel starts the run
     freeze_encoder: bool = False  # train the decoder only (the latents, hence stage 2's inputs, stay fixed)
     w_mel: float = 15.0
@@ -52,6 +54,8 @@ class Stage1Settings:
     w_sc: float = 1.0  # spectral convergence inside the STFT loss
     w_pitch: float = 0.0  # long-window log-STFT below 4 kHz ...
     pitch_from_step: int = 0  # ... from this step on
+    w_phase: float = 0.0  # relative complex-STFT L1 below phase_max_hz (losses.ComplexSTFTLoss); 0 = off
+    phase_max_hz: float = 1500.0
     w_readout: float = 2.0  # latents -> semitone log-spectrum readout (the encoder must carry pitch); 0 = off
     # adversarial training (off while w_adv == 0: no discriminator is built)
     w_adv: float = 0.0
@@ -74,6 +78,7 @@ class Stage1Settings:
     eval_every: int = 250
     eval_pieces: int = 2
     eval_seconds: float = 4.0
+    eval_tone_hz: list = field(default_factory=lambda: [110.0, 220.0, 440.0])
 
 
 def init_weights(path: str) -> dict:
@@ -97,10 +102,15 @@ def build_stage1(s: Stage1Settings, initialise: bool = True) -> tuple[ScalarMode
         pass
     elif s.init_from:
         model.load_state_dict(init_weights(s.init_from))
-    elif s.init == "lsuv":
-        lsuv_init(model, probe, s.init_latent_std)
     else:
-        rescale_latents(model, probe, s.init_latent_std)
+        if s.resampling_init == "triangle":
+            smooth_resampling_init(model, s.seed)
+        elif s.resampling_init != "default":
+            raise ValueError(f"unknown resampling_init {s.resampling_init!r} (default | triangle)")
+        if s.init == "lsuv":
+            lsuv_init(model, probe, s.init_latent_std)
+        else:
+            rescale_latents(model, probe, s.init_latent_std)
     return model, sampler
 
 
@@ -161,6 +171,8 @@ def setup_stage1(s: Stage1Settings, resuming: bool):
             w_bound=s.w_bound,
             w_sc=s.w_sc,
             w_readout=0.0 if s.freeze_encoder else s.w_readout,
+            w_phase=s.w_phase,
+            phase_max_hz=s.phase_max_hz,
         )
         torch.manual_seed(s.seed + 4)
         disc = build_discriminator(s) if s.w_adv else None
@@ -190,7 +202,13 @@ def train_stage1(s: Stage1Settings, run_dir: Path, progress: bool = True, max_se
     def evaluate(done: int) -> dict:
         res = stage1_probe(model, pieces)
         for hz in (110, 440):  # share of the output energy at a steady tone's note (quality.tone_fidelity)
-            res[f"tone_share_{hz}hz"] = tone_fidelity(model, hz)["in_tone_share"]
+            probe = tone_fidelity(model, hz)
+            res[f"tone_share_{hz}hz"], res[f"tone_grid_share_{hz}hz"] = (
+                probe["in_tone_share"],
+                probe["frame_grid_share"],
+            )
+        for hz in s.eval_tone_hz:  # pyin pitch error of a harmonic tone through the round trip
+            res[f"tone_cents_{hz:g}hz"] = cents(pitch_hz(scalar_roundtrip(model, harmonic_tone(hz))), hz)
         with open(run_dir / "stage1_eval.jsonl", "a") as fh:
             fh.write(json.dumps({"step": done} | res) + "\n")
         return res
