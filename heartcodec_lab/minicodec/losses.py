@@ -136,7 +136,7 @@ class LatentPitchReadout(nn.Module):
         return (pred[..., :t] - target[..., :t]).abs().mean()
 
 
-class ComplexSTFTLoss(nn.Module):
+class ComplexSTFTLoss(MultiSTFTLoss):
     """Relative L1 of complex STFTs below ``max_hz``: ``sum |E - R| / sum |R|``, mean over sizes.
 
     The magnitude losses above cannot see phase, and a decoder fed latents that do not move over a
@@ -148,11 +148,7 @@ class ComplexSTFTLoss(nn.Module):
     """
 
     def __init__(self, fft_sizes=(1024, 2048), max_hz: float = 1500.0, sample_rate: int = 48000, eps: float = 1e-6):
-        super().__init__()
-        self.fft_sizes, self.eps = tuple(fft_sizes), eps
-        self.bins = {n: int(max_hz / sample_rate * n) + 1 for n in self.fft_sizes}
-        for n in self.fft_sizes:
-            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
+        super().__init__(fft_sizes, eps=eps, w_sc=0.0, max_hz=max_hz, sample_rate=sample_rate)
 
     def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         est, ref = est.flatten(0, 1), ref.flatten(0, 1)
