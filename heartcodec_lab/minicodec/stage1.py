@@ -33,7 +33,7 @@ from heartcodec_lab.codec.scalar_model import (
     quantize_latent,
 )
 
-from .losses import ComplexSTFTLoss, LatentPitchReadout, MultiMelLoss, MultiSTFTLoss, PitchLoss
+from .losses import ComplexSTFTLoss, LatentPhaseReadout, LatentPitchReadout, MultiMelLoss, MultiSTFTLoss, PitchLoss
 
 #: Output std each conv is set to by :func:`lsuv_init` (residual branches small: identity dominates).
 LSUV_TARGET, LSUV_BRANCH_TARGET = 1.0, 0.3
@@ -147,12 +147,14 @@ class Stage1Loss(nn.Module):
         w_readout: float = 0.0,
         w_phase: float = 0.0,
         phase_max_hz: float = 1500.0,
+        w_phase_readout: float = 0.0,
     ):
         super().__init__()
         self.mel, self.stft, self.pitch = MultiMelLoss(), MultiSTFTLoss(w_sc=w_sc), PitchLoss()
         self.phase = ComplexSTFTLoss(max_hz=phase_max_hz)
         # trainable, so only built when used (its weights join the optimizer and the checkpoint)
         self.readout = LatentPitchReadout() if w_readout else None
+        self.phase_readout = LatentPhaseReadout() if w_phase_readout else None
         self.w = {
             "mel": w_mel,
             "stft": w_stft,
@@ -162,6 +164,7 @@ class Stage1Loss(nn.Module):
             "pitch": w_pitch,
             "readout": w_readout,
             "phase": w_phase,
+            "phase_readout": w_phase_readout,
         }
         self.usage_floor, self.bound = usage_floor, bound
 
@@ -181,6 +184,8 @@ class Stage1Loss(nn.Module):
             parts["readout"] = self.readout(latents, audio)
         if self.w["phase"]:
             parts["phase"] = self.phase(recon, audio)
+        if self.phase_readout is not None:
+            parts["phase_readout"] = self.phase_readout(latents, audio)
         total = sum(self.w[k] * v for k, v in parts.items() if self.w[k])
         return total, parts
 

@@ -56,6 +56,7 @@ class Stage1Settings:
     pitch_from_step: int = 0  # ... from this step on
     w_phase: float = 0.0  # relative complex-STFT L1 below phase_max_hz (losses.ComplexSTFTLoss); 0 = off
     phase_max_hz: float = 1500.0
+    w_phase_readout: float = 0.0  # latents -> the frame's complex spectrum, 25-1000 Hz (the encoder must carry phase)
     w_readout: float = 2.0  # latents -> semitone log-spectrum readout (the encoder must carry pitch); 0 = off
     # adversarial training (off while w_adv == 0: no discriminator is built)
     w_adv: float = 0.0
@@ -173,10 +174,14 @@ def setup_stage1(s: Stage1Settings, resuming: bool):
             w_readout=0.0 if s.freeze_encoder else s.w_readout,
             w_phase=s.w_phase,
             phase_max_hz=s.phase_max_hz,
+            w_phase_readout=0.0 if s.freeze_encoder else s.w_phase_readout,
         )
         torch.manual_seed(s.seed + 4)
         disc = build_discriminator(s) if s.w_adv else None
-    modules = {"model": model} | ({"readout": loss_fn.readout} if loss_fn.readout is not None else {})
+    modules = {"model": model}
+    for name in ("readout", "phase_readout"):  # trainable loss parts: optimised and checkpointed with the model
+        if getattr(loss_fn, name) is not None:
+            modules[name] = getattr(loss_fn, name)
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     total = s.schedule_steps or s.steps
     opt, sched = adamw_with_schedule(params, s.lr, s.warmup_steps, total, betas=(0.8, 0.99))

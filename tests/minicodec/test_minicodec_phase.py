@@ -97,3 +97,25 @@ def test_triangle_init_keeps_the_latents_still_under_a_one_sample_delay():
         model, _ = build_stage1(Stage1Settings(width=2, n_pieces=2, piece_seconds=0.5, resampling_init=init))
         change[init] = stage1_probe(model, pieces)["latent_shift_change"]
     assert change["triangle"] < 0.01 < 0.05 < change["default"], change
+
+
+def test_phase_readout_target_is_each_frames_own_spectrum():
+    from heartcodec_lab.minicodec.losses import LatentPhaseReadout
+
+    readout = LatentPhaseReadout()
+    t = torch.arange(3 * 1920) / SR
+    target = readout.target(torch.cos(2 * math.pi * 100 * t)[None, None])  # 100 Hz = bin 4 of a 1920 frame
+    assert target.shape == (1, 80, 3)
+    magnitude = target[0, :40].pow(2) + target[0, 40:].pow(2)
+    assert int(magnitude[:, 0].argmax()) == 3  # bins start at 25 Hz
+    shifted = readout.target(torch.sin(2 * math.pi * 100 * t)[None, None])  # a quarter period later: other parts
+    assert torch.allclose(magnitude, shifted[0, :40].pow(2) + shifted[0, 40:].pow(2), rtol=1e-3, atol=1e-3)
+    assert float((shifted - target).abs().max()) > 0.5 * float(target.abs().max())
+
+
+def test_phase_readout_trains_with_the_model_and_is_checkpointed():
+    tiny = dict(width=2, batch=2, segment_frames=4, n_pieces=2, piece_seconds=0.5, eval_every=0)
+    _, _, loss_fn, modules, _, _, step = setup_stage1(Stage1Settings(**tiny, w_phase_readout=1.0), resuming=False)
+    assert modules["phase_readout"] is loss_fn.phase_readout
+    _, parts = step(0)
+    assert 0 < float(parts["phase_readout"].detach()) < 10
