@@ -33,7 +33,15 @@ from heartcodec_lab.codec.scalar_model import (
     quantize_latent,
 )
 
-from .losses import ComplexSTFTLoss, LatentPhaseReadout, LatentPitchReadout, MultiMelLoss, MultiSTFTLoss, PitchLoss
+from .losses import (
+    ComplexSTFTLoss,
+    LatentPhaseCode,
+    LatentPhaseReadout,
+    LatentPitchReadout,
+    MultiMelLoss,
+    MultiSTFTLoss,
+    PitchLoss,
+)
 
 #: Output std each conv is set to by :func:`lsuv_init` (residual branches small: identity dominates).
 LSUV_TARGET, LSUV_BRANCH_TARGET = 1.0, 0.3
@@ -148,6 +156,7 @@ class Stage1Loss(nn.Module):
         w_phase: float = 0.0,
         phase_max_hz: float = 1500.0,
         w_phase_readout: float = 0.0,
+        w_phase_code: float = 0.0,
     ):
         super().__init__()
         self.mel, self.stft, self.pitch = MultiMelLoss(), MultiSTFTLoss(w_sc=w_sc), PitchLoss()
@@ -155,6 +164,7 @@ class Stage1Loss(nn.Module):
         # trainable, so only built when used (its weights join the optimizer and the checkpoint)
         self.readout = LatentPitchReadout() if w_readout else None
         self.phase_readout = LatentPhaseReadout() if w_phase_readout else None
+        self.phase_code = LatentPhaseCode()
         self.w = {
             "mel": w_mel,
             "stft": w_stft,
@@ -165,6 +175,7 @@ class Stage1Loss(nn.Module):
             "readout": w_readout,
             "phase": w_phase,
             "phase_readout": w_phase_readout,
+            "phase_code": w_phase_code,
         }
         self.usage_floor, self.bound = usage_floor, bound
 
@@ -186,6 +197,8 @@ class Stage1Loss(nn.Module):
             parts["phase"] = self.phase(recon, audio)
         if self.phase_readout is not None:
             parts["phase_readout"] = self.phase_readout(latents, audio)
+        if self.w["phase_code"]:
+            parts["phase_code"] = self.phase_code(latents, audio)
         total = sum(self.w[k] * v for k, v in parts.items() if self.w[k])
         return total, parts
 

@@ -56,6 +56,7 @@ class Stage1Settings:
     pitch_from_step: int = 0  # ... from this step on
     w_phase: float = 0.0  # relative complex-STFT L1 below phase_max_hz (losses.ComplexSTFTLoss); 0 = off
     phase_max_hz: float = 1500.0
+    w_phase_code: float = 0.0  # the first 80 latents must be the frame's compressed spectrum (losses.LatentPhaseCode)
     w_phase_readout: float = 0.0  # latents -> the frame's complex spectrum, 25-1000 Hz (the encoder must carry phase)
     w_readout: float = 2.0  # latents -> semitone log-spectrum readout (the encoder must carry pitch); 0 = off
     # adversarial training (off while w_adv == 0: no discriminator is built)
@@ -175,6 +176,7 @@ def setup_stage1(s: Stage1Settings, resuming: bool):
             w_phase=s.w_phase,
             phase_max_hz=s.phase_max_hz,
             w_phase_readout=0.0 if s.freeze_encoder else s.w_phase_readout,
+            w_phase_code=0.0 if s.freeze_encoder else s.w_phase_code,
         )
         torch.manual_seed(s.seed + 4)
         disc = build_discriminator(s) if s.w_adv else None

@@ -119,3 +119,21 @@ def test_phase_readout_trains_with_the_model_and_is_checkpointed():
     assert modules["phase_readout"] is loss_fn.phase_readout
     _, parts = step(0)
     assert 0 < float(parts["phase_readout"].detach()) < 10
+
+
+def test_phase_code_compresses_each_part_and_asks_the_latents_for_it():
+    from heartcodec_lab.minicodec.losses import LatentPhaseCode
+
+    code = LatentPhaseCode()
+    t = torch.arange(4 * 1920) / SR
+    audio = (0.2 * torch.cos(2 * math.pi * 100 * t))[None, None]
+    raw, packed = code.target(audio), code.code(audio)
+    expected = torch.sign(raw) * torch.log1p(raw.abs()) / math.log(101)
+    assert torch.allclose(packed, expected.clamp(-0.95, 0.95), atol=1e-6)
+    assert float(packed.abs().max()) <= 0.95 and packed.shape == (1, 80, 4)
+    latents = torch.zeros(1, 128, 4, requires_grad=True)
+    loss = code(latents, audio)
+    assert float(loss.detach()) == pytest.approx(float(packed.abs().sum() / (80 * 4)), rel=1e-5)
+    loss.backward()
+    assert latents.grad[:, :80].abs().sum() > 0 and latents.grad[:, 80:].abs().sum() == 0  # the rest is free
+    assert float(code(packed, audio)) == 0.0
