@@ -103,6 +103,10 @@ def build_stage1(s: Stage1Settings, initialise: bool = True) -> tuple[ScalarMode
     if not initialise:
         pass
     elif s.init_from:
+        if s.resampling_init != "default":
+            raise ValueError(
+                f"resampling_init {s.resampling_init!r} initialises a new model; init_from warm-starts one"
+            )
         model.load_state_dict(init_weights(s.init_from))
     else:
         if s.resampling_init == "triangle":

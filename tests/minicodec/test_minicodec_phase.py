@@ -84,6 +84,8 @@ def test_stage1_settings_switch_both_on_and_refuse_an_unknown_init():
     assert total.requires_grad and 0 < float(parts["phase"].detach()) < 3
     with pytest.raises(ValueError, match="resampling_init"):
         build_stage1(Stage1Settings(**tiny, resampling_init="sinc"))
+    with pytest.raises(ValueError, match="warm-starts"):
+        build_stage1(Stage1Settings(**tiny, resampling_init="triangle", init_from="some/codec"))
 
 
 def test_triangle_init_keeps_the_latents_still_under_a_one_sample_delay():
