@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .losses import frame_spectrum
+
 HOP = 1920
 
 
@@ -24,8 +26,7 @@ def frame_pairs(model, pieces: torch.Tensor, n_bins: int = 40, rounded: bool = T
         z = model.encode(x[None, None])[0]  # [128, T]
         if rounded:
             z = torch.round(z * 9) / 9
-        frames = x.reshape(-1, HOP) * torch.hann_window(HOP)
-        spec = torch.fft.rfft(frames, dim=-1)[:, 1 : n_bins + 1]
+        spec = frame_spectrum(x[None, None], HOP, n_bins)[0]
         feats.append(torch.cat([z[:, :-2], z[:, 1:-1], z[:, 2:]]).T)
         specs.append(spec[1:-1])
     return torch.cat(feats).double(), torch.cat(specs)

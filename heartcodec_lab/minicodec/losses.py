@@ -7,6 +7,8 @@ the average spectrum.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
@@ -161,29 +163,33 @@ class ComplexSTFTLoss(MultiSTFTLoss):
         return total / len(self.fft_sizes)
 
 
+def frame_spectrum(audio: torch.Tensor, hop: int = 1920, n_bins: int = 40) -> torch.Tensor:
+    """``[B, 1, S]`` -> complex ``[B, S // hop, n_bins]``: rfft of each Hann-windowed ``hop``-sample frame,
+    bins ``1..n_bins`` (25 Hz apart at 48 kHz / 1920: 25-1000 Hz by default)."""
+    b, t = audio.shape[0], audio.shape[-1] // hop
+    frames = audio[:, 0, : t * hop].reshape(b, t, hop) * torch.hann_window(hop, device=audio.device)
+    return torch.fft.rfft(frames, dim=-1)[..., 1 : n_bins + 1]
+
+
 class LatentPhaseReadout(nn.Module):
     """A throw-away linear readout from each latent frame to the complex spectrum of its own 1920 samples.
 
     The pitch readout's counterpart for phase: a ridge readout from the trained miniature's latents
     predicts the low band's log magnitudes (held-out R^2 0.27) but nothing of its complex values
     (R^2 < 0), so a decoder cannot place a note's oscillation in the frame however it is trained.
-    Target: rfft of the Hann-windowed frame, bins ``1..n_bins`` (25 Hz apart: 25-1000 Hz by default),
-    real and imaginary parts; loss: L1 relative to the target's mean magnitude.
-    ``latents [B, 128, T]``, ``audio [B, 1, T*hop]``.
+    Target: :func:`frame_spectrum`, real and imaginary parts; loss: L1 relative to the target's mean
+    magnitude. ``latents [B, 128, T]``, ``audio [B, 1, T*hop]``.
     """
 
     def __init__(self, latent_dim: int = 128, hop: int = 1920, n_bins: int = 40):
         super().__init__()
         self.hop, self.n_bins = hop, n_bins
         self.readout = nn.Conv1d(latent_dim, 2 * n_bins, 1)
-        self.register_buffer("window", torch.hann_window(hop), persistent=False)
 
     @torch.no_grad()
     def target(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, 1, S]`` -> ``[B, 2 * n_bins, S // hop]`` (real parts, then imaginary parts)."""
-        b, t = audio.shape[0], audio.shape[-1] // self.hop
-        frames = audio[:, 0, : t * self.hop].reshape(b, t, self.hop) * self.window
-        spec = torch.fft.rfft(frames, dim=-1)[..., 1 : self.n_bins + 1]  # [B, T, bins]
+        spec = frame_spectrum(audio, self.hop, self.n_bins)
         return torch.cat([spec.real, spec.imag], dim=-1).transpose(1, 2)
 
     def forward(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
@@ -192,24 +198,30 @@ class LatentPhaseReadout(nn.Module):
         return (pred - target).abs().mean() / (target.abs().mean() + 1e-8)
 
 
-class LatentPhaseCode(LatentPhaseReadout):
+class LatentPhaseCode(nn.Module):
     """The readout above with the map fixed: the first ``2 * n_bins`` latents must *be* the frame's spectrum.
 
     A trained readout cannot start the code (with no phase in the latents it learns to predict zero and
     passes no gradient back); a fixed one sends the encoder the full gradient from step 0. Each real or
-    imaginary part is compressed, ``sign(x) log(1 + |x|) / log(1 + 100)`` clipped to +-0.95, so that
-    typical values span the ninths (median 0.12, 99th percentile 0.8 on the training bank).
+    imaginary part of :func:`frame_spectrum` is compressed, ``sign(x) log(1 + |x|) / log(1 + 100)``
+    clipped to +-0.95, so that typical values span the ninths (median 0.12, 99th percentile 0.8 on the
+    training bank).
     """
 
     def __init__(self, hop: int = 1920, n_bins: int = 40):
-        nn.Module.__init__(self)
+        super().__init__()
         self.hop, self.n_bins = hop, n_bins
-        self.register_buffer("window", torch.hann_window(hop), persistent=False)
+
+    @torch.no_grad()
+    def target(self, audio: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, S]`` -> uncompressed ``[B, 2 * n_bins, S // hop]`` (real parts, then imaginary parts)."""
+        spec = frame_spectrum(audio, self.hop, self.n_bins)
+        return torch.cat([spec.real, spec.imag], dim=-1).transpose(1, 2)
 
     def code(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, 1, S]`` -> the latents' target ``[B, 2 * n_bins, S // hop]`` in (-1, 1)."""
         x = self.target(audio)
-        return (torch.sign(x) * torch.log1p(x.abs()) / torch.log1p(torch.tensor(100.0))).clamp(-0.95, 0.95)
+        return (torch.sign(x) * torch.log1p(x.abs()) / math.log1p(100.0)).clamp(-0.95, 0.95)
 
     def forward(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         code = self.code(audio)

@@ -139,7 +139,8 @@ def decode_unrounded(model: ScalarModel, latent: torch.Tensor) -> torch.Tensor:
 
 
 class Stage1Loss(nn.Module):
-    """Weighted sum of log-mel L1, log-STFT, waveform L1 and the latent-usage hinge; returns (total, parts)."""
+    """Weighted sum of log-mel L1, log-STFT, waveform L1, the latent-usage and bound hinges and the optional
+    pitch / phase terms (computed only with a weight); returns (total, parts)."""
 
     def __init__(
         self,
